@@ -1,0 +1,197 @@
+"""The ``tlssim`` command line: run, validate, route, schema.
+
+User mistakes end with exit code 2 and one line on stderr (file, field, value, what
+is accepted), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sim.errors import ScenarioError
+from sim.mta.profiles import get_profile
+from sim.routing.address_space import is_domain
+from sim.routing.selector import RouteSelector
+from sim.run import run as run_scenario
+from sim.scenario.loader import load_scenario, scenario_json_schema
+from sim.scenario.model import Scenario
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Predict what a TLS policy change does to mail flow: queues, NDRs, delays, encryption.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _load(path: Path, seed: int | None = None) -> Scenario:
+    try:
+        return load_scenario(path, seed=seed)
+    except ScenarioError as exc:
+        _fail(str(exc))
+
+
+ScenarioArg = Annotated[Path, typer.Argument(help="a what-if file in scenarios/", show_default=False)]
+
+
+@app.command()
+def run(
+    scenario_file: ScenarioArg,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder [default: results/<name>]")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's run.seed", min=0)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no tables")] = False,
+) -> None:
+    """Simulate a scenario, print its summary and write its tables."""
+    scenario = _load(scenario_file, seed)
+    target = out_dir if out_dir is not None else Path("results") / scenario.name
+    if quiet:
+        result = run_scenario(scenario)
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task(f"simulating {scenario.name}", total=1.0)
+            result = run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
+    try:
+        written = result.write(target)
+    except OSError as exc:
+        _fail(f"{target}: cannot write results: {exc.strerror or exc}")
+    if not quiet:
+        _print_summary(result.summary_row)
+        _print_table("Per domain", result.per_domain_rows,
+                     ["domain", "route", "messages", "delivered", "delivered_tls", "delivered_plaintext", "ndr",
+                      "expired", "delay_dsn", "queued_at_end"])
+        if result.ndr_rows:
+            _print_table("NDRs", result.ndr_rows, ["domain", "status", "count", "reason"])
+    out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
+
+
+@app.command()
+def validate(scenario_file: ScenarioArg) -> None:
+    """Check a scenario (and the files it names) without running it."""
+    scenario = _load(scenario_file)
+    org = scenario.organisation
+    out.print(
+        f"ok: {scenario.name}: profile {org.profile}, {len(org.servers)} server(s), "
+        f"{len(org.connectors)} connector(s), {len(scenario.remotes.domains)} remote domain(s), "
+        f"{len(scenario.traffic.outbound)} outbound flow(s)",
+        highlight=False,
+    )
+
+
+@app.command()
+def route(
+    scenario_file: ScenarioArg,
+    to: Annotated[str, typer.Option("--to", help="recipient address or domain", show_default=False)],
+    from_server: Annotated[str | None, typer.Option("--from", help="sending server [default: the first]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Show which connector a recipient takes, and why every other candidate lost."""
+    scenario = _load(scenario_file)
+    domain = to.rsplit("@", 1)[-1].strip().lower()
+    if not is_domain(domain):
+        _fail(f"--to = {to!r}: not an address or domain (accepted: user@example.com or example.com)")
+    servers = [s.name for s in scenario.organisation.servers]
+    source = from_server or servers[0]
+    if source not in servers:
+        _fail(f"--from = {source!r}: no such server (accepted: {', '.join(servers)})")
+    profile = get_profile(scenario.organisation.profile)
+    decision = RouteSelector(scenario.organisation, profile).select(source, domain)
+    chosen = decision.chosen
+    next_hop: str | None = None
+    if chosen is not None:
+        connector = chosen.connector
+        vs_smart_host = _virtual_server_smart_host(scenario, chosen.virtual_server)
+        if connector.delivery == "smart_host":
+            next_hop = "smart host " + ";".join(connector.smart_hosts)
+        elif vs_smart_host:
+            next_hop = f"smart host {vs_smart_host} (virtual server)"
+        else:
+            next_hop = f"MX of {domain}"
+    payload: dict[str, Any] = {
+        "recipient_domain": domain,
+        "from": source,
+        "profile": profile.name,
+        "connector": chosen.connector.name if chosen else None,
+        "virtual_server": chosen.virtual_server if chosen else None,
+        "next_hop": next_hop,
+        "load_shared_with": [r.connector.name for r in decision.routes[1:]],
+        "ndr": None if chosen else profile.no_route_status,
+        "candidates": [c.as_dict() for c in decision.candidates],
+    }
+    if as_json:
+        out.print_json(json.dumps(payload))
+        return
+    if chosen is None:
+        out.print(f"{domain}: no route - NDR {profile.no_route_status} (no connector address space matches)",
+                  highlight=False)
+    else:
+        shared = f" (load shared with {', '.join(payload['load_shared_with'])})" if decision.routes[1:] else ""
+        out.print(f"{domain}: connector {chosen.connector.name}{shared}, virtual server {chosen.virtual_server}, "
+                  f"next hop {next_hop}", highlight=False)
+    table = Table("connector", "virtual server", "address space", "specificity", "cost", "hops", "verdict")
+    for c in decision.candidates:
+        table.add_row(c.connector, c.virtual_server or "-", c.address_space or "-",
+                      str(c.specificity) if c.specificity else "-", _text(c.cost), _text(c.hops), c.verdict)
+    out.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario, organisation and remote-world formats."""
+    sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
+
+
+def _virtual_server_smart_host(scenario: Scenario, name: str) -> str | None:
+    server_name, vs_name = name.split("/", 1)
+    for server in scenario.organisation.servers:
+        for vs in server.virtual_servers:
+            if server.name == server_name and vs.name == vs_name:
+                return vs.smart_host
+    return None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:,.4g}"
+    return str(value)
+
+
+def _print_summary(row: dict[str, Any]) -> None:
+    table = Table("metric", "value", title=f"Summary: {row['scenario']}", title_justify="left")
+    for key, value in row.items():
+        if key != "scenario":
+            table.add_row(key, _text(value))
+    out.print(table)
+
+
+def _print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    table = Table(*columns, title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*(_text(row[c]) for c in columns))
+    out.print(table)
+
+
+def main() -> None:
+    """Console entry point: click's usage errors already exit 2; ours do too."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

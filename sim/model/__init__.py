@@ -1,0 +1,1 @@
+"""The SimPy mail-flow model: traffic, next-hop queues, metrics."""

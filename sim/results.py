@@ -1,0 +1,162 @@
+"""Run results as tables, and writing them whole (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from sim.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from sim.model.metrics import Metrics, TraceRecord
+    from sim.model.world import World
+
+SUMMARY_COLUMNS = (
+    "scenario", "seed", "replication", "sim_hours", "out_messages", "out_delivered", "out_delivered_tls",
+    "out_delivered_plaintext", "out_tls_share", "out_ndr", "out_ndr_rate", "out_expired", "out_delay_dsn",
+    "out_deferrals", "out_queued_at_end", "delay_mean_s", "delay_p50_s", "delay_p95_s", "delay_max_s",
+    "peak_queue_depth", "peak_queue_time_s", "wall_s",
+)
+PER_DOMAIN_COLUMNS = (
+    "domain", "route", "messages", "delivered", "delivered_tls", "delivered_verified", "delivered_plaintext",
+    "ndr", "expired", "delay_dsn", "queued_at_end", "delay_mean_s", "delay_max_s",
+)
+NDR_COLUMNS = ("domain", "status", "reason", "count")
+QUEUE_COLUMNS = ("time_s", "queue", "depth", "in_retry")
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced; the tables are pandas DataFrames."""
+
+    scenario_name: str
+    seed: int
+    replication: int
+    scenario_hash: str
+    summary_row: dict[str, Any]
+    per_domain_rows: list[dict[str, Any]]
+    ndr_rows: list[dict[str, Any]]
+    queue_samples: list[tuple[float, str, int, bool]]
+    wall_s: float
+    trace: list[TraceRecord] | None = None
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, metrics: Metrics,
+                wall: float) -> RunResult:
+        delays = metrics.delays
+        queued_at_end = sum(q.depth for q in world.queues.values())
+        counts = metrics.summary_counts()
+        messages = counts["out_messages"]
+        summary: dict[str, Any] = {
+            "scenario": scenario.name,
+            "seed": scenario.run.seed,
+            "replication": replication,
+            "sim_hours": scenario.run.duration / 3600.0,
+            **counts,
+            "out_tls_share": _ratio(counts["out_delivered_tls"], counts["out_delivered"]),
+            "out_ndr_rate": _ratio(counts["out_ndr"], messages),
+            "out_queued_at_end": queued_at_end,
+            "delay_mean_s": delays.mean,
+            "delay_p50_s": delays.quantile(0.5),
+            "delay_p95_s": delays.quantile(0.95),
+            "delay_max_s": delays.maximum if delays.count else math.nan,
+            "peak_queue_depth": metrics.peak_depth,
+            "peak_queue_time_s": metrics.peak_time,
+            "wall_s": wall,
+        }
+        per_domain = [
+            {
+                "domain": s.domain,
+                "route": s.route,
+                "messages": s.messages,
+                "delivered": s.delivered,
+                "delivered_tls": s.delivered_tls,
+                "delivered_verified": s.delivered_verified,
+                "delivered_plaintext": s.delivered_plaintext,
+                "ndr": s.ndr,
+                "expired": s.expired,
+                "delay_dsn": s.delay_notices,
+                "queued_at_end": s.queued,
+                "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
+                "delay_max_s": s.delay_max if s.delivered else math.nan,
+            }
+            for s in sorted(metrics.domains.values(), key=lambda s: s.domain)
+        ]
+        ndr = [
+            {"domain": domain, "status": status, "reason": reason, "count": count}
+            for (domain, status, reason), count in sorted(metrics.ndr.items())
+        ]
+        return cls(scenario.name, scenario.run.seed, replication, digest, {k: summary[k] for k in SUMMARY_COLUMNS},
+                   per_domain, ndr, metrics.samples, wall, metrics.trace)
+
+    # -- tables --------------------------------------------------------------------------
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([self.summary_row], columns=list(SUMMARY_COLUMNS))
+
+    @property
+    def per_domain(self) -> pd.DataFrame:
+        return pd.DataFrame(self.per_domain_rows, columns=list(PER_DOMAIN_COLUMNS))
+
+    @property
+    def ndr(self) -> pd.DataFrame:
+        return pd.DataFrame(self.ndr_rows, columns=list(NDR_COLUMNS))
+
+    @property
+    def queues(self) -> pd.DataFrame:
+        return pd.DataFrame(self.queue_samples, columns=list(QUEUE_COLUMNS))
+
+    def manifest(self) -> dict[str, Any]:
+        from sim import __version__
+
+        return {
+            "scenario": self.scenario_name,
+            "scenario_hash": self.scenario_hash,
+            "seed": self.seed,
+            "replication": self.replication,
+            "package_version": __version__,
+            "wall_s": round(self.wall_s, 3),
+            **self.manifest_extra,
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write every table into ``out_dir``; each file appears whole or not at all."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [
+            write_atomic(out / "summary.csv", lambda p: self.summary.to_csv(p, index=False)),
+            write_atomic(out / "per_domain.csv", lambda p: self.per_domain.to_csv(p, index=False)),
+            write_atomic(out / "ndr.csv", lambda p: self.ndr.to_csv(p, index=False)),
+            write_atomic(out / "queues.csv", lambda p: self.queues.to_csv(p, index=False)),
+            write_atomic(out / "manifest.json",
+                         lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8")),
+        ]
+        return written
+
+
+def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write`` on a temporary file beside ``target``, then rename it into place."""
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temp = Path(name)
+    try:
+        write(temp)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan

@@ -1,0 +1,1 @@
+"""Route selection: which connector, virtual server and next hop a recipient takes."""

@@ -1,0 +1,42 @@
+"""The routing-group graph: least-cost paths over routing-group connectors that are up."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from sim.scenario.model import Organisation
+
+
+class RoutingGraph:
+    """Path costs and hop counts between routing groups, computed once per world.
+
+    Exchange 2003 routes over the least-cost path of links that are **up** (link state,
+    KB 263249); a down link is not a path. Costs are summed along the path.
+    """
+
+    def __init__(self, organisation: Organisation) -> None:
+        graph: nx.Graph[str] = nx.Graph()
+        graph.add_nodes_from(g.name for g in organisation.routing_groups)
+        # Sorted so parallel links resolve the same way on every run.
+        for link in sorted(organisation.routing_group_connectors, key=lambda link: link.name):
+            if not link.up:
+                continue
+            a, b = link.between
+            if a == b:
+                continue
+            if graph.has_edge(a, b) and graph[a][b]["cost"] <= link.cost:
+                continue
+            graph.add_edge(a, b, cost=link.cost)
+        self._cost: dict[str, dict[str, int]] = {}
+        self._hops: dict[str, dict[str, int]] = {}
+        for source, (costs, paths) in nx.all_pairs_dijkstra(graph, weight="cost"):
+            self._cost[source] = {target: int(cost) for target, cost in costs.items()}
+            self._hops[source] = {target: len(path) - 1 for target, path in paths.items()}
+
+    def cost(self, source: str, target: str) -> int | None:
+        """Least path cost from ``source`` to ``target``; ``None`` when no path is up."""
+        return self._cost.get(source, {}).get(target)
+
+    def hops(self, source: str, target: str) -> int | None:
+        """Routing-group links on the least-cost path; ``None`` when no path is up."""
+        return self._hops.get(source, {}).get(target)

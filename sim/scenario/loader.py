@@ -1,0 +1,281 @@
+"""Load, resolve and check scenario files: YAML -> ``Scenario``, or one-line ``ScenarioError``.
+
+A what-if file names an organisation file and a remote-world file (paths relative to
+the what-if file, or the same content inline), overrides only what differs, and adds
+traffic and run settings. Errors in a referenced file name that file; errors caused by
+an override name the what-if file and the override.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sim.errors import NO_VALUE, ScenarioError
+from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
+from sim.scenario.overrides import OverrideError, set_path
+
+_ABSOLUTE_ROOTS = ("organisation", "remotes", "traffic", "run", "name", "description")
+
+
+class ScenarioFile(BaseModel):
+    """The what-if file as written, before its references are resolved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    topology: str | dict[str, Any]
+    remotes: str | dict[str, Any]
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    traffic: dict[str, Any] = Field(default_factory=dict)
+    run: dict[str, Any] = Field(default_factory=dict)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file; a missing or malformed file is a ``ScenarioError``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(path, "", NO_VALUE, "file not found") from None
+    except OSError as exc:
+        raise ScenarioError(path, "", NO_VALUE, f"cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "yaml"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(path, where, NO_VALUE, f"not valid YAML: {problem}") from exc
+
+
+def load_scenario(path: str | Path, *, seed: int | None = None) -> Scenario:
+    """Load the what-if file at ``path`` with its organisation and remote world."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ScenarioError(path, "", _kind(raw), "a scenario file must be a mapping (name, topology, remotes, ...)")
+    spec = _validate(ScenarioFile, raw, path)
+    organisation = _referenced(spec.topology, path, "topology", Organisation)
+    remotes = _referenced(spec.remotes, path, "remotes", Remotes)
+    document: dict[str, Any] = {
+        "name": spec.name,
+        "description": spec.description,
+        "organisation": organisation,
+        "remotes": remotes,
+        "traffic": copy.deepcopy(spec.traffic),
+        "run": copy.deepcopy(spec.run),
+        "source": str(path),
+    }
+    if seed is not None:
+        document["run"]["seed"] = seed
+    touched = apply_overrides(document, spec.overrides, path)
+    scenario = _validate(Scenario, document, path, touched)
+    check_references(scenario, path)
+    return scenario
+
+
+def apply_overrides(document: dict[str, Any], overrides: dict[str, Any], file: Path | str) -> dict[tuple[str, ...], str]:
+    """Apply dotted overrides in place; return the touched paths (for error messages)."""
+    touched: dict[tuple[str, ...], str] = {}
+    for key, value in overrides.items():
+        absolute = key if key.split(".", 1)[0] in _ABSOLUTE_ROOTS else f"organisation.{key}"
+        try:
+            set_path(document, absolute, copy.deepcopy(value))
+        except OverrideError as exc:
+            raise ScenarioError(file, f"overrides.{key}", value, str(exc)) from None
+        touched[tuple(absolute.split("."))] = key
+    return touched
+
+
+def _referenced(ref: str | dict[str, Any], scenario_path: Path, field: str, model: type[BaseModel]) -> dict[str, Any]:
+    """Read (if a path) and validate a referenced file; return its raw, checked content."""
+    if isinstance(ref, dict):
+        raw, where = ref, scenario_path
+        _validate(model, raw, where, prefix=field)
+        return copy.deepcopy(raw)
+    target = (scenario_path.parent / ref).resolve()
+    if not target.exists():
+        raise ScenarioError(scenario_path, field, ref, f"file not found (looked for {target})")
+    raw = read_yaml(target)
+    if not isinstance(raw, dict):
+        raise ScenarioError(target, "", _kind(raw), f"a {field} file must be a mapping")
+    _validate(model, raw, _display(target))
+    return raw
+
+
+def _validate(
+    model: type[Any],
+    raw: dict[str, Any],
+    file: Path | str,
+    touched: dict[tuple[str, ...], str] | None = None,
+    prefix: str = "",
+) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _to_scenario_error(exc, model, file, touched or {}, prefix) from None
+
+
+def _to_scenario_error(
+    exc: ValidationError, model: type[BaseModel], file: Path | str, touched: dict[tuple[str, ...], str], prefix: str
+) -> ScenarioError:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    field = _format_loc(loc)
+    for path, key in touched.items():
+        if tuple(str(p) for p in loc[: len(path)]) == path or _names_path(loc, path):
+            field = f"overrides.{key}"
+            break
+    else:
+        if prefix:
+            field = f"{prefix}.{field}" if field else prefix
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input", NO_VALUE)
+    if error["type"] == "missing":
+        value = NO_VALUE
+        message = "required field is missing"
+    elif error["type"] == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        message = "unknown field" + (f" (accepted: {', '.join(allowed)})" if allowed else "")
+    elif isinstance(value, (dict, list)):
+        value = _kind(value)
+    return ScenarioError(_display(file), field, value, message)
+
+
+def _names_path(loc: tuple[Any, ...], path: tuple[str, ...]) -> bool:
+    # Overrides address list entries by name while pydantic reports indices; treat an
+    # error anywhere under the overridden field's leaf name as caused by the override.
+    return bool(loc) and bool(path) and str(loc[-1]) == path[-1]
+
+
+def _format_loc(loc: Iterable[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The accepted field names of the model found at ``loc`` inside ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = _inner_model(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [info.alias or name for name, info in current.model_fields.items()]
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (list, tuple, Union) or (origin is not None and origin is not Literal):
+        for arg in get_args(annotation):
+            found = _inner_model(arg)
+            if isinstance(found, type) and issubclass(found, BaseModel):
+                return found
+        return None
+    return annotation
+
+
+def _kind(value: Any) -> str:
+    return {dict: "<mapping>", list: "<list>", type(None): "<empty>"}.get(type(value), repr(value))
+
+
+def _display(path: Path | str) -> str:
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check_references(scenario: Scenario, file: Path | str) -> None:
+    """Cross-field checks pydantic cannot do alone: every name must point at something."""
+    org, remotes = scenario.organisation, scenario.remotes
+    _unique(file, "organisation.routing_groups", [g.name for g in org.routing_groups])
+    _unique(file, "organisation.servers", [s.name for s in org.servers])
+    _unique(file, "organisation.connectors", [c.name for c in org.connectors])
+    _unique(file, "remotes.domains", [d.name for d in remotes.domains])
+    groups = {g.name for g in org.routing_groups}
+    for i, link in enumerate(org.routing_group_connectors):
+        for end in link.between:
+            if end not in groups:
+                raise ScenarioError(file, f"organisation.routing_group_connectors[{i}].between", end,
+                                    f"no such routing group (accepted: {', '.join(sorted(groups))})")
+    virtual_servers: set[str] = set()
+    relays = {h.host for h in remotes.hosts}
+    for i, server in enumerate(org.servers):
+        if server.routing_group not in groups:
+            raise ScenarioError(file, f"organisation.servers[{i}].routing_group", server.routing_group,
+                                f"no such routing group (accepted: {', '.join(sorted(groups))})")
+        _unique(file, f"organisation.servers[{i}].virtual_servers", [v.name for v in server.virtual_servers])
+        for j, vs in enumerate(server.virtual_servers):
+            virtual_servers.add(f"{server.name}/{vs.name}")
+            if vs.smart_host is not None and vs.smart_host not in relays:
+                raise ScenarioError(file, f"organisation.servers[{i}].virtual_servers[{j}].smart_host", vs.smart_host,
+                                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})")
+    for i, connector in enumerate(org.connectors):
+        for j, source in enumerate(connector.source):
+            if source not in virtual_servers:
+                raise ScenarioError(file, f"organisation.connectors[{i}].source[{j}]", source,
+                                    f"no such virtual server (accepted: {', '.join(sorted(virtual_servers))})")
+        for j, host in enumerate(connector.smart_hosts):
+            if host not in relays:
+                raise ScenarioError(file, f"organisation.connectors[{i}].smart_hosts[{j}]", host,
+                                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})")
+    servers = {s.name for s in org.servers}
+    domains = {d.name for d in remotes.domains}
+    for i, flow in enumerate(scenario.traffic.outbound):
+        if flow.from_server is not None and flow.from_server not in servers:
+            raise ScenarioError(file, f"traffic.outbound[{i}].from", flow.from_server,
+                                f"no such server (accepted: {', '.join(sorted(servers))})")
+        for domain in flow.domains:
+            if domain not in domains:
+                raise ScenarioError(file, f"traffic.outbound[{i}].domains.{domain}", domain,
+                                    "no such domain in the remote world (add it to the remotes file)")
+
+
+def _unique(file: Path | str, field: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ScenarioError(file, field, name, "duplicate name (names must be unique)")
+        seen.add(name)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """A stable hash of everything that shapes a run (the file path excluded)."""
+    payload = scenario.model_dump(mode="json", exclude={"source"}, by_alias=True)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """JSON Schema of the what-if file, the organisation file and the remote-world file."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tlssim scenario formats",
+        "$defs": {
+            "scenario": ScenarioFile.model_json_schema(),
+            "organisation": Organisation.model_json_schema(),
+            "remotes": Remotes.model_json_schema(),
+            "traffic": Traffic.model_json_schema(),
+            "run": RunSettings.model_json_schema(),
+        },
+    }

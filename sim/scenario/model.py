@@ -1,0 +1,282 @@
+"""The scenario format: pydantic models for organisation, remote-world and what-if files.
+
+Every model forbids unknown fields and is frozen: a loaded scenario is a value.
+Fields left unset (``None``) take the MTA profile's default when the world is built.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sim.durations import Duration
+from sim.routing.address_space import is_domain, normalise_pattern
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsLevel(str, Enum):
+    """How hard our side insists on TLS when it sends.
+
+    ``off``: never issue STARTTLS. ``opportunistic``: use it when offered, do not check
+    the certificate. ``required``: no TLS, no delivery (Exchange 2003 "TLS encryption" on
+    the virtual server or connector, KB 329061). ``verify``: required, and the server
+    certificate must validate (Exchange 2016 TlsAuthLevel CertificateValidation,
+    Postfix ``verify``).
+    """
+
+    OFF = "off"
+    OPPORTUNISTIC = "opportunistic"
+    REQUIRED = "required"
+    VERIFY = "verify"
+
+    @property
+    def rank(self) -> int:
+        return _TLS_RANK[self]
+
+
+_TLS_RANK = {TlsLevel.OFF: 0, TlsLevel.OPPORTUNISTIC: 1, TlsLevel.REQUIRED: 2, TlsLevel.VERIFY: 3}
+
+
+class ServerTls(str, Enum):
+    """What a remote host does when we offer STARTTLS."""
+
+    NONE = "none"  # no STARTTLS in its EHLO answer
+    TRUSTED = "trusted"  # STARTTLS with a certificate from a trusted root, for its name
+    SELF_SIGNED = "self-signed"
+    EXPIRED = "expired"
+    NAME_MISMATCH = "name-mismatch"
+    UNTRUSTED = "untrusted"  # chain to a root the client does not trust
+    HANDSHAKE_FAILS = "handshake-fails"  # advertises STARTTLS, then the handshake fails
+
+
+Profile = Literal["exchange2003", "exchange2016"]
+PROFILES: tuple[str, ...] = ("exchange2003", "exchange2016")
+
+Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+# --------------------------------------------------------------------------- organisation
+
+
+class RoutingGroup(Strict):
+    name: Name
+
+
+class RoutingGroupConnector(Strict):
+    """A link between two routing groups, with a cost and an up/down state."""
+
+    name: Name
+    between: tuple[Name, Name]
+    cost: int = Field(1, ge=1, le=100)
+    up: bool = True
+
+
+class InboundSecurity(Strict):
+    """What the virtual server offers to senders (modelled in full by the inbound issue)."""
+
+    tls: Literal["off", "offered"] = "off"
+    strength: Literal[40, 128] = 40  # Exchange 2000/2003 default is 40-bit (KB 829721)
+    require_secure_channel: bool = False
+
+
+class DeliverySettings(Strict):
+    """The virtual server's Delivery tab. Unset values take the MTA profile's defaults."""
+
+    first_retry: Duration | None = None
+    second_retry: Duration | None = None
+    third_retry: Duration | None = None
+    subsequent_retry: Duration | None = None
+    delay_notification: Duration | None = None
+    expiration_timeout: Duration | None = None
+
+    @field_validator("first_retry", "second_retry", "third_retry", "subsequent_retry")
+    @classmethod
+    def _positive_retry(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("a retry interval must be longer than 0s")
+        return value
+
+
+class VirtualServer(Strict):
+    name: Name
+    outbound_tls: TlsLevel = TlsLevel.OFF
+    inbound: InboundSecurity = InboundSecurity()
+    delivery: DeliverySettings = DeliverySettings()
+    # Exchange 2000 SP2 admin help (moc04_14b): 1000 outbound connections, 100 per domain.
+    max_connections: int = Field(1000, ge=1)
+    max_connections_per_domain: int = Field(100, ge=1)
+    smart_host: str | None = None
+
+
+class Server(Strict):
+    name: Name
+    routing_group: Name
+    virtual_servers: list[VirtualServer] = Field(min_length=1)
+
+
+class AddressSpaceSpec(Strict):
+    pattern: str
+    cost: int = Field(1, ge=1, le=100)  # Exchange: 1-100, default 1 (KB 262952)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        return normalise_pattern(value)
+
+
+class Connector(Strict):
+    """An SMTP connector (Exchange 2003) or send connector (2007+)."""
+
+    name: Name
+    source: list[str] = Field(min_length=1, description="source virtual servers as SERVER/VS")
+    address_spaces: list[AddressSpaceSpec] = Field(min_length=1)
+    scope: Literal["organisation", "routing_group"] = "organisation"
+    # The connector's own TLS setting. Exchange 2003 applies the stronger of the
+    # connector's and the source virtual server's setting: a connector can add TLS,
+    # never remove it, which is why the article's workaround needs a second virtual
+    # server without TLS.
+    tls: TlsLevel = TlsLevel.OFF
+    delivery: Literal["dns", "smart_host"] = "dns"
+    smart_hosts: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _smart_hosts_match_delivery(self) -> Connector:
+        if self.delivery == "smart_host" and not self.smart_hosts:
+            raise ValueError("delivery: smart_host needs at least one entry in smart_hosts")
+        if self.delivery == "dns" and self.smart_hosts:
+            raise ValueError("smart_hosts is set but delivery is dns (use delivery: smart_host)")
+        return self
+
+
+class Organisation(Strict):
+    """An organisation file in ``topology/``."""
+
+    organisation: Name
+    profile: Profile = "exchange2003"
+    routing_groups: list[RoutingGroup] = Field(min_length=1)
+    routing_group_connectors: list[RoutingGroupConnector] = Field(default_factory=list)
+    servers: list[Server] = Field(min_length=1)
+    connectors: list[Connector] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- remote world
+
+
+class RemoteHost(Strict):
+    """A remote SMTP host: its TLS capability, inbound policy and capacity."""
+
+    host: str
+    preference: int = Field(10, ge=0, le=65535)
+    tls: ServerTls = ServerTls.TRUSTED
+    # RFC 3207 s.4: a server that requires TLS answers "530 Must issue a STARTTLS
+    # command first" to a client that has not issued STARTTLS.
+    requires_tls: bool = False
+    max_connections: int = Field(20, ge=1)
+    bandwidth_mbps: float = Field(10.0, gt=0)
+    session_setup: Duration = 0.5  # connect + EHLO (+ STARTTLS) round trips
+
+    @field_validator("host")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not is_domain(value):
+            raise ValueError("not a host name (accepted: a DNS name such as mx1.example.com)")
+        return value
+
+    @model_validator(mode="after")
+    def _requires_tls_needs_tls(self) -> RemoteHost:
+        if self.requires_tls and self.tls is ServerTls.NONE:
+            raise ValueError("requires_tls is true but tls is none: the host could never accept mail")
+        return self
+
+
+class RemoteDomain(Strict):
+    name: str
+    mx: list[RemoteHost] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not is_domain(value):
+            raise ValueError("not a domain name (accepted: a DNS name such as example.com)")
+        return value
+
+
+class Remotes(Strict):
+    """A remote-world file in ``topology/``: recipient domains and relay hosts."""
+
+    domains: list[RemoteDomain] = Field(default_factory=list)
+    hosts: list[RemoteHost] = Field(default_factory=list, description="smart hosts and relays")
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+class MessageSize(Strict):
+    """Message size distribution, in kilobytes."""
+
+    distribution: Literal["fixed", "exponential", "lognormal"] = "lognormal"
+    mean_kb: float = Field(75.0, gt=0)
+    sigma: float = Field(1.0, gt=0, description="lognormal shape (of the underlying normal)")
+
+
+class OutboundFlow(Strict):
+    """Poisson arrivals of outbound mail from one server, over a recipient-domain mix."""
+
+    from_server: str | None = Field(None, alias="from", description="sending server; default the first")
+    rate_per_hour: float = Field(gt=0)
+    domains: dict[str, float] = Field(min_length=1, description="recipient domain -> weight")
+    size: MessageSize = MessageSize()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("domains")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for domain, weight in value.items():
+            if not is_domain(domain.lower()):
+                raise ValueError(f"{domain!r} is not a domain name")
+            if weight <= 0:
+                raise ValueError(f"weight of {domain} is {weight}: weights must be > 0")
+        return {domain.lower(): weight for domain, weight in value.items()}
+
+
+class Traffic(Strict):
+    outbound: list[OutboundFlow] = Field(default_factory=list)
+
+    @field_validator("outbound", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
+
+
+class RunSettings(Strict):
+    duration: Duration = 4 * 86400.0
+    seed: int = Field(1, ge=0)
+    sample_interval: Duration = 900.0
+
+    @field_validator("duration", "sample_interval")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class Scenario(Strict):
+    """A resolved what-if: the organisation and remote world with overrides applied."""
+
+    name: Name
+    description: str = ""
+    organisation: Organisation
+    remotes: Remotes
+    traffic: Traffic
+    run: RunSettings = RunSettings()
+    source: str = Field("<memory>", description="the file this scenario was loaded from")
