@@ -13,9 +13,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from sim.errors import ScenarioError, SimError  # noqa: E402
-from sim.results import RunResult  # noqa: E402
-from sim.run import run  # noqa: E402
-from sim.scenario import Scenario, load_scenario  # noqa: E402
+from sim.errors import ScenarioError, SimError
+from sim.results import RunResult
+from sim.run import run
+from sim.scenario import Scenario, load_scenario
 
 __all__ = ["RunResult", "Scenario", "ScenarioError", "SimError", "__version__", "load_scenario", "run"]

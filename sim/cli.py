@@ -62,8 +62,14 @@ def run(
     if quiet:
         result = run_scenario(scenario)
     else:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             task = bar.add_task(f"simulating {scenario.name}", total=1.0)
             result = run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
     try:
@@ -72,9 +78,22 @@ def run(
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
     if not quiet:
         _print_summary(result.summary_row)
-        _print_table("Per domain", result.per_domain_rows,
-                     ["domain", "route", "messages", "delivered", "delivered_tls", "delivered_plaintext", "ndr",
-                      "expired", "delay_dsn", "queued_at_end"])
+        _print_table(
+            "Per domain",
+            result.per_domain_rows,
+            [
+                "domain",
+                "route",
+                "messages",
+                "delivered",
+                "delivered_tls",
+                "delivered_plaintext",
+                "ndr",
+                "expired",
+                "delay_dsn",
+                "queued_at_end",
+            ],
+        )
         if result.ndr_rows:
             _print_table("NDRs", result.ndr_rows, ["domain", "status", "count", "reason"])
     out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
@@ -137,16 +156,27 @@ def route(
         out.print_json(json.dumps(payload))
         return
     if chosen is None:
-        out.print(f"{domain}: no route - NDR {profile.no_route_status} (no connector address space matches)",
-                  highlight=False)
+        out.print(
+            f"{domain}: no route - NDR {profile.no_route_status} (no connector address space matches)", highlight=False
+        )
     else:
         shared = f" (load shared with {', '.join(payload['load_shared_with'])})" if decision.routes[1:] else ""
-        out.print(f"{domain}: connector {chosen.connector.name}{shared}, virtual server {chosen.virtual_server}, "
-                  f"next hop {next_hop}", highlight=False)
+        out.print(
+            f"{domain}: connector {chosen.connector.name}{shared}, virtual server {chosen.virtual_server}, "
+            f"next hop {next_hop}",
+            highlight=False,
+        )
     table = Table("connector", "virtual server", "address space", "specificity", "cost", "hops", "verdict")
     for c in decision.candidates:
-        table.add_row(c.connector, c.virtual_server or "-", c.address_space or "-",
-                      str(c.specificity) if c.specificity else "-", _text(c.cost), _text(c.hops), c.verdict)
+        table.add_row(
+            c.connector,
+            c.virtual_server or "-",
+            c.address_space or "-",
+            str(c.specificity) if c.specificity else "-",
+            _text(c.cost),
+            _text(c.hops),
+            c.verdict,
+        )
     out.print(table)
 
 

@@ -20,14 +20,43 @@ if TYPE_CHECKING:
     from sim.model.world import World
 
 SUMMARY_COLUMNS = (
-    "scenario", "seed", "replication", "sim_hours", "out_messages", "out_delivered", "out_delivered_tls",
-    "out_delivered_plaintext", "out_tls_share", "out_ndr", "out_ndr_rate", "out_expired", "out_delay_dsn",
-    "out_deferrals", "out_queued_at_end", "delay_mean_s", "delay_p50_s", "delay_p95_s", "delay_max_s",
-    "peak_queue_depth", "peak_queue_time_s", "wall_s",
+    "scenario",
+    "seed",
+    "replication",
+    "sim_hours",
+    "out_messages",
+    "out_delivered",
+    "out_delivered_tls",
+    "out_delivered_plaintext",
+    "out_tls_share",
+    "out_ndr",
+    "out_ndr_rate",
+    "out_expired",
+    "out_delay_dsn",
+    "out_deferrals",
+    "out_queued_at_end",
+    "delay_mean_s",
+    "delay_p50_s",
+    "delay_p95_s",
+    "delay_max_s",
+    "peak_queue_depth",
+    "peak_queue_time_s",
+    "wall_s",
 )
 PER_DOMAIN_COLUMNS = (
-    "domain", "route", "messages", "delivered", "delivered_tls", "delivered_verified", "delivered_plaintext",
-    "ndr", "expired", "delay_dsn", "queued_at_end", "delay_mean_s", "delay_max_s",
+    "domain",
+    "route",
+    "messages",
+    "delivered",
+    "delivered_tls",
+    "delivered_verified",
+    "delivered_plaintext",
+    "ndr",
+    "expired",
+    "delay_dsn",
+    "queued_at_end",
+    "delay_mean_s",
+    "delay_max_s",
 )
 NDR_COLUMNS = ("domain", "status", "reason", "count")
 QUEUE_COLUMNS = ("time_s", "queue", "depth", "in_retry")
@@ -50,8 +79,9 @@ class RunResult:
     manifest_extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, metrics: Metrics,
-                wall: float) -> RunResult:
+    def collect(
+        cls, scenario: Scenario, digest: str, replication: int, world: World, metrics: Metrics, wall: float
+    ) -> RunResult:
         delays = metrics.delays
         queued_at_end = sum(q.depth for q in world.queues.values())
         counts = metrics.summary_counts()
@@ -95,8 +125,18 @@ class RunResult:
             {"domain": domain, "status": status, "reason": reason, "count": count}
             for (domain, status, reason), count in sorted(metrics.ndr.items())
         ]
-        return cls(scenario.name, scenario.run.seed, replication, digest, {k: summary[k] for k in SUMMARY_COLUMNS},
-                   per_domain, ndr, metrics.samples, wall, metrics.trace)
+        return cls(
+            scenario.name,
+            scenario.run.seed,
+            replication,
+            digest,
+            {k: summary[k] for k in SUMMARY_COLUMNS},
+            per_domain,
+            ndr,
+            metrics.samples,
+            wall,
+            metrics.trace,
+        )
 
     # -- tables --------------------------------------------------------------------------
 
@@ -138,8 +178,10 @@ class RunResult:
             write_atomic(out / "per_domain.csv", lambda p: self.per_domain.to_csv(p, index=False)),
             write_atomic(out / "ndr.csv", lambda p: self.ndr.to_csv(p, index=False)),
             write_atomic(out / "queues.csv", lambda p: self.queues.to_csv(p, index=False)),
-            write_atomic(out / "manifest.json",
-                         lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8")),
+            write_atomic(
+                out / "manifest.json",
+                lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8"),
+            ),
         ]
         return written
 

@@ -1,4 +1,8 @@
-"""One run: ``run(scenario, replication) -> RunResult``, a pure function of its inputs."""
+"""One run: ``run(scenario, replication) -> RunResult``, a pure function of its inputs.
+
+``Simulation`` is the same run taken apart, for tests and notebooks that want to add
+hand-placed messages to a world before running it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import simpy
 from simpy.events import Timeout
 
+from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.traffic import OutboundSource
 from sim.model.world import World
@@ -19,6 +24,63 @@ from sim.scenario.model import Scenario
 PROGRESS_STEPS = 100  # env.run in chunks costs a few percent (des-practice s.3)
 
 ProgressCallback = Callable[[float], None]
+
+
+class Simulation:
+    """A world with its traffic, ready to run once."""
+
+    def __init__(self, scenario: Scenario, replication: int = 0, *, trace: bool = False) -> None:
+        self.scenario = scenario
+        self.replication = replication
+        self.env = simpy.Environment()
+        self.metrics = Metrics(trace=trace)
+        self.world = World(scenario, self.env, self.metrics, replication)
+        self._ids = [0]
+        duration = scenario.run.duration
+        for index, flow in enumerate(scenario.traffic.outbound):
+            OutboundSource(self.env, self.world, flow, index, replication, duration, self._ids).start()
+        self._start_sampler(scenario.run.sample_interval, duration)
+
+    def inject(self, at: float, domain: str, size_kb: float = 10.0, from_server: str | None = None) -> int:
+        """Schedule one message to ``domain`` at time ``at``; return its id."""
+        ident = self._ids[0]
+        self._ids[0] += 1
+        source = from_server or self.scenario.organisation.servers[0].name
+        stats = self.metrics.domain(domain)
+
+        def arrive(_event: Any) -> None:
+            message = Message(ident, self.env.now, size_kb * 1024.0, stats)
+            self.metrics.accepted(message)
+            self.world.submit(source, message)
+
+        Timeout(self.env, at - self.env.now).callbacks.append(arrive)
+        return ident
+
+    def run(self, progress: ProgressCallback | None = None) -> RunResult:
+        started = time.perf_counter()
+        duration = self.scenario.run.duration
+        if progress is None:
+            self.env.run(until=duration)
+        else:
+            for step in range(1, PROGRESS_STEPS + 1):
+                self.env.run(until=duration * step / PROGRESS_STEPS)
+                progress(step / PROGRESS_STEPS)
+        wall = time.perf_counter() - started
+        return RunResult.collect(
+            self.scenario, scenario_hash(self.scenario), self.replication, self.world, self.metrics, wall
+        )
+
+    def _start_sampler(self, interval: float, duration: float) -> None:
+        env, world, samples = self.env, self.world, self.metrics.samples
+
+        def sample(_event: Any) -> None:
+            now = env.now
+            for queue in world.queues.values():
+                samples.append((now, queue.name, queue.depth, queue.in_retry))
+            if now + interval <= duration:
+                Timeout(env, interval).callbacks.append(sample)
+
+        Timeout(env, 0).callbacks.append(sample)
 
 
 def run(
@@ -33,34 +95,4 @@ def run(
     ``replication`` selects the random streams (with the scenario's seed); ``trace``
     keeps the exact per-message timeline (for tests and small worlds only).
     """
-    started = time.perf_counter()
-    env = simpy.Environment()
-    metrics = Metrics(trace=trace)
-    world = World(scenario, env, metrics, replication)
-    duration = scenario.run.duration
-    ids = [0]
-    for index, flow in enumerate(scenario.traffic.outbound):
-        OutboundSource(env, world, flow, index, replication, duration, ids).start()
-    _start_sampler(env, world, scenario.run.sample_interval, duration)
-    if progress is None:
-        env.run(until=duration)
-    else:
-        for step in range(1, PROGRESS_STEPS + 1):
-            env.run(until=duration * step / PROGRESS_STEPS)
-            progress(step / PROGRESS_STEPS)
-    wall = time.perf_counter() - started
-    return RunResult.collect(scenario, scenario_hash(scenario), replication, world, metrics, wall)
-
-
-def _start_sampler(env: simpy.Environment, world: World, interval: float, duration: float) -> None:
-    samples = world.metrics.samples
-
-    def sample(_event: Any) -> None:
-        now = env.now
-        for queue in world.queues.values():
-            samples.append((now, queue.name, queue.depth, queue.in_retry))
-        if now + interval <= duration:
-            Timeout(env, interval).callbacks.append(sample)
-
-    # The sample at t=0 sees empty queues; later ones see the state after that instant's events.
-    Timeout(env, 0).callbacks.append(sample)
+    return Simulation(scenario, replication, trace=trace).run(progress)

@@ -7,8 +7,18 @@ class DomainStats:
     """Streaming counters for one recipient domain."""
 
     __slots__ = (
-        "domain", "messages", "delivered", "delivered_tls", "delivered_verified", "delivered_plaintext",
-        "ndr", "expired", "delay_notices", "delay_sum", "delay_max", "route",
+        "delay_max",
+        "delay_notices",
+        "delay_sum",
+        "delivered",
+        "delivered_plaintext",
+        "delivered_tls",
+        "delivered_verified",
+        "domain",
+        "expired",
+        "messages",
+        "ndr",
+        "route",
     )
 
     def __init__(self, domain: str) -> None:
@@ -33,7 +43,7 @@ class DomainStats:
 class Message:
     """One outbound message for one recipient domain (recipients to one domain travel together)."""
 
-    __slots__ = ("id", "arrival", "size", "stats", "done")
+    __slots__ = ("arrival", "done", "id", "size", "stats")
 
     def __init__(self, ident: int, arrival: float, size: float, stats: DomainStats) -> None:
         self.id = ident

@@ -45,6 +45,8 @@ class Metrics:
     def accepted(self, message: Message) -> None:
         self.messages += 1
         message.stats.messages += 1
+        if self.trace is not None:
+            self.trace.append((message.arrival, message.id, "accepted", message.stats.domain))
 
     def entered_queue(self, now: float) -> None:
         self.depth += 1
@@ -74,8 +76,9 @@ class Metrics:
         if self.trace is not None:
             self.trace.append((now, message.id, "delivered", channel.value))
 
-    def bounced_message(self, message: Message, status: str, reason: str, now: float, *, queued: bool,
-                        expired: bool = False) -> None:
+    def bounced_message(
+        self, message: Message, status: str, reason: str, now: float, *, queued: bool, expired: bool = False
+    ) -> None:
         if queued:
             self.depth -= 1
         message.done = True

@@ -59,6 +59,7 @@ class NextHopQueue:
         self.pending: deque[Message] = deque()
         self.watch: deque[Message] = deque()  # messages that may still need a delay notice
         self.busy = 0
+        self.submitted = 0
         self.in_retry = False
         self.failures = 0
         self.last_failure: Negotiation | None = None
@@ -71,6 +72,7 @@ class NextHopQueue:
         return len(self.pending) + self.busy
 
     def submit(self, message: Message) -> None:
+        self.submitted += 1
         self.pending.append(message)
         if self._notice is not None:
             self.watch.append(message)

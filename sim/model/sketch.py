@@ -14,7 +14,7 @@ _FLOOR = 1e-3  # delays below 1 ms count as zero
 
 
 class LatencySketch:
-    __slots__ = ("_bins", "count", "total", "maximum", "minimum")
+    __slots__ = ("_bins", "count", "maximum", "minimum", "total")
 
     def __init__(self) -> None:
         self._bins: dict[int, int] = {}

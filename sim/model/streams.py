@@ -31,7 +31,7 @@ def generator(seed: int, replication: int, stream: Stream, index: int = 0) -> np
 class BlockDraws:
     """Hands out draws one at a time from numpy blocks of ``BLOCK``."""
 
-    __slots__ = ("_draw", "_block", "_next")
+    __slots__ = ("_block", "_draw", "_next")
 
     def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
         self._draw = draw

@@ -34,8 +34,16 @@ def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws:
 class OutboundSource:
     """Generates one flow's messages until ``stop`` and submits them to the world."""
 
-    def __init__(self, env: simpy.Environment, world: World, flow: OutboundFlow, index: int,
-                 replication: int, stop: float, ids: list[int]) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        world: World,
+        flow: OutboundFlow,
+        index: int,
+        replication: int,
+        stop: float,
+        ids: list[int],
+    ) -> None:
         seed = world.scenario.run.seed
         self.env = env
         self.world = world

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 PATTERN_HELP = 'a domain pattern: "example.com", "*.example.com" or "*"'
 
 
-class MatchRules(str, Enum):
+class MatchRules(StrEnum):
     """How address spaces match: set by the MTA profile."""
 
     EXCHANGE2003 = "exchange2003"

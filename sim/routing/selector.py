@@ -163,7 +163,9 @@ class RouteSelector:
         verdicts: list[str] = []
         for option in options:
             if option in winners:
-                verdicts.append("chosen" if len(winners) == 1 else f"chosen (shares load with {len(winners) - 1} other)")
+                verdicts.append(
+                    "chosen" if len(winners) == 1 else f"chosen (shares load with {len(winners) - 1} other)"
+                )
             elif option.specificity != top:
                 verdicts.append(f"less specific than {specific[0].space.pattern} on {specific[0].connector.name}")
             elif option.cost != cheapest:

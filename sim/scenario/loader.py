@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sim.errors import NO_VALUE, ScenarioError
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _ABSOLUTE_ROOTS = ("organisation", "remotes", "traffic", "run", "name", "description")
 
@@ -63,8 +65,8 @@ def load_scenario(path: str | Path, *, seed: int | None = None) -> Scenario:
     if not isinstance(raw, dict):
         raise ScenarioError(path, "", _kind(raw), "a scenario file must be a mapping (name, topology, remotes, ...)")
     spec = _validate(ScenarioFile, raw, path)
-    organisation = _referenced(spec.topology, path, "topology", Organisation)
-    remotes = _referenced(spec.remotes, path, "remotes", Remotes)
+    organisation, organisation_file = _referenced(spec.topology, path, "topology", Organisation)
+    remotes, remotes_file = _referenced(spec.remotes, path, "remotes", Remotes)
     document: dict[str, Any] = {
         "name": spec.name,
         "description": spec.description,
@@ -78,11 +80,30 @@ def load_scenario(path: str | Path, *, seed: int | None = None) -> Scenario:
         document["run"]["seed"] = seed
     touched = apply_overrides(document, spec.overrides, path)
     scenario = _validate(Scenario, document, path, touched)
-    check_references(scenario, path)
+    try:
+        check_references(scenario, path)
+    except ScenarioError as exc:
+        raise _attribute(exc, {"organisation": organisation_file, "remotes": remotes_file}, touched) from None
     return scenario
 
 
-def apply_overrides(document: dict[str, Any], overrides: dict[str, Any], file: Path | str) -> dict[tuple[str, ...], str]:
+def _attribute(
+    exc: ScenarioError, origins: dict[str, str | None], touched: dict[tuple[str, ...], str]
+) -> ScenarioError:
+    """Name the file a cross-reference error comes from: the referenced file, unless an
+    override rewrote that section (then the what-if file, where the override is)."""
+    root, _, rest = exc.field.partition(".")
+    origin = origins.get(root)
+    section = rest.split("[", 1)[0].split(".", 1)[0]
+    overridden = any(path[:2] == (root, section) for path in touched)
+    if origin is None or overridden:
+        return exc
+    return ScenarioError(origin, rest, exc.value, exc.problem)
+
+
+def apply_overrides(
+    document: dict[str, Any], overrides: dict[str, Any], file: Path | str
+) -> dict[tuple[str, ...], str]:
     """Apply dotted overrides in place; return the touched paths (for error messages)."""
     touched: dict[tuple[str, ...], str] = {}
     for key, value in overrides.items():
@@ -95,12 +116,13 @@ def apply_overrides(document: dict[str, Any], overrides: dict[str, Any], file: P
     return touched
 
 
-def _referenced(ref: str | dict[str, Any], scenario_path: Path, field: str, model: type[BaseModel]) -> dict[str, Any]:
-    """Read (if a path) and validate a referenced file; return its raw, checked content."""
+def _referenced(
+    ref: str | dict[str, Any], scenario_path: Path, field: str, model: type[BaseModel]
+) -> tuple[dict[str, Any], str | None]:
+    """Read (if a path) and validate a referenced file; return its raw content and its name."""
     if isinstance(ref, dict):
-        raw, where = ref, scenario_path
-        _validate(model, raw, where, prefix=field)
-        return copy.deepcopy(raw)
+        _validate(model, ref, scenario_path, prefix=field)
+        return copy.deepcopy(ref), None
     target = (scenario_path.parent / ref).resolve()
     if not target.exists():
         raise ScenarioError(scenario_path, field, ref, f"file not found (looked for {target})")
@@ -108,16 +130,16 @@ def _referenced(ref: str | dict[str, Any], scenario_path: Path, field: str, mode
     if not isinstance(raw, dict):
         raise ScenarioError(target, "", _kind(raw), f"a {field} file must be a mapping")
     _validate(model, raw, _display(target))
-    return raw
+    return raw, _display(target)
 
 
 def _validate(
-    model: type[Any],
+    model: type[ModelT],
     raw: dict[str, Any],
     file: Path | str,
     touched: dict[tuple[str, ...], str] | None = None,
     prefix: str = "",
-) -> Any:
+) -> ModelT:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -217,39 +239,67 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
     for i, link in enumerate(org.routing_group_connectors):
         for end in link.between:
             if end not in groups:
-                raise ScenarioError(file, f"organisation.routing_group_connectors[{i}].between", end,
-                                    f"no such routing group (accepted: {', '.join(sorted(groups))})")
+                raise ScenarioError(
+                    file,
+                    f"organisation.routing_group_connectors[{i}].between",
+                    end,
+                    f"no such routing group (accepted: {', '.join(sorted(groups))})",
+                )
     virtual_servers: set[str] = set()
     relays = {h.host for h in remotes.hosts}
     for i, server in enumerate(org.servers):
         if server.routing_group not in groups:
-            raise ScenarioError(file, f"organisation.servers[{i}].routing_group", server.routing_group,
-                                f"no such routing group (accepted: {', '.join(sorted(groups))})")
+            raise ScenarioError(
+                file,
+                f"organisation.servers[{i}].routing_group",
+                server.routing_group,
+                f"no such routing group (accepted: {', '.join(sorted(groups))})",
+            )
         _unique(file, f"organisation.servers[{i}].virtual_servers", [v.name for v in server.virtual_servers])
         for j, vs in enumerate(server.virtual_servers):
             virtual_servers.add(f"{server.name}/{vs.name}")
             if vs.smart_host is not None and vs.smart_host not in relays:
-                raise ScenarioError(file, f"organisation.servers[{i}].virtual_servers[{j}].smart_host", vs.smart_host,
-                                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})")
+                raise ScenarioError(
+                    file,
+                    f"organisation.servers[{i}].virtual_servers[{j}].smart_host",
+                    vs.smart_host,
+                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})",
+                )
     for i, connector in enumerate(org.connectors):
         for j, source in enumerate(connector.source):
             if source not in virtual_servers:
-                raise ScenarioError(file, f"organisation.connectors[{i}].source[{j}]", source,
-                                    f"no such virtual server (accepted: {', '.join(sorted(virtual_servers))})")
+                raise ScenarioError(
+                    file,
+                    f"organisation.connectors[{i}].source[{j}]",
+                    source,
+                    f"no such virtual server (accepted: {', '.join(sorted(virtual_servers))})",
+                )
         for j, host in enumerate(connector.smart_hosts):
             if host not in relays:
-                raise ScenarioError(file, f"organisation.connectors[{i}].smart_hosts[{j}]", host,
-                                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})")
+                raise ScenarioError(
+                    file,
+                    f"organisation.connectors[{i}].smart_hosts[{j}]",
+                    host,
+                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})",
+                )
     servers = {s.name for s in org.servers}
     domains = {d.name for d in remotes.domains}
     for i, flow in enumerate(scenario.traffic.outbound):
         if flow.from_server is not None and flow.from_server not in servers:
-            raise ScenarioError(file, f"traffic.outbound[{i}].from", flow.from_server,
-                                f"no such server (accepted: {', '.join(sorted(servers))})")
+            raise ScenarioError(
+                file,
+                f"traffic.outbound[{i}].from",
+                flow.from_server,
+                f"no such server (accepted: {', '.join(sorted(servers))})",
+            )
         for domain in flow.domains:
             if domain not in domains:
-                raise ScenarioError(file, f"traffic.outbound[{i}].domains.{domain}", domain,
-                                    "no such domain in the remote world (add it to the remotes file)")
+                raise ScenarioError(
+                    file,
+                    f"traffic.outbound[{i}].domains.{domain}",
+                    domain,
+                    "no such domain in the remote world (add it to the remotes file)",
+                )
 
 
 def _unique(file: Path | str, field: str, names: list[str]) -> None:

@@ -6,7 +6,7 @@ Fields left unset (``None``) take the MTA profile's default when the world is bu
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,7 +19,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TlsLevel(str, Enum):
+class TlsLevel(StrEnum):
     """How hard our side insists on TLS when it sends.
 
     ``off``: never issue STARTTLS. ``opportunistic``: use it when offered, do not check
@@ -42,7 +42,7 @@ class TlsLevel(str, Enum):
 _TLS_RANK = {TlsLevel.OFF: 0, TlsLevel.OPPORTUNISTIC: 1, TlsLevel.REQUIRED: 2, TlsLevel.VERIFY: 3}
 
 
-class ServerTls(str, Enum):
+class ServerTls(StrEnum):
     """What a remote host does when we offer STARTTLS."""
 
     NONE = "none"  # no STARTTLS in its EHLO answer

@@ -9,13 +9,13 @@ Results are cached per (settings, capability) pair: the hot path never recompute
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-from functools import lru_cache
+from enum import StrEnum
+from functools import cache
 
 from sim.scenario.model import ServerTls, TlsLevel
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     PLAINTEXT = "plaintext"
     TLS_UNVERIFIED = "tls-unverified"
     TLS_VERIFIED = "tls-verified"
@@ -55,7 +55,7 @@ HANDSHAKE_FAILED = Negotiation(None, "4.7.5", "TLS handshake failed")
 MUST_STARTTLS = Negotiation(None, "5.7.0", "530 5.7.0 Must issue a STARTTLS command first", permanent=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def negotiate(level: TlsLevel, server: ServerTls, server_requires_tls: bool) -> Negotiation:
     """The outcome when a client at ``level`` meets a host with capability ``server``.
 
