@@ -33,13 +33,22 @@ def mail_scenario(messages: int) -> Scenario:
         "organisation": {
             "organisation": "bench",
             "routing_groups": [{"name": "hq"}],
-            "servers": [{"name": "EX1", "routing_group": "hq",
-                         "virtual_servers": [{"name": "smtp", "outbound_tls": "opportunistic"}]}],
+            "servers": [
+                {
+                    "name": "EX1",
+                    "routing_group": "hq",
+                    "virtual_servers": [{"name": "smtp", "outbound_tls": "opportunistic"}],
+                }
+            ],
             "connectors": [{"name": "internet", "source": ["EX1/smtp"], "address_spaces": [{"pattern": "*"}]}],
         },
         "remotes": {"domains": domains},
-        "traffic": {"outbound": {"rate_per_hour": messages * 1.02 / hours,
-                                 "domains": {d["name"]: 1.0 / (i + 1) for i, d in enumerate(domains)}}},
+        "traffic": {
+            "outbound": {
+                "rate_per_hour": messages * 1.02 / hours,
+                "domains": {d["name"]: 1.0 / (i + 1) for i, d in enumerate(domains)},
+            }
+        },
         "run": {"duration": f"{hours}h", "seed": 1, "sample_interval": "15m"},
     }
     scenario = Scenario.model_validate(document)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -30,7 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Predict what a TLS policy change does to mail flow: queues, NDRs, delays, encryption.",
 )
-out = Console()
+# Piped output is not squeezed to 80 columns: tables stay readable in logs and files.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -45,6 +47,20 @@ def _load(path: Path, seed: int | None = None) -> Scenario:
     except ScenarioError as exc:
         _fail(str(exc))
 
+
+# Short headers so the table fits an 80-column terminal; the CSV keeps the full names.
+PER_DOMAIN_VIEW = {
+    "domain": "domain",
+    "route": "route",
+    "messages": "msgs",
+    "delivered": "deliv",
+    "delivered_tls": "tls",
+    "delivered_plaintext": "plain",
+    "ndr": "ndr",
+    "expired": "expired",
+    "delay_dsn": "dsn",
+    "queued_at_end": "queued",
+}
 
 ScenarioArg = Annotated[Path, typer.Argument(help="a what-if file in scenarios/", show_default=False)]
 
@@ -78,24 +94,9 @@ def run(
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
     if not quiet:
         _print_summary(result.summary_row)
-        _print_table(
-            "Per domain",
-            result.per_domain_rows,
-            [
-                "domain",
-                "route",
-                "messages",
-                "delivered",
-                "delivered_tls",
-                "delivered_plaintext",
-                "ndr",
-                "expired",
-                "delay_dsn",
-                "queued_at_end",
-            ],
-        )
+        _print_table("Per domain", result.per_domain_rows, PER_DOMAIN_VIEW)
         if result.ndr_rows:
-            _print_table("NDRs", result.ndr_rows, ["domain", "status", "count", "reason"])
+            _print_table("NDRs", result.ndr_rows, {c: c for c in ("domain", "status", "count", "reason")})
     out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
 
 
@@ -199,7 +200,9 @@ def _text(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:,.4g}"
+        if math.isnan(value):
+            return "-"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
@@ -211,10 +214,19 @@ def _print_summary(row: dict[str, Any]) -> None:
     out.print(table)
 
 
-def _print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    table = Table(*columns, title=title, title_justify="left")
-    for row in rows:
-        table.add_row(*(_text(row[c]) for c in columns))
+def _print_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    cells = [[_text(row[key]) for key in columns] for row in rows]
+    for i, (key, header) in enumerate(columns.items()):
+        if key == "domain":
+            table.add_column(header, min_width=max(len(line[i]) for line in cells), no_wrap=True)
+        elif key in ("route", "reason", "status"):
+            table.add_column(header, overflow="fold")
+        else:  # numbers are never cut: the column is as wide as its widest value
+            width = max([len(header)] + [len(line[i]) for line in cells])
+            table.add_column(header, justify="right", min_width=width, no_wrap=True)
+    for line in cells:
+        table.add_row(*line)
     out.print(table)
 
 

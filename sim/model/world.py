@@ -10,7 +10,7 @@ from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.queue import HostLink, NextHopQueue
 from sim.model.streams import BlockDraws, Stream, generator
-from sim.mta.profiles import MtaProfile, get_profile
+from sim.mta.profiles import get_profile
 from sim.routing.selector import Route, RouteSelector
 from sim.scenario.model import RemoteHost, Scenario, TlsLevel, VirtualServer
 from sim.tls.negotiation import negotiate
@@ -108,7 +108,3 @@ def effective_tls(virtual_server: TlsLevel, connector: TlsLevel) -> TlsLevel:
 def _link(host: RemoteHost, level: TlsLevel) -> HostLink:
     seconds_per_byte = 8.0 / (host.bandwidth_mbps * 1e6)
     return HostLink(host.host, negotiate(level, host.tls, host.requires_tls), host.session_setup, seconds_per_byte)
-
-
-def profile_of(scenario: Scenario) -> MtaProfile:
-    return get_profile(scenario.organisation.profile)
