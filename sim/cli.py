@@ -150,7 +150,7 @@ def route(
         "virtual_server": chosen.virtual_server if chosen else None,
         "next_hop": next_hop,
         "load_shared_with": [r.connector.name for r in decision.routes[1:]],
-        "ndr": None if chosen else profile.no_route_status,
+        "ndr": None if chosen else profile.no_route.code,
         "candidates": [c.as_dict() for c in decision.candidates],
     }
     if as_json:
@@ -158,7 +158,7 @@ def route(
         return
     if chosen is None:
         out.print(
-            f"{domain}: no route - NDR {profile.no_route_status} (no connector address space matches)", highlight=False
+            f"{domain}: no route - NDR {profile.no_route.code} (no connector address space matches)", highlight=False
         )
     else:
         shared = f" (load shared with {', '.join(payload['load_shared_with'])})" if decision.routes[1:] else ""

@@ -16,47 +16,70 @@ import pandas as pd
 from sim.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from sim.model.metrics import Metrics, TraceRecord
+    from sim.model.metrics import TraceRecord
     from sim.model.world import World
 
-SUMMARY_COLUMNS = (
-    "scenario",
-    "seed",
-    "replication",
-    "sim_hours",
-    "out_messages",
-    "out_delivered",
-    "out_delivered_tls",
-    "out_delivered_plaintext",
-    "out_tls_share",
-    "out_ndr",
-    "out_ndr_rate",
-    "out_expired",
-    "out_delay_dsn",
-    "out_deferrals",
-    "out_queued_at_end",
-    "delay_mean_s",
-    "delay_p50_s",
-    "delay_p95_s",
-    "delay_max_s",
-    "peak_queue_depth",
-    "peak_queue_time_s",
-    "wall_s",
+SUMMARY_COLUMNS = tuple(
+    [
+        "scenario",
+        "seed",
+        "replication",
+        "sim_hours",
+        "out_messages",
+        "out_delivered",
+        "out_delivered_tls",
+        "out_delivered_plaintext",
+        "out_tls_share",
+        "out_ndr",
+        "out_ndr_rate",
+        "out_expired",
+        "out_delay_dsn",
+        "out_deferrals",
+        "out_queued_at_end",
+        "delay_mean_s",
+        "delay_p50_s",
+        "delay_p95_s",
+        "delay_max_s",
+        "peak_queue_depth",
+        "peak_queue_time_s",
+        "in_messages",
+        "in_accepted",
+        "in_accepted_tls",
+        "in_rejected_attempts",
+        "in_lost",
+        "in_queued_remote_at_end",
+        "wall_s",
+    ]
 )
-PER_DOMAIN_COLUMNS = (
-    "domain",
-    "route",
-    "messages",
-    "delivered",
-    "delivered_tls",
-    "delivered_verified",
-    "delivered_plaintext",
-    "ndr",
-    "expired",
-    "delay_dsn",
-    "queued_at_end",
-    "delay_mean_s",
-    "delay_max_s",
+PER_DOMAIN_COLUMNS = tuple(
+    [
+        "domain",
+        "route",
+        "messages",
+        "delivered",
+        "delivered_tls",
+        "delivered_verified",
+        "delivered_plaintext",
+        "ndr",
+        "expired",
+        "delay_dsn",
+        "queued_at_end",
+        "delay_mean_s",
+        "delay_max_s",
+    ]
+)
+INBOUND_COLUMNS = tuple(
+    [
+        "sender",
+        "receiver",
+        "messages",
+        "accepted",
+        "accepted_tls",
+        "accepted_plaintext",
+        "lost",
+        "queued_remote_at_end",
+        "delay_mean_s",
+    ]
 )
 NDR_COLUMNS = ("domain", "status", "reason", "count")
 QUEUE_COLUMNS = ("time_s", "queue", "depth", "in_retry")
@@ -76,16 +99,14 @@ class RunResult:
     queue_samples: list[tuple[float, str, int, bool]]
     wall_s: float
     trace: list[TraceRecord] | None = None
+    inbound_rows: list[dict[str, Any]] = field(default_factory=list)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def collect(
-        cls, scenario: Scenario, digest: str, replication: int, world: World, metrics: Metrics, wall: float
-    ) -> RunResult:
+    def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, wall: float) -> RunResult:
+        metrics, inbound = world.metrics, world.inbound_metrics
         delays = metrics.delays
-        queued_at_end = sum(q.depth for q in world.queues.values())
         counts = metrics.summary_counts()
-        messages = counts["out_messages"]
         summary: dict[str, Any] = {
             "scenario": scenario.name,
             "seed": scenario.run.seed,
@@ -93,14 +114,20 @@ class RunResult:
             "sim_hours": scenario.run.duration / 3600.0,
             **counts,
             "out_tls_share": _ratio(counts["out_delivered_tls"], counts["out_delivered"]),
-            "out_ndr_rate": _ratio(counts["out_ndr"], messages),
-            "out_queued_at_end": queued_at_end,
+            "out_ndr_rate": _ratio(counts["out_ndr"], counts["out_messages"]),
+            "out_queued_at_end": sum(q.depth for q in world.queues.values()),
             "delay_mean_s": delays.mean,
             "delay_p50_s": delays.quantile(0.5),
             "delay_p95_s": delays.quantile(0.95),
             "delay_max_s": delays.maximum if delays.count else math.nan,
             "peak_queue_depth": metrics.peak_depth,
             "peak_queue_time_s": metrics.peak_time,
+            "in_messages": inbound.messages,
+            "in_accepted": inbound.delivered,
+            "in_accepted_tls": inbound.delivered_tls,
+            "in_rejected_attempts": inbound.deferrals + inbound.rejections,
+            "in_lost": inbound.bounced,
+            "in_queued_remote_at_end": sum(q.depth for q in world.sender_queues.values()),
             "wall_s": wall,
         }
         per_domain = [
@@ -120,11 +147,29 @@ class RunResult:
                 "delay_max_s": s.delay_max if s.delivered else math.nan,
             }
             for s in sorted(metrics.domains.values(), key=lambda s: s.domain)
+            if s.messages
+        ]
+        senders = [
+            {
+                "sender": s.domain,
+                "receiver": s.route,
+                "messages": s.messages,
+                "accepted": s.delivered,
+                "accepted_tls": s.delivered_tls,
+                "accepted_plaintext": s.delivered_plaintext,
+                "lost": s.ndr,
+                "queued_remote_at_end": s.queued,
+                "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
+            }
+            for s in sorted(inbound.domains.values(), key=lambda s: s.domain)
         ]
         ndr = [
             {"domain": domain, "status": status, "reason": reason, "count": count}
             for (domain, status, reason), count in sorted(metrics.ndr.items())
         ]
+        trace = metrics.trace
+        if trace is not None and inbound.trace:
+            trace = sorted(trace + inbound.trace, key=lambda record: (record[0], record[1]))
         return cls(
             scenario.name,
             scenario.run.seed,
@@ -135,7 +180,8 @@ class RunResult:
             ndr,
             metrics.samples,
             wall,
-            metrics.trace,
+            trace,
+            inbound_rows=senders,
         )
 
     # -- tables --------------------------------------------------------------------------
@@ -147,6 +193,10 @@ class RunResult:
     @property
     def per_domain(self) -> pd.DataFrame:
         return pd.DataFrame(self.per_domain_rows, columns=list(PER_DOMAIN_COLUMNS))
+
+    @property
+    def inbound(self) -> pd.DataFrame:
+        return pd.DataFrame(self.inbound_rows, columns=list(INBOUND_COLUMNS))
 
     @property
     def ndr(self) -> pd.DataFrame:
@@ -178,6 +228,7 @@ class RunResult:
             write_atomic(out / "per_domain.csv", lambda p: self.per_domain.to_csv(p, index=False)),
             write_atomic(out / "ndr.csv", lambda p: self.ndr.to_csv(p, index=False)),
             write_atomic(out / "queues.csv", lambda p: self.queues.to_csv(p, index=False)),
+            write_atomic(out / "inbound.csv", lambda p: self.inbound.to_csv(p, index=False)),
             write_atomic(
                 out / "manifest.json",
                 lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8"),

@@ -15,7 +15,7 @@ from simpy.events import Timeout
 
 from sim.model.message import Message
 from sim.model.metrics import Metrics
-from sim.model.traffic import OutboundSource
+from sim.model.traffic import IdCounter, inbound_source, outbound_source
 from sim.model.world import World
 from sim.results import RunResult
 from sim.scenario.loader import scenario_hash
@@ -34,17 +34,19 @@ class Simulation:
         self.replication = replication
         self.env = simpy.Environment()
         self.metrics = Metrics(trace=trace)
-        self.world = World(scenario, self.env, self.metrics, replication)
-        self._ids = [0]
+        self.inbound_metrics = Metrics(trace=trace)
+        self.world = World(scenario, self.env, self.metrics, replication, self.inbound_metrics)
+        self._ids = IdCounter()
         duration = scenario.run.duration
         for index, flow in enumerate(scenario.traffic.outbound):
-            OutboundSource(self.env, self.world, flow, index, replication, duration, self._ids).start()
+            outbound_source(self.env, self.world, flow, index, duration, self._ids).start()
+        for index, inbound in enumerate(scenario.traffic.inbound):
+            inbound_source(self.env, self.world, inbound, index, duration, self._ids).start()
         self._start_sampler(scenario.run.sample_interval, duration)
 
     def inject(self, at: float, domain: str, size_kb: float = 10.0, from_server: str | None = None) -> int:
         """Schedule one message to ``domain`` at time ``at``; return its id."""
-        ident = self._ids[0]
-        self._ids[0] += 1
+        ident = self._ids.take()
         source = from_server or self.scenario.organisation.servers[0].name
         stats = self.metrics.domain(domain)
 
@@ -67,7 +69,7 @@ class Simulation:
                 progress(step / PROGRESS_STEPS)
         wall = time.perf_counter() - started
         return RunResult.collect(
-            self.scenario, scenario_hash(self.scenario), self.replication, self.world, self.metrics, wall
+            self.scenario, scenario_hash(self.scenario), self.replication, self.world, wall
         )
 
     def _start_sampler(self, interval: float, duration: float) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.mta.profiles import Status
+
 
 class DomainStats:
-    """Streaming counters for one recipient domain."""
+    """Streaming counters for one remote domain (a recipient, or an inbound sender)."""
 
     __slots__ = (
         "delay_max",
@@ -41,9 +46,9 @@ class DomainStats:
 
 
 class Message:
-    """One outbound message for one recipient domain (recipients to one domain travel together)."""
+    """One message for one domain (recipients in one domain travel together)."""
 
-    __slots__ = ("arrival", "done", "id", "size", "stats")
+    __slots__ = ("arrival", "done", "id", "last", "notified", "size", "stats")
 
     def __init__(self, ident: int, arrival: float, size: float, stats: DomainStats) -> None:
         self.id = ident
@@ -51,3 +56,5 @@ class Message:
         self.size = size  # bytes
         self.stats = stats
         self.done = False
+        self.notified = False
+        self.last: Status | None = None  # the last deferral, for per-message retry (Postfix)

@@ -29,7 +29,8 @@ class Metrics:
         self.bounced = 0
         self.expired = 0
         self.delay_notices = 0
-        self.deferrals = 0
+        self.deferrals = 0  # failed attempts that left mail queued
+        self.rejections = 0  # messages refused with a 5xx at once
         self.depth = 0
         self.peak_depth = 0
         self.peak_time = 0.0

@@ -1,46 +1,41 @@
-"""A next-hop queue: the messages for one (virtual server, connector, destination).
+"""Delivery queues: the messages for one (virtual server, connector, next hop).
 
-Queues are retried as a whole (reference/mta-semantics.md 1b): when a connection
-cannot be made the queue goes to Retry and every message in it waits for the next
-attempt, on the profile's schedule. The queue is a small state machine driven by
-SimPy callbacks, with no process per message: a transfer in flight is one Timeout, a
-queue in Retry is one Timeout, and the expiry/delay-notice deadlines of all its
-messages share one Timeout armed for the earliest of them. Messages leave a queue in
-arrival order, so those deadlines are in order too.
+``DeliveryQueue`` holds what every product shares: connecting to the hosts in MX
+preference order, transfers in flight, the bookkeeping of endings, and expiry and
+delay notices. Its subclasses hold one hook each, ``_pump``, which decides when to
+try: ``QueueRetry`` (this module) retries the queue as a whole, as Exchange and
+Sendmail do; ``BackoffQueue`` (``backoff.py``) backs off per message, as Postfix does.
+
+No SimPy process per message: a transfer in flight is one Timeout, a queue waiting
+to retry is one Timeout, and the expiry/notice deadlines of all its messages share
+one Timeout armed for the earliest (messages leave in arrival order, so those
+deadlines are in order too).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import simpy
 from simpy.events import Timeout
 
+from sim.model.endpoint import HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
-from sim.mta.profiles import MtaProfile
-from sim.tls.negotiation import Negotiation
+from sim.mta.profiles import MtaProfile, Status
+from sim.tls.negotiation import Failure, Negotiation
 
-_EPSILON = 1e-9  # float slack when a timer lands on its own deadline
+EPSILON = 1e-9  # float slack when a timer lands on its own deadline
 
-
-@dataclass(frozen=True, slots=True)
-class HostLink:
-    """A remote host as one queue sees it: its name, how it answers us, how fast it takes mail."""
-
-    name: str
-    negotiation: Negotiation
-    session_setup: float
-    seconds_per_byte: float
-
-    def transfer_time(self, size: float) -> float:
-        return self.session_setup + size * self.seconds_per_byte
+HOST_DOWN = Negotiation(None, Failure.HOST_DOWN)
+GREYLISTED = Negotiation(None, Failure.GREYLISTED)
 
 
-class NextHopQueue:
+class DeliveryQueue:
+    uses_watch = True  # keep a deque of messages that may still need a delay notice
+
     def __init__(
         self,
         env: simpy.Environment,
@@ -49,6 +44,8 @@ class NextHopQueue:
         profile: MtaProfile,
         slots: int,
         metrics: Metrics,
+        *,
+        opportunistic: bool = False,
     ) -> None:
         self.env = env
         self.name = name
@@ -57,15 +54,23 @@ class NextHopQueue:
         self.slots = slots
         self.metrics = metrics
         self.pending: deque[Message] = deque()
-        self.watch: deque[Message] = deque()  # messages that may still need a delay notice
+        self.watch: deque[Message] = deque()
         self.busy = 0
         self.submitted = 0
         self.in_retry = False
-        self.failures = 0
-        self.last_failure: Negotiation | None = None
         self.timer_armed = False
+        self.last_failure: Status | None = None
         self._expiration = profile.expiration_timeout
         self._notice = profile.delay_notification
+        self._deadline_timers = profile.timers == "deadline"
+        # Postfix >= 3.0 retries in plaintext after a failed handshake under "may", once
+        # the message is older than minimal_backoff_time (reference 3b).
+        self._fallback_age = (
+            profile.retry.minimal_backoff
+            if opportunistic and profile.handshake_fallback == "after_min_backoff"
+            else None
+        )
+        self._greylist_seen: dict[str, float] = {}
 
     @property
     def depth(self) -> int:
@@ -73,79 +78,115 @@ class NextHopQueue:
 
     def submit(self, message: Message) -> None:
         self.submitted += 1
-        self.pending.append(message)
-        if self._notice is not None:
-            self.watch.append(message)
         self.metrics.entered_queue(self.env.now)
-        if not self.timer_armed:
+        self.accept(message)
+
+    def accept(self, message: Message) -> None:
+        self.pending.append(message)
+        if self._notice is not None and self.uses_watch:
+            self.watch.append(message)
+        if self._deadline_timers and not self.timer_armed:
             self._arm_timer()
-        if not self.in_retry and self.busy < self.slots:
-            self._pump()
+        self._pump()
 
-    # -- delivery ----------------------------------------------------------------------
+    def _pump(self) -> None:
+        raise NotImplementedError
 
-    def _connect(self) -> tuple[HostLink | None, Negotiation | None]:
-        """Try the hosts in preference order; the first that carries mail or says 5xx wins."""
-        last = None
-        for host in self.hosts:
-            outcome = host.negotiation
-            if outcome.delivers or outcome.permanent:
-                return host, outcome
+    # -- one session -----------------------------------------------------------------------
+
+    def _connect(self, message: Message, now: float) -> tuple[HostLink | None, Negotiation]:
+        """Try the hosts in preference order; the first that carries mail or answers 5xx wins.
+
+        Otherwise return the last host's failure: when every MX defers, so does the attempt.
+        """
+        last = HOST_DOWN
+        for link in self.hosts:
+            endpoint = link.endpoint
+            if endpoint.has_outages and not endpoint.is_up(now):
+                last = HOST_DOWN
+                continue
+            if endpoint.greylist is not None and not self._passes_greylist(endpoint.name, endpoint.greylist, now):
+                last = GREYLISTED
+                continue
+            outcome = link.negotiation
+            if (
+                outcome.failure is Failure.HANDSHAKE
+                and self._fallback_age is not None
+                and now - message.arrival >= self._fallback_age - EPSILON
+            ):
+                outcome = link.fallback
+            if outcome.channel is not None or outcome.permanent:
+                return link, outcome
             last = outcome
         return None, last
 
-    def _pump(self) -> None:
-        """Start transfers while there is mail, a free slot and the queue is not in Retry."""
-        env, pending, metrics = self.env, self.pending, self.metrics
-        while pending and self.busy < self.slots and not self.in_retry:
-            host, outcome = self._connect()
-            if metrics.trace is not None:
-                metrics.record(env.now, pending[0].id, "attempt", host.name if host else "all hosts")
-            if host is None or outcome is None:
-                self._enter_retry(outcome)
-                return
-            self.failures = 0
-            message = pending.popleft()
-            if outcome.permanent:
-                metrics.bounced_message(message, outcome.status or "5.0.0", outcome.reason, env.now, queued=True)
-                continue
-            self.busy += 1
-            transfer = Timeout(env, host.transfer_time(message.size), (message, outcome))
-            transfer.callbacks.append(self._transfer_done)
+    def _passes_greylist(self, host: str, delay: float, now: float) -> bool:
+        first = self._greylist_seen.get(host)
+        if first is None:
+            self._greylist_seen[host] = now
+            return False
+        return now - first >= delay - EPSILON
+
+    def _deliver(self, message: Message, link: HostLink, outcome: Negotiation) -> None:
+        """Start the transfer of ``message``; or bounce it at once on a 5xx."""
+        if outcome.channel is None:
+            self.metrics.rejections += 1
+            status = self.profile.status(outcome.failure or Failure.MUST_STARTTLS)
+            self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
+            return
+        self.busy += 1
+        transfer = Timeout(self.env, link.endpoint.transfer_time(message.size), (message, outcome.channel))
+        transfer.callbacks.append(self._transfer_done)
 
     def _transfer_done(self, event: Any) -> None:
-        message, outcome = event.value
+        message, channel = event.value
         self.busy -= 1
-        self.metrics.delivered_message(message, outcome.channel, self.env.now)
+        self.metrics.delivered_message(message, channel, self.env.now)
         watch = self.watch
         while watch and watch[0].done:
             watch.popleft()
         self._pump()
 
-    def _enter_retry(self, outcome: Negotiation | None) -> None:
-        self.in_retry = True
-        self.failures += 1
-        self.last_failure = outcome
-        self.metrics.deferrals += 1
-        if self.metrics.trace is not None and self.pending:
-            reason = f"{outcome.status} {outcome.reason}" if outcome else "no host"
-            self.metrics.record(self.env.now, self.pending[0].id, "deferred", reason)
-        wait = Timeout(self.env, self.profile.retry.after_failures(self.failures))
-        wait.callbacks.append(self._retry_due)
+    def _trace(self, message: Message, event: str, detail: str) -> None:
+        if self.metrics.trace is not None:
+            self.metrics.record(self.env.now, message.id, event, detail)
 
-    def _retry_due(self, _event: Any) -> None:
-        self.in_retry = False
-        if not self.pending:
-            self.failures = 0  # an empty queue disappears; the next message starts afresh
+    # -- expiry and delay notices ------------------------------------------------------------
+
+    def _expire(self, message: Message, now: float) -> None:
+        last = message.last or self.last_failure
+        expiry = self.profile.expiry
+        if expiry is None:  # Postfix: the bounce carries the last deferral's status
+            code = last.code if last else "4.4.7"
+            text = f"message expired; last error: {last.text}" if last else "message expired"
+        else:
+            code = expiry.code
+            text = expiry.text + (f" (last error: {last.text})" if last else "")
+        self.metrics.bounced_message(message, code, text, now, queued=True, expired=True)
+
+    def _expire_and_notify_due(self, now: float) -> None:
+        """End the messages at the head whose lifetime is over; notify those overdue."""
+        limit = now + EPSILON
+        pending = self.pending
+        while pending and pending[0].arrival + self._expiration <= limit:
+            self._expire(pending.popleft(), now)
+        notice = self._notice
+        if notice is None:
             return
-        self._pump()
-
-    # -- expiry and delay notices ---------------------------------------------------------
+        watch = self.watch
+        while watch:
+            message = watch[0]
+            if message.done:
+                watch.popleft()
+            elif message.arrival + notice <= limit:
+                watch.popleft()
+                message.notified = True
+                self.metrics.delay_notice(message, now)
+            else:
+                break
 
     def _arm_timer(self) -> None:
-        due = math.inf
-        if self.pending:
-            due = self.pending[0].arrival + self._expiration
+        due = self.pending[0].arrival + self._expiration if self.pending else math.inf
         watch = self.watch
         while watch and watch[0].done:
             watch.popleft()
@@ -154,28 +195,72 @@ class NextHopQueue:
         if due == math.inf:
             return
         self.timer_armed = True
-        timer = Timeout(self.env, max(0.0, due - self.env.now))
-        timer.callbacks.append(self._timer_due)
+        Timeout(self.env, max(0.0, due - self.env.now)).callbacks.append(self._timer_due)
 
     def _timer_due(self, _event: Any) -> None:
         self.timer_armed = False
-        now = self.env.now
-        limit = now + _EPSILON
-        pending, metrics = self.pending, self.metrics
-        while pending and pending[0].arrival + self._expiration <= limit:
-            message = pending.popleft()
-            failure = self.last_failure
-            reason = self.profile.expiry_text + (f" (last error: {failure.reason})" if failure else "")
-            metrics.bounced_message(message, self.profile.expiry_status, reason, now, queued=True, expired=True)
-        if self._notice is not None:
-            watch, notice = self.watch, self._notice
-            while watch:
-                message = watch[0]
-                if message.done:
-                    watch.popleft()
-                elif message.arrival + notice <= limit:
-                    watch.popleft()
-                    metrics.delay_notice(message, now)
-                else:
-                    break
+        self._expire_and_notify_due(self.env.now)
         self._arm_timer()
+
+
+class QueueRetry(DeliveryQueue):
+    """Retried as a whole (reference 1b): a failed connection puts the queue in Retry and
+    every message in it, including those that arrive meanwhile, waits for the next try.
+
+    With ``attempt_on_arrival`` profiles (Sendmail) a new message is still tried once
+    when it arrives; only the queued ones wait for the next queue run.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = 0
+        # Sendmail tries each message when it is submitted (no host status is kept
+        # between processes by default); only deferred ones wait for the queue run.
+        self._try_new_at_once = self.profile.retry.queue_run_delay is not None
+
+    def accept(self, message: Message) -> None:
+        if self.in_retry and self._try_new_at_once and self.busy < self.slots:
+            now = self.env.now
+            link, outcome = self._connect(message, now)
+            self._trace(message, "attempt", link.endpoint.name if link else "all hosts")
+            if link is not None:
+                self._deliver(message, link, outcome)
+                return
+            self.metrics.deferrals += 1
+            self._trace(message, "deferred", str(self.profile.status(outcome.failure or Failure.HOST_DOWN)))
+        super().accept(message)
+
+    def _pump(self) -> None:
+        env, pending = self.env, self.pending
+        while pending and self.busy < self.slots and not self.in_retry:
+            link, outcome = self._connect(pending[0], env.now)
+            self._trace(pending[0], "attempt", link.endpoint.name if link else "all hosts")
+            if link is None:
+                self._fail(outcome)
+                return
+            self.failures = 0
+            self._deliver(pending.popleft(), link, outcome)
+
+    def _fail(self, outcome: Negotiation) -> None:
+        now = self.env.now
+        self.in_retry = True
+        self.failures += 1
+        status = self.profile.status(outcome.failure or Failure.HOST_DOWN)
+        self.last_failure = status
+        self.metrics.deferrals += 1
+        self._trace(self.pending[0], "deferred", str(status))
+        if not self._deadline_timers:
+            self._expire_and_notify_due(now)
+        retry = self.profile.retry
+        if retry.queue_run_delay is None:
+            wait = retry.after_failures(self.failures)
+        else:
+            wait = retry.next_run(now + EPSILON) - now
+        Timeout(self.env, wait).callbacks.append(self._retry_due)
+
+    def _retry_due(self, _event: Any) -> None:
+        self.in_retry = False
+        if not self.pending:
+            self.failures = 0  # an empty queue disappears; the next message starts afresh
+            return
+        self._pump()

@@ -21,6 +21,9 @@ class Stream(IntEnum):
     DOMAINS = 1
     SIZES = 2
     LOAD_SHARE = 3
+    AVAILABILITY = 4
+    INBOUND_ARRIVALS = 5
+    INBOUND_SIZES = 6
 
 
 def generator(seed: int, replication: int, stream: Stream, index: int = 0) -> np.random.Generator:

@@ -1,4 +1,4 @@
-"""Outbound traffic: Poisson arrivals per flow, recipient domains by weight, sizes by distribution.
+"""Traffic: Poisson arrivals per flow, destinations by weight, sizes by distribution.
 
 Each flow is one chain of SimPy callbacks (one pending event at a time), with every
 random number drawn in numpy blocks from the flow's own streams.
@@ -6,6 +6,7 @@ random number drawn in numpy blocks from the flow's own streams.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,11 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model.message import DomainStats, Message
+from sim.model.metrics import Metrics
 from sim.model.streams import BlockDraws, Stream, generator
 from sim.model.world import World
-from sim.scenario.model import MessageSize, OutboundFlow
+from sim.population import generate
+from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
 
 
 def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws:
@@ -31,36 +34,22 @@ def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws:
     return BlockDraws(lambda n: rng.lognormal(mu, sigma, n))
 
 
-class OutboundSource:
-    """Generates one flow's messages until ``stop`` and submits them to the world."""
+class PoissonSource:
+    """Messages at Poisson times until ``stop``; each one built and handed on by ``emit``."""
 
     def __init__(
         self,
         env: simpy.Environment,
-        world: World,
-        flow: OutboundFlow,
-        index: int,
-        replication: int,
+        rate_per_hour: float,
+        rng: np.random.Generator,
         stop: float,
-        ids: list[int],
+        emit: Callable[[], None],
     ) -> None:
-        seed = world.scenario.run.seed
         self.env = env
-        self.world = world
         self.stop = stop
-        self.ids = ids  # shared counter across flows: [next id]
-        self.source = flow.from_server or world.scenario.organisation.servers[0].name
-        names = list(flow.domains)
-        weights = np.array([flow.domains[n] for n in names], dtype=float)
-        weights /= weights.sum()
-        self.stats: list[DomainStats] = [world.metrics.domain(n) for n in names]
-        arrivals = generator(seed, replication, Stream.ARRIVALS, index)
-        picks = generator(seed, replication, Stream.DOMAINS, index)
-        sizes = generator(seed, replication, Stream.SIZES, index)
-        mean_gap = 3600.0 / flow.rate_per_hour
-        self.gap = BlockDraws(lambda n: arrivals.exponential(mean_gap, n))
-        self.pick = BlockDraws(lambda n: picks.choice(len(names), n, p=weights))
-        self.size = size_sampler(flow.size, sizes)
+        self.emit = emit
+        mean_gap = 3600.0 / rate_per_hour
+        self.gap = BlockDraws(lambda n: rng.exponential(mean_gap, n))
 
     def start(self) -> None:
         self._schedule()
@@ -72,10 +61,66 @@ class OutboundSource:
         Timeout(self.env, gap).callbacks.append(self._arrive)
 
     def _arrive(self, _event: Any) -> None:
-        ident = self.ids[0]
-        self.ids[0] = ident + 1
-        stats = self.stats[int(self.pick())]
-        message = Message(ident, self.env.now, self.size(), stats)
-        self.world.metrics.accepted(message)
-        self.world.submit(self.source, message)
+        self.emit()
         self._schedule()
+
+
+class IdCounter:
+    __slots__ = ("next",)
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self) -> int:
+        ident = self.next
+        self.next = ident + 1
+        return ident
+
+
+def outbound_source(
+    env: simpy.Environment, world: World, flow: OutboundFlow, index: int, stop: float, ids: IdCounter
+) -> PoissonSource:
+    """Our users' mail to the Internet: recipient domains by weight (named, then population)."""
+    seed, replication = world.scenario.run.seed, world.replication
+    names = list(flow.domains)
+    weights = [flow.domains[n] for n in names]
+    population = world.scenario.remotes.population
+    if population is not None and flow.population_weight > 0:
+        generated = generate(population)
+        names += [d.name for d in generated.domains]
+        weights += [flow.population_weight * p for p in generated.popularity]
+    probabilities = np.array(weights, dtype=float)
+    probabilities /= probabilities.sum()
+    metrics = world.metrics
+    stats: list[DomainStats] = [metrics.domain(n) for n in names]
+    picks = generator(seed, replication, Stream.DOMAINS, index)
+    pick = BlockDraws(lambda n: picks.choice(len(names), n, p=probabilities))
+    size = size_sampler(flow.size, generator(seed, replication, Stream.SIZES, index))
+    source = flow.from_server or world.scenario.organisation.servers[0].name
+
+    def emit() -> None:
+        message = Message(ids.take(), env.now, size(), stats[int(pick())])
+        metrics.accepted(message)
+        world.submit(source, message)
+
+    return PoissonSource(env, flow.rate_per_hour, generator(seed, replication, Stream.ARRIVALS, index), stop, emit)
+
+
+def inbound_source(
+    env: simpy.Environment, world: World, flow: InboundFlow, index: int, stop: float, ids: IdCounter
+) -> PoissonSource:
+    """A remote domain's mail to us, entering the queue at its own MTA."""
+    seed, replication = world.scenario.run.seed, world.replication
+    metrics: Metrics = world.inbound_metrics
+    stats = metrics.domain(flow.from_domain)
+    stats.route = flow.to or next(iter(world.virtual_servers))
+    queue = world.sender_queue(flow)
+    size = size_sampler(flow.size, generator(seed, replication, Stream.INBOUND_SIZES, index))
+
+    def emit() -> None:
+        message = Message(ids.take(), env.now, size(), stats)
+        metrics.accepted(message)
+        queue.submit(message)
+
+    arrivals = generator(seed, replication, Stream.INBOUND_ARRIVALS, index)
+    return PoissonSource(env, flow.rate_per_hour, arrivals, stop, emit)

@@ -1,50 +1,92 @@
-"""The world of one run: routes, TLS outcomes and next-hop queues, built from a scenario."""
+"""The world of one run: routes, remote hosts, TLS outcomes and queues, built from a scenario."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import simpy
 
+from sim.model.backoff import BackoffQueue
+from sim.model.endpoint import Endpoint, HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
-from sim.model.queue import HostLink, NextHopQueue
+from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.streams import BlockDraws, Stream, generator
-from sim.mta.profiles import get_profile
+from sim.mta.profiles import MtaProfile, get_profile
+from sim.population import generate
 from sim.routing.selector import Route, RouteSelector
-from sim.scenario.model import RemoteHost, Scenario, TlsLevel, VirtualServer
-from sim.tls.negotiation import negotiate
-
-NO_ROUTE_REASON = "No route to the recipient domain: no connector address space matches"
+from sim.scenario.model import (
+    ClientTls,
+    InboundFlow,
+    RemoteDomain,
+    RemoteHost,
+    Scenario,
+    ServerTls,
+    TlsLevel,
+    VirtualServer,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """Where mail from one server to one domain goes: one queue, or several sharing load."""
 
-    queues: tuple[NextHopQueue, ...]
+    queues: tuple[DeliveryQueue, ...]
     route_label: str
 
 
+def all_domains(scenario: Scenario) -> list[RemoteDomain]:
+    """The named remote domains followed by the generated population, if any."""
+    domains = list(scenario.remotes.domains)
+    if scenario.remotes.population is not None:
+        domains += generate(scenario.remotes.population).domains
+    return domains
+
+
+def make_queue(
+    env: simpy.Environment,
+    name: str,
+    links: list[HostLink],
+    profile: MtaProfile,
+    slots: int,
+    metrics: Metrics,
+    level: TlsLevel,
+) -> DeliveryQueue:
+    """The queue discipline of ``profile``: whole-queue retry, or per-message backoff."""
+    kind = BackoffQueue if profile.retry.discipline == "message" else QueueRetry
+    return kind(env, name, links, profile, slots, metrics, opportunistic=level is TlsLevel.OPPORTUNISTIC)
+
+
 class World:
-    def __init__(self, scenario: Scenario, env: simpy.Environment, metrics: Metrics, replication: int = 0) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        env: simpy.Environment,
+        metrics: Metrics,
+        replication: int = 0,
+        inbound_metrics: Metrics | None = None,
+    ) -> None:
         self.scenario = scenario
         self.env = env
         self.metrics = metrics
+        self.inbound_metrics = inbound_metrics or Metrics()
+        self.replication = replication
         org = scenario.organisation
         self.profile = get_profile(org.profile)
         self.selector = RouteSelector(org, self.profile)
+        self.server_profile = {s.name: get_profile(s.profile or org.profile) for s in org.servers}
         self.virtual_servers: dict[str, VirtualServer] = {
             f"{server.name}/{vs.name}": vs for server in org.servers for vs in server.virtual_servers
         }
-        self.mx: dict[str, list[RemoteHost]] = {
-            d.name: sorted(d.mx, key=lambda h: h.preference) for d in scenario.remotes.domains
-        }
+        domains = all_domains(scenario)
+        self.mx: dict[str, list[RemoteHost]] = {d.name: sorted(d.mx, key=lambda h: h.preference) for d in domains}
         self.relays: dict[str, RemoteHost] = {h.host: h for h in scenario.remotes.hosts}
-        self.queues: dict[tuple[str, str, str], NextHopQueue] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
+        self.sender_queues: dict[str, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
-        rng = generator(scenario.run.seed, replication, Stream.LOAD_SHARE)
-        self._share = BlockDraws(rng.random)
+        self._share = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
 
     # -- routing -----------------------------------------------------------------------
 
@@ -72,13 +114,23 @@ class World:
             # (KB 262952); a seeded uniform pick gives that on average.
             queues[int(self._share() * len(queues))].submit(message)
         else:
-            self.metrics.bounced_message(
-                message, self.profile.no_route_status, NO_ROUTE_REASON, self.env.now, queued=False
-            )
+            status = self.profile.no_route
+            self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
 
-    # -- queues ------------------------------------------------------------------------
+    # -- remote hosts and queues -----------------------------------------------------------
 
-    def _queue_for(self, route: Route, domain: str) -> NextHopQueue:
+    def endpoint(self, host: RemoteHost) -> Endpoint:
+        found = self._endpoints.get(host.host)
+        if found is None:
+            rng = None
+            if host.outages is not None:
+                # One stream per host, keyed by its name, so adding a host changes no other.
+                key = zlib.crc32(host.host.encode())
+                rng = generator(self.scenario.run.seed, self.replication, Stream.AVAILABILITY, key)
+            found = self._endpoints[host.host] = Endpoint.from_host(host, self.scenario.run.duration, rng)
+        return found
+
+    def _queue_for(self, route: Route, domain: str) -> DeliveryQueue:
         connector = route.connector
         vs = self.virtual_servers[route.virtual_server]
         if connector.delivery == "smart_host":
@@ -91,13 +143,49 @@ class World:
         key = (route.virtual_server, connector.name, next_hop)
         queue = self.queues.get(key)
         if queue is None:
-            level = effective_tls(vs.outbound_tls, connector.tls)
-            profile = self.profile.with_delivery(vs.delivery)
-            links = [_link(host, level) for host in hosts]
+            vs_level = tls_policy_level(vs, domain if next_hop == domain else hosts[0].host)
+            level = effective_tls(vs_level, connector.tls)
+            profile = self.server_profile[route.virtual_server.split("/", 1)[0]].with_delivery(vs.delivery)
+            links = [HostLink.for_level(self.endpoint(host), level) for host in hosts]
             slots = min(vs.max_connections_per_domain, vs.max_connections, max(h.max_connections for h in hosts))
             name = f"{route.virtual_server}|{connector.name}|{next_hop}"
-            queue = self.queues[key] = NextHopQueue(self.env, name, links, profile, slots, self.metrics)
+            queue = self.queues[key] = make_queue(self.env, name, links, profile, slots, self.metrics, level)
         return queue
+
+    # -- inbound -------------------------------------------------------------------------
+
+    def sender_queue(self, flow: InboundFlow) -> DeliveryQueue:
+        """The queue at a remote sender that holds its mail for us."""
+        found = self.sender_queues.get(flow.from_domain)
+        if found is None:
+            target = flow.to or next(iter(self.virtual_servers))
+            vs = self.virtual_servers[target]
+            endpoint = self._receiver(target, vs, flow.tls)
+            level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
+            profile = get_profile(flow.profile).with_delivery(flow.delivery)
+            link = HostLink.for_level(endpoint, level)
+            found = self.sender_queues[flow.from_domain] = make_queue(
+                self.env, f"{flow.from_domain}|{target}", [link], profile, 20, self.inbound_metrics, level
+            )
+        return found
+
+    def _receiver(self, name: str, vs: VirtualServer, client: ClientTls) -> Endpoint:
+        """Our virtual server as one remote sender meets it.
+
+        A sender that cannot meet the strength we require (40-bit against "Require
+        128-bit encryption") sees a failed handshake, as does one whose TLS fails with us.
+        """
+        inbound = vs.inbound
+        if inbound.tls == "off":
+            tls = ServerTls.NONE
+        elif client is ClientTls.HANDSHAKE_FAILS or (
+            client is ClientTls.BITS_40 and inbound.require_secure_channel and inbound.strength == 128
+        ):
+            tls = ServerTls.HANDSHAKE_FAILS
+        else:
+            tls = ServerTls.TRUSTED
+        requires = inbound.tls == "offered" and inbound.require_secure_channel
+        return Endpoint(name, tls, requires, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None)
 
 
 def effective_tls(virtual_server: TlsLevel, connector: TlsLevel) -> TlsLevel:
@@ -105,6 +193,20 @@ def effective_tls(virtual_server: TlsLevel, connector: TlsLevel) -> TlsLevel:
     return virtual_server if virtual_server.rank >= connector.rank else connector
 
 
-def _link(host: RemoteHost, level: TlsLevel) -> HostLink:
-    seconds_per_byte = 8.0 / (host.bandwidth_mbps * 1e6)
-    return HostLink(host.host, negotiate(level, host.tls, host.requires_tls), host.session_setup, seconds_per_byte)
+def tls_policy_level(vs: VirtualServer, next_hop: str) -> TlsLevel:
+    """The virtual server's level for ``next_hop``: its policy map entry, else its default.
+
+    Lookup as Postfix smtp_tls_policy_maps (reference 3c): the name itself, then
+    ``.parent`` for each parent domain, nearest first.
+    """
+    policy = vs.tls_policy
+    if not policy:
+        return vs.outbound_tls
+    if next_hop in policy:
+        return policy[next_hop]
+    labels = next_hop.split(".")
+    for i in range(1, len(labels)):
+        key = "." + ".".join(labels[i:])
+        if key in policy:
+            return policy[key]
+    return vs.outbound_tls

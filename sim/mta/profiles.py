@@ -1,16 +1,21 @@
 """MTA profiles: the defaults that differ between mail products.
 
 A profile is data, one frozen record per product; every number cites its source in
-``reference/mta-semantics.md``. Scenario settings override any of them.
+``reference/mta-semantics.md`` (section numbers below refer to it). Scenario settings
+override any timer (``with_delivery``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from sim.routing.address_space import MatchRules
 from sim.scenario.model import DeliverySettings
+from sim.tls.negotiation import Failure
+
+_T = TypeVar("_T")
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -18,22 +23,58 @@ DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
-class RetrySchedule:
-    """Intervals between attempts of a queue in Retry: each counts from the previous attempt."""
+class Status:
+    """An RFC 3463 enhanced status code and the text a product writes with it."""
 
-    intervals: tuple[float, ...]
-    subsequent: float
+    code: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """When a failed destination is tried again.
+
+    ``discipline="queue"`` (Exchange, Sendmail): the whole queue waits; the wait after
+    the n-th consecutive failure is ``intervals[n-1]``, then ``subsequent``, each counted
+    from the previous attempt. With ``queue_run_delay`` set the retry happens at the next
+    queue run instead (Sendmail ``-q``), runs falling on multiples of it.
+
+    ``discipline="message"`` (Postfix): each message waits clamp(its age,
+    ``minimal_backoff``, ``maximal_backoff``) and is picked up by the next scan of the
+    deferred queue, every ``queue_run_delay`` (qmgr_active.c).
+    """
+
+    discipline: Literal["queue", "message"]
+    intervals: tuple[float, ...] = ()
+    subsequent: float = 0.0
+    queue_run_delay: float | None = None
+    minimal_backoff: float = 0.0
+    maximal_backoff: float = 0.0
 
     def after_failures(self, failures: int) -> float:
-        """The wait after the ``failures``-th consecutive failed attempt (1-based)."""
+        """The wait after the ``failures``-th consecutive failed attempt (queue discipline)."""
         if failures <= len(self.intervals):
             return self.intervals[failures - 1]
         return self.subsequent
+
+    def backoff(self, age: float) -> float:
+        """Postfix: next = now + clamp(message age, minimal_backoff_time, maximal_backoff_time)."""
+        return min(max(age, self.minimal_backoff), self.maximal_backoff)
+
+    def next_run(self, at: float) -> float:
+        """The first queue run at or after ``at``."""
+        assert self.queue_run_delay is not None
+        runs = math.ceil(at / self.queue_run_delay - 1e-9)
+        return runs * self.queue_run_delay
 
 
 @dataclass(frozen=True, slots=True)
 class MtaProfile:
     name: str
+    summary: str
     match_rules: MatchRules
     # Exchange 2007+ adds tie-breaks after cost: fewest hops, then lowest connector name
     # (connector-selection.md). Exchange 2003 shares load between equal-cost routes.
@@ -41,70 +82,175 @@ class MtaProfile:
     retry: RetrySchedule
     delay_notification: float | None
     expiration_timeout: float
-    expiry_status: str
-    expiry_text: str
     # When expiry and delay notices take effect. "deadline": at the instant the timer
-    # runs out. "after_attempt": only when an attempt fails after it (Postfix qmgr).
+    # runs out. "after_attempt": only when an attempt fails after it.
     timers: Literal["deadline", "after_attempt"]
-    no_route_status: str
+    # The NDR of an expired message; None: the last deferral's status (Postfix, 3d).
+    expiry: Status | None
+    # After a failed handshake under opportunistic TLS: "never" retry in plaintext
+    # (defer), or retry in plaintext once the message is older than the minimal
+    # backoff time (Postfix >= 3.0, 3b).
+    handshake_fallback: Literal["never", "after_min_backoff"]
+    statuses: dict[Failure, Status] = field(hash=False)
+    no_route: Status = Status("5.0.0", "No route to the recipient domain: no connector address space matches")
+    sources: str = ""
+
+    def status(self, failure: Failure) -> Status:
+        return self.statuses[failure]
 
     def with_delivery(self, settings: DeliverySettings) -> MtaProfile:
-        """This profile with a virtual server's Delivery-tab overrides applied."""
-        intervals = list(self.retry.intervals)
+        """This profile with a virtual server's delivery overrides applied."""
+        retry = self.retry
+        intervals = list(retry.intervals)
         for index, value in enumerate((settings.first_retry, settings.second_retry, settings.third_retry)):
             if value is not None:
                 while len(intervals) <= index:
-                    intervals.append(self.retry.subsequent)
+                    intervals.append(retry.subsequent)
                 intervals[index] = value
-        retry = RetrySchedule(tuple(intervals), settings.subsequent_retry or self.retry.subsequent)
+        retry = replace(
+            retry,
+            intervals=tuple(intervals),
+            subsequent=_pick(settings.subsequent_retry, retry.subsequent),
+            queue_run_delay=_pick(settings.queue_run_delay, retry.queue_run_delay),
+            minimal_backoff=_pick(settings.minimal_backoff_time, retry.minimal_backoff),
+            maximal_backoff=_pick(settings.maximal_backoff_time, retry.maximal_backoff),
+        )
+        notice = self.delay_notification
+        if settings.delay_notification is not None:
+            notice = settings.delay_notification or None  # 0 turns notices off (Postfix's default)
         return replace(
             self,
             retry=retry,
-            delay_notification=(
-                settings.delay_notification if settings.delay_notification is not None else self.delay_notification
-            ),
-            expiration_timeout=(
-                settings.expiration_timeout if settings.expiration_timeout is not None else self.expiration_timeout
-            ),
+            delay_notification=notice,
+            expiration_timeout=_pick(settings.expiration_timeout, self.expiration_timeout),
         )
 
 
+def _pick(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+# Remote-side texts shared by every profile: what the receiving server says.
+_MUST_STARTTLS = Status("5.7.0", "530 5.7.0 Must issue a STARTTLS command first")  # RFC 3207 s.4
+_GREYLISTED = Status("4.7.1", "450 4.7.1 Greylisted, please try again later")  # postgrey's reply
+
 EXCHANGE_2003 = MtaProfile(
     name="exchange2003",
+    summary="Exchange 2000/2003 SMTP virtual server",
     match_rules=MatchRules.EXCHANGE2003,
     tie_break_hops_and_name=False,
-    # SMTP virtual server Delivery tab: retries after 15, 30, 60, then every 240 minutes,
-    # each counted from the previous attempt (technet cc757058; winintro 1642e18f).
-    retry=RetrySchedule((15 * MINUTE, 30 * MINUTE, 60 * MINUTE), 240 * MINUTE),
-    delay_notification=12 * HOUR,  # outbound delay notification (windowsitlibrary Table2)
-    expiration_timeout=2 * DAY,  # outbound expiration timeout (same)
-    expiry_status="4.4.7",  # KB 284204: "message in the queue has expired"
-    expiry_text="Could not deliver the message in the time limit specified",
+    # Delivery tab: retries after 15, 30, 60, then every 240 minutes, each counted from
+    # the previous attempt (1b: technet cc757058; winintro 1642e18f).
+    retry=RetrySchedule("queue", (15 * MINUTE, 30 * MINUTE, 60 * MINUTE), 240 * MINUTE),
+    delay_notification=12 * HOUR,  # outbound delay notification (1b: windowsitlibrary Table2)
+    expiration_timeout=2 * DAY,  # outbound expiration timeout (1b)
     # No source says whether IIS SMTP expires a message at the deadline or at the next
-    # retry after it; the product docs describe the timeout as a time limit ("attempts
-    # continue until the expiration time-out is reached"), so we take the deadline.
+    # retry after it; the product docs call the timeout a time limit ("attempts continue
+    # until the expiration time-out is reached"), so we take the deadline.
     timers="deadline",
-    no_route_status="5.0.0",  # KB 284204: no route; the fix is an SMTP "*" address space
+    expiry=Status("4.4.7", "Could not deliver the message in the time limit specified"),  # KB 284204
+    handshake_fallback="never",  # no plaintext retry is documented (2a, NOT FOUND)
+    statuses={
+        Failure.NO_STARTTLS: Status("4.7.4", "The remote SMTP service does not support TLS"),  # KB 329061
+        Failure.HANDSHAKE: Status("4.7.5", "TLS negotiation failed"),  # RFC 3463 X.7.5
+        Failure.CERTIFICATE: Status("4.7.5", "Certificate validation failed"),
+        Failure.MUST_STARTTLS: _MUST_STARTTLS,  # NDR "#5.7.0 SMTP: 530 5.7.0" (KB 329061)
+        Failure.HOST_DOWN: Status("4.4.1", "Host not responding"),  # KB 284204
+        Failure.GREYLISTED: _GREYLISTED,
+    },
+    sources="reference 1a, 1b; KB 284204, KB 329061",
 )
+
+_EXCHANGE_2016_STATUSES = {
+    # EXO/Exchange connector errors (2a, mail-flow-intelligence.md).
+    Failure.NO_STARTTLS: Status("4.4.317", "450 4.4.317 Cannot connect to remote server: TLS required, not supported"),
+    Failure.HANDSHAKE: Status("4.4.0", "451 4.4.0 SMTPSEND.SuspiciousRemoteServerError"),  # kjctech (unofficial)
+    Failure.CERTIFICATE: Status("4.7.320", "450 4.7.320 Certificate validation failed"),
+    Failure.MUST_STARTTLS: _MUST_STARTTLS,
+    Failure.HOST_DOWN: Status("4.4.315", "450 4.4.315 Connection timed out"),
+    Failure.GREYLISTED: _GREYLISTED,
+}
 
 EXCHANGE_2016 = MtaProfile(
     name="exchange2016",
+    summary="Exchange 2007-SE on-premises transport (send connectors)",
     match_rules=MatchRules.EXCHANGE2007,
     tie_break_hops_and_name=True,
-    # Set-TransportService: TransientFailureRetryCount 6 x TransientFailureRetryInterval
+    # Set-TransportService (2b): TransientFailureRetryCount 6 x TransientFailureRetryInterval
     # 5 min (Mailbox), then OutboundConnectionFailureRetryInterval 10 min (Mailbox).
-    retry=RetrySchedule((5 * MINUTE,) * 6, 10 * MINUTE),
-    delay_notification=4 * HOUR,  # DelayNotificationTimeout
-    expiration_timeout=2 * DAY,  # MessageExpirationTimeout
-    expiry_status="4.4.7",  # "550 4.4.7 QUEUE.Expired; message expired" (kjctech.net, unofficial)
-    expiry_text="QUEUE.Expired; message expired",
+    retry=RetrySchedule("queue", (5 * MINUTE,) * 6, 10 * MINUTE),
+    delay_notification=4 * HOUR,  # DelayNotificationTimeout (2b)
+    expiration_timeout=2 * DAY,  # MessageExpirationTimeout (2b)
     timers="deadline",
-    # 2007+: no SMTP match sends the message to the Unreachable queue; we report it as an
-    # NDR with the Exchange 2003 code so that the two profiles compare (documented).
-    no_route_status="5.0.0",
+    expiry=Status("4.4.7", "550 4.4.7 QUEUE.Expired; message expired"),  # kjctech.net (unofficial)
+    handshake_fallback="never",  # plaintext retry after a failed handshake: NOT FOUND (2a)
+    statuses=_EXCHANGE_2016_STATUSES,
+    # 2007+ sends an unmatched message to the Unreachable queue; we report it as an NDR
+    # 5.0.0 so that the profiles compare (README).
+    sources="reference 2a, 2b; Set-TransportService.md; connector-selection.md",
 )
 
-PROFILES: dict[str, MtaProfile] = {p.name: p for p in (EXCHANGE_2003, EXCHANGE_2016)}
+EXCHANGE_ONLINE = replace(
+    EXCHANGE_2016,
+    name="exchange-online",
+    summary="Exchange Online outbound connectors",
+    # EXO connector delivery is "retried 24 h, then NDR" (2b, connectors-mail-flow-intelligence.md).
+    # EXO's retry intervals are not published; we keep the on-premises ones (assumption).
+    expiration_timeout=1 * DAY,
+    sources="reference 2a, 2b; connectors-mail-flow-intelligence.md",
+)
+
+POSTFIX = MtaProfile(
+    name="postfix",
+    summary="Postfix >= 3.0 smtp(8) and qmgr(8)",
+    match_rules=MatchRules.EXCHANGE2007,  # transport_maps: exact domain, .domain for subdomains (3c)
+    tie_break_hops_and_name=True,
+    # 3d: minimal_backoff_time 300 s, maximal_backoff_time 4000 s, queue_run_delay 300 s;
+    # backoff = clamp(message age, min, max) (qmgr_active.c).
+    retry=RetrySchedule("message", queue_run_delay=300.0, minimal_backoff=300.0, maximal_backoff=4000.0),
+    delay_notification=None,  # delay_warning_time = 0: off by default (3d)
+    expiration_timeout=5 * DAY,  # maximal_queue_lifetime (3d)
+    timers="after_attempt",  # expiry is tested only after a failed attempt (3d)
+    expiry=None,  # the bounce carries the last deferral code, not 4.4.7 (bounce_notify_util.c)
+    handshake_fallback="after_min_backoff",  # Postfix >= 3.0 PREACTIVE_DELAY (3b)
+    statuses={
+        Failure.NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),  # 3a
+        Failure.HANDSHAKE: Status("4.7.5", "Cannot start TLS: handshake failure"),  # 3b
+        Failure.CERTIFICATE: Status("4.7.5", "Server certificate not verified"),  # 3a
+        Failure.MUST_STARTTLS: _MUST_STARTTLS,
+        Failure.HOST_DOWN: Status("4.4.1", "connect to host: Connection timed out"),
+        Failure.GREYLISTED: _GREYLISTED,
+    },
+    sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h",
+)
+
+SENDMAIL = MtaProfile(
+    name="sendmail",
+    summary="Sendmail 8 (opportunistic STARTTLS, queue runs)",
+    match_rules=MatchRules.EXCHANGE2007,
+    tie_break_hops_and_name=True,
+    # Every queued message is retried at each queue run. The interval is the daemon's
+    # -q flag; -q30m is the Installation and Operation Guide's example (site-dependent).
+    retry=RetrySchedule("queue", queue_run_delay=30 * MINUTE),
+    delay_notification=4 * HOUR,  # Timeout.queuewarn 4h (cf/README)
+    expiration_timeout=5 * DAY,  # Timeout.queuereturn 5d (cf/README)
+    timers="after_attempt",  # timeouts are checked when a queue run processes the message
+    expiry=Status("4.4.7", "Cannot send message for 5 days"),
+    handshake_fallback="never",  # TLSFallbacktoClear is off by default (4a)
+    statuses={
+        Failure.NO_STARTTLS: Status("4.7.0", "403 4.7.0 encryption too weak 0 less than 128"),  # TLS_Srv ENCR
+        Failure.HANDSHAKE: Status("4.7.0", "403 4.7.0 TLS handshake failed."),  # 4a (cf/README)
+        Failure.CERTIFICATE: Status("4.7.0", "403 4.7.0 not authenticated"),  # TLS_Srv VERIFY
+        Failure.MUST_STARTTLS: _MUST_STARTTLS,
+        Failure.HOST_DOWN: Status("4.4.1", "Deferred: Connection timed out"),
+        Failure.GREYLISTED: _GREYLISTED,
+    },
+    sources="reference 4a; sendmail cf/README",
+)
+
+PROFILES: dict[str, MtaProfile] = {
+    p.name: p for p in (EXCHANGE_2003, EXCHANGE_2016, EXCHANGE_ONLINE, POSTFIX, SENDMAIL)
+}
 
 
 def get_profile(name: str) -> MtaProfile:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.durations import Duration
 from sim.routing.address_space import is_domain, normalise_pattern
@@ -42,6 +42,18 @@ class TlsLevel(StrEnum):
 _TLS_RANK = {TlsLevel.OFF: 0, TlsLevel.OPPORTUNISTIC: 1, TlsLevel.REQUIRED: 2, TlsLevel.VERIFY: 3}
 
 
+# Postfix smtp_tls_security_level names for the same levels (reference 3a): "secure"
+# also verifies the certificate, against the next-hop name rather than the MX name.
+TLS_ALIASES = {"none": "off", "may": "opportunistic", "encrypt": "required", "secure": "verify"}
+
+
+def _tls_alias(value: object) -> object:
+    return TLS_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+TlsSetting = Annotated[TlsLevel, BeforeValidator(_tls_alias)]
+
+
 class ServerTls(StrEnum):
     """What a remote host does when we offer STARTTLS."""
 
@@ -54,8 +66,7 @@ class ServerTls(StrEnum):
     HANDSHAKE_FAILS = "handshake-fails"  # advertises STARTTLS, then the handshake fails
 
 
-Profile = Literal["exchange2003", "exchange2016"]
-PROFILES: tuple[str, ...] = ("exchange2003", "exchange2016")
+Profile = Literal["exchange2003", "exchange2016", "exchange-online", "postfix", "sendmail"]
 
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
@@ -91,10 +102,22 @@ class DeliverySettings(Strict):
     second_retry: Duration | None = None
     third_retry: Duration | None = None
     subsequent_retry: Duration | None = None
-    delay_notification: Duration | None = None
+    delay_notification: Duration | None = Field(None, description="0 turns delay notices off")
     expiration_timeout: Duration | None = None
+    # Postfix names (reference 3d); also the Sendmail queue-run interval (-q).
+    queue_run_delay: Duration | None = None
+    minimal_backoff_time: Duration | None = None
+    maximal_backoff_time: Duration | None = None
 
-    @field_validator("first_retry", "second_retry", "third_retry", "subsequent_retry")
+    @field_validator(
+        "first_retry",
+        "second_retry",
+        "third_retry",
+        "subsequent_retry",
+        "queue_run_delay",
+        "minimal_backoff_time",
+        "maximal_backoff_time",
+    )
     @classmethod
     def _positive_retry(cls, value: float | None) -> float | None:
         if value is not None and value <= 0:
@@ -104,7 +127,11 @@ class DeliverySettings(Strict):
 
 class VirtualServer(Strict):
     name: Name
-    outbound_tls: TlsLevel = TlsLevel.OFF
+    outbound_tls: TlsSetting = TlsLevel.OFF
+    # Per-destination TLS levels (Postfix smtp_tls_policy_maps, reference 3c): the key is
+    # the next hop (recipient domain or smart host); "example.com" matches that name,
+    # ".example.com" its subdomains, tried from the most specific parent up.
+    tls_policy: dict[str, TlsSetting] = Field(default_factory=dict)
     inbound: InboundSecurity = InboundSecurity()
     delivery: DeliverySettings = DeliverySettings()
     # Exchange 2000 SP2 admin help (moc04_14b): 1000 outbound connections, 100 per domain.
@@ -116,6 +143,7 @@ class VirtualServer(Strict):
 class Server(Strict):
     name: Name
     routing_group: Name
+    profile: Profile | None = Field(None, description="this server's MTA profile; default the organisation's")
     virtual_servers: list[VirtualServer] = Field(min_length=1)
 
 
@@ -140,7 +168,7 @@ class Connector(Strict):
     # connector's and the source virtual server's setting: a connector can add TLS,
     # never remove it, which is why the article's workaround needs a second virtual
     # server without TLS.
-    tls: TlsLevel = TlsLevel.OFF
+    tls: TlsSetting = TlsLevel.OFF
     delivery: Literal["dns", "smart_host"] = "dns"
     smart_hosts: list[str] = Field(default_factory=list)
     enabled: bool = True
@@ -168,8 +196,30 @@ class Organisation(Strict):
 # --------------------------------------------------------------------------- remote world
 
 
+class Outage(Strict):
+    """A fixed period during which a host does not answer."""
+
+    start: Duration = Field(alias="from")
+    end: Duration = Field(alias="to")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Outage:
+        if self.end <= self.start:
+            raise ValueError("an outage must end after it starts")
+        return self
+
+
+class Outages(Strict):
+    """Alternating up and down periods with exponentially distributed lengths."""
+
+    mean_up: Duration = Field(gt=0)
+    mean_down: Duration = Field(gt=0)
+
+
 class RemoteHost(Strict):
-    """A remote SMTP host: its TLS capability, inbound policy and capacity."""
+    """A remote SMTP host: its TLS capability, inbound policy, capacity and availability."""
 
     host: str
     preference: int = Field(10, ge=0, le=65535)
@@ -180,6 +230,11 @@ class RemoteHost(Strict):
     max_connections: int = Field(20, ge=1)
     bandwidth_mbps: float = Field(10.0, gt=0)
     session_setup: Duration = 0.5  # connect + EHLO (+ STARTTLS) round trips
+    down: list[Outage] = Field(default_factory=list, description="fixed outages")
+    outages: Outages | None = Field(None, description="random outages")
+    # Greylisting: the first attempt from a new sending queue is refused with 450 4.7.1,
+    # and so is every attempt until this delay has passed (postgrey default 300 s).
+    greylist: Duration | None = None
 
     @field_validator("host")
     @classmethod
@@ -209,11 +264,45 @@ class RemoteDomain(Strict):
         return value
 
 
+class Population(Strict):
+    """Many remote domains generated from distributions (see ``sim/population.py``)."""
+
+    name: Name
+    domains: int = Field(ge=1, le=1_000_000)
+    seed: int = Field(0, ge=0, description="the population's own seed: same seed, same population")
+    zipf_exponent: float = Field(1.0, ge=0, description="domain popularity ~ 1 / rank^s")
+    mx_per_domain: dict[int, float] = Field(default_factory=lambda: {1: 1.0}, description="MX count -> share")
+    tls: dict[ServerTls, float] = Field(description="share of hosts per TLS capability (sums to 1)")
+    requires_tls: float = Field(0.0, ge=0, le=1, description="share of STARTTLS hosts that require TLS")
+    outage_share: float = Field(0.0, ge=0, le=1, description="share of hosts with random outages")
+    outages: Outages | None = None
+    greylist_share: float = Field(0.0, ge=0, le=1)
+    greylist: Duration = 300.0
+    max_connections: int = Field(20, ge=1)
+
+    @field_validator("tls", "mx_per_domain")
+    @classmethod
+    def _shares(cls, value: dict[object, float]) -> dict[object, float]:
+        if any(share < 0 for share in value.values()):
+            raise ValueError("shares cannot be negative")
+        total = sum(value.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"shares must sum to 1 (they sum to {total:g})")
+        return value
+
+    @model_validator(mode="after")
+    def _outages_given(self) -> Population:
+        if self.outage_share > 0 and self.outages is None:
+            raise ValueError("outage_share is set but outages (mean_up, mean_down) is not")
+        return self
+
+
 class Remotes(Strict):
-    """A remote-world file in ``topology/``: recipient domains and relay hosts."""
+    """A remote-world file in ``topology/``: recipient domains, relay hosts, a population."""
 
     domains: list[RemoteDomain] = Field(default_factory=list)
     hosts: list[RemoteHost] = Field(default_factory=list, description="smart hosts and relays")
+    population: Population | None = None
 
 
 # --------------------------------------------------------------------------- what-if
@@ -232,10 +321,17 @@ class OutboundFlow(Strict):
 
     from_server: str | None = Field(None, alias="from", description="sending server; default the first")
     rate_per_hour: float = Field(gt=0)
-    domains: dict[str, float] = Field(min_length=1, description="recipient domain -> weight")
+    domains: dict[str, float] = Field(default_factory=dict, description="recipient domain -> weight")
+    population_weight: float = Field(0.0, ge=0, description="weight of the generated population, split by popularity")
     size: MessageSize = MessageSize()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _some_destination(self) -> OutboundFlow:
+        if not self.domains and self.population_weight <= 0:
+            raise ValueError("a flow needs recipient domains or a population_weight")
+        return self
 
     @field_validator("domains")
     @classmethod
@@ -248,10 +344,35 @@ class OutboundFlow(Strict):
         return {domain.lower(): weight for domain, weight in value.items()}
 
 
+class ClientTls(StrEnum):
+    """What a remote sender's TLS stack can do when it talks to us."""
+
+    NONE = "none"
+    BITS_40 = "40-bit"  # export-grade only (Exchange 2000/2003 default, KB 829721)
+    BITS_128 = "128-bit"
+    HANDSHAKE_FAILS = "handshake-fails"
+
+
+class InboundFlow(Strict):
+    """A remote sending domain: its rate, its MTA profile and what its TLS can do."""
+
+    from_domain: str = Field(alias="from")
+    rate_per_hour: float = Field(gt=0)
+    profile: Profile = "postfix"
+    tls: ClientTls = ClientTls.BITS_128
+    tls_level: TlsSetting = Field(TlsLevel.OPPORTUNISTIC, description="the sender's own outbound TLS level")
+    to: str | None = Field(None, description="receiving virtual server SERVER/VS; default the first")
+    size: MessageSize = MessageSize()
+    delivery: DeliverySettings = DeliverySettings()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Traffic(Strict):
     outbound: list[OutboundFlow] = Field(default_factory=list)
+    inbound: list[InboundFlow] = Field(default_factory=list)
 
-    @field_validator("outbound", mode="before")
+    @field_validator("outbound", "inbound", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, dict) else value

@@ -1,9 +1,11 @@
-"""TLS negotiation as a pure function of our client settings and the remote host.
+"""TLS negotiation as a pure function of the client's settings and the server's capability.
 
 The outcome of one SMTP session's security step: plaintext, TLS without a verified
-certificate, TLS with one, a transient failure (the queue goes to Retry) or a
-permanent rejection (the message bounces at once). Status codes are RFC 3463's.
-Results are cached per (settings, capability) pair: the hot path never recomputes.
+certificate, TLS with one, or a failure of a given kind. The kind is the fact; which
+status code and text a product writes for it is the MTA profile's business
+(``sim/mta/profiles.py``), as is whether the sender then falls back to plaintext.
+Results are cached per (level, capability, requires-TLS) triple: the hot path never
+recomputes them.
 """
 
 from __future__ import annotations
@@ -21,26 +23,37 @@ class Channel(StrEnum):
     TLS_VERIFIED = "tls-verified"
 
 
+class Failure(StrEnum):
+    """Why a session did not carry mail."""
+
+    NO_STARTTLS = "no-starttls"  # TLS required, the server does not offer STARTTLS
+    HANDSHAKE = "handshake"  # STARTTLS offered, the handshake failed
+    CERTIFICATE = "certificate"  # verification required, the certificate does not verify
+    MUST_STARTTLS = "must-starttls"  # plaintext sent to a server that requires TLS: 530 5.7.0
+    HOST_DOWN = "host-down"  # no answer
+    GREYLISTED = "greylisted"  # 4xx until the greylisting delay has passed
+
+
+PERMANENT = frozenset({Failure.MUST_STARTTLS})
+"""RFC 3207 s.4: "530 Must issue a STARTTLS command first" is a 5xx reply: the sender
+returns the message at once (Postfix: permanent; Exchange 2003 NDR #5.7.0, KB 329061)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Negotiation:
-    """What one session's security step came to.
-
-    Exactly one of ``channel`` (the session carries mail) or ``status`` (it does not)
-    is set; ``permanent`` tells a 5xx rejection from a 4xx deferral.
-    """
+    """What one session's security step came to: a channel, or a failure."""
 
     channel: Channel | None
-    status: str | None = None
-    reason: str = ""
-    permanent: bool = False
+    failure: Failure | None = None
+    detail: str = ""
 
     @property
     def delivers(self) -> bool:
         return self.channel is not None
 
     @property
-    def encrypted(self) -> bool:
-        return self.channel is not None and self.channel is not Channel.PLAINTEXT
+    def permanent(self) -> bool:
+        return self.failure in PERMANENT
 
 
 _CERT_PROBLEMS = {
@@ -50,41 +63,36 @@ _CERT_PROBLEMS = {
     ServerTls.UNTRUSTED: "certificate chain ends in an untrusted root",
 }
 
-NO_STARTTLS = Negotiation(None, "4.7.4", "The remote SMTP service does not support TLS")
-HANDSHAKE_FAILED = Negotiation(None, "4.7.5", "TLS handshake failed")
-MUST_STARTTLS = Negotiation(None, "5.7.0", "530 5.7.0 Must issue a STARTTLS command first", permanent=True)
+PLAINTEXT = Negotiation(Channel.PLAINTEXT)
 
 
 @cache
 def negotiate(level: TlsLevel, server: ServerTls, server_requires_tls: bool) -> Negotiation:
-    """The outcome when a client at ``level`` meets a host with capability ``server``.
+    """The outcome when a client at ``level`` meets a server with capability ``server``.
 
-    * ``off`` never sends STARTTLS: plaintext, or 530 5.7.0 from a host that requires
-      TLS (RFC 3207 s.4; KB 329061 shows it in an Exchange NDR as #5.7.0).
-    * ``opportunistic`` uses STARTTLS when offered and accepts any certificate.
-      A failed handshake defers with 4.7.5 (Exchange has no documented plaintext
-      retry, reference 2a "NOT FOUND"; Sendmail likewise defers, 4a).
-    * ``required``: a host without STARTTLS leaves the queue in Retry with "The remote
-      SMTP service does not support TLS" (KB 329061), status 4.7.4 ("security features
-      not supported", RFC 3463); any certificate is accepted.
+    * ``off`` never sends STARTTLS: plaintext, or 530 5.7.0 from a server that requires TLS.
+    * ``opportunistic`` uses STARTTLS when offered and accepts any certificate; a
+      failed handshake is a ``HANDSHAKE`` failure (whether the sender then retries in
+      plaintext is its profile's choice).
+    * ``required``: no STARTTLS is a ``NO_STARTTLS`` failure (Exchange 2003: "The remote
+      SMTP service does not support TLS", KB 329061); any certificate is accepted.
     * ``verify``: as required, and the certificate must chain to a trusted root, be in
-      date and match the name; otherwise defer with 4.7.5 (Postfix verify:
-      "Server certificate not verified"; EXO 4.7.320 says the same).
+      date and match the name (Postfix verify, Exchange TlsAuthLevel CertificateValidation).
 
-    >>> negotiate(TlsLevel.REQUIRED, ServerTls.NONE, False).status
-    '4.7.4'
+    >>> negotiate(TlsLevel.REQUIRED, ServerTls.NONE, False).failure.value
+    'no-starttls'
     >>> negotiate(TlsLevel.OPPORTUNISTIC, ServerTls.SELF_SIGNED, False).channel.value
     'tls-unverified'
     """
     if level is TlsLevel.OFF:
-        return MUST_STARTTLS if server_requires_tls else Negotiation(Channel.PLAINTEXT)
+        return Negotiation(None, Failure.MUST_STARTTLS) if server_requires_tls else PLAINTEXT
     if server is ServerTls.NONE:
-        return Negotiation(Channel.PLAINTEXT) if level is TlsLevel.OPPORTUNISTIC else NO_STARTTLS
+        return PLAINTEXT if level is TlsLevel.OPPORTUNISTIC else Negotiation(None, Failure.NO_STARTTLS)
     if server is ServerTls.HANDSHAKE_FAILS:
-        return HANDSHAKE_FAILED
+        return Negotiation(None, Failure.HANDSHAKE)
     if level is TlsLevel.VERIFY:
         problem = _CERT_PROBLEMS.get(server)
         if problem is not None:
-            return Negotiation(None, "4.7.5", f"Server certificate not verified: {problem}")
+            return Negotiation(None, Failure.CERTIFICATE, problem)
         return Negotiation(Channel.TLS_VERIFIED)
     return Negotiation(Channel.TLS_UNVERIFIED)

@@ -1,0 +1,92 @@
+"""Per-message backoff, as Postfix's queue manager does it (reference 3b, 3d, 3e).
+
+A message that cannot be delivered is deferred on its own: it waits clamp(its age,
+minimal_backoff_time, maximal_backoff_time) and is picked up by the next scan of the
+deferred queue, every queue_run_delay. Expiry and the delay warning are checked only
+after a failed attempt, and the bounce carries the last deferral's status. A
+connection failure, or a TLS failure at a mandatory level, marks the destination dead
+for minimal_backoff_time: mail for it is deferred without an attempt. A failed
+handshake under ``may`` does not (HEAD smtp_proto.c, SMTP_MISC_FAIL_NONE).
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from simpy.events import Timeout
+
+from sim.model.message import Message
+from sim.model.queue import EPSILON, DeliveryQueue
+from sim.mta.profiles import Status
+from sim.tls.negotiation import Failure
+
+_NOT_THROTTLING = frozenset({Failure.GREYLISTED})
+
+
+class BackoffQueue(DeliveryQueue):
+    uses_watch = False  # notices are checked per message, after its failed attempts
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._may = kwargs.get("opportunistic", False)
+        self.deferred: list[tuple[float, int, Message]] = []
+        self.dead_until = -1.0
+        self.dead_status: Status | None = None
+        self.scan_armed = False
+
+    @property
+    def depth(self) -> int:
+        return len(self.pending) + self.busy + len(self.deferred)
+
+    def _pump(self) -> None:
+        env, pending = self.env, self.pending
+        while pending and self.busy < self.slots:
+            now = env.now
+            message = pending.popleft()
+            if now < self.dead_until and self.dead_status is not None:
+                self._defer(message, self.dead_status, now)
+                continue
+            link, outcome = self._connect(message, now)
+            self._trace(message, "attempt", link.endpoint.name if link else "all hosts")
+            if link is not None:
+                self._deliver(message, link, outcome)
+                continue
+            failure = outcome.failure or Failure.HOST_DOWN
+            status = self.profile.status(failure)
+            self._defer(message, status, now)
+            if failure not in _NOT_THROTTLING and not (failure is Failure.HANDSHAKE and self._may):
+                self.dead_until = now + self.profile.retry.minimal_backoff
+                self.dead_status = status
+
+    def _defer(self, message: Message, status: Status, now: float) -> None:
+        self.metrics.deferrals += 1
+        message.last = status
+        self._trace(message, "deferred", str(status))
+        age = now - message.arrival
+        if age >= self._expiration - EPSILON:
+            self._expire(message, now)
+            return
+        notice = self._notice
+        if notice is not None and not message.notified and age >= notice - EPSILON:
+            message.notified = True
+            self.metrics.delay_notice(message, now)
+        heapq.heappush(self.deferred, (now + self.profile.retry.backoff(age), message.id, message))
+        self._arm_scan()
+
+    def _arm_scan(self) -> None:
+        if self.scan_armed or not self.deferred:
+            return
+        self.scan_armed = True
+        eligible = self.deferred[0][0]
+        scan = self.profile.retry.next_run(max(eligible, self.env.now + EPSILON))
+        Timeout(self.env, scan - self.env.now).callbacks.append(self._scan)
+
+    def _scan(self, _event: Any) -> None:
+        self.scan_armed = False
+        limit = self.env.now + EPSILON
+        deferred = self.deferred
+        while deferred and deferred[0][0] <= limit:
+            self.pending.append(heapq.heappop(deferred)[2])
+        self._arm_scan()
+        self._pump()

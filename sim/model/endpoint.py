@@ -1,0 +1,101 @@
+"""Remote hosts as the model sees them: shared runtime state, and one queue's view of each."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.scenario.model import RemoteHost, ServerTls, TlsLevel
+from sim.tls.negotiation import Negotiation, negotiate
+
+
+class Endpoint:
+    """A remote host: how it answers STARTTLS, how fast it takes mail, when it is down.
+
+    Down periods are precomputed for the whole run (fixed ones from the scenario, random
+    ones from the host's own stream), so ``is_up`` is a binary search, not an event.
+    """
+
+    __slots__ = ("_ends", "_starts", "greylist", "name", "requires_tls", "seconds_per_byte", "session_setup", "tls")
+
+    def __init__(
+        self,
+        name: str,
+        tls: ServerTls,
+        requires_tls: bool,
+        session_setup: float,
+        bandwidth_mbps: float,
+        down: list[tuple[float, float]],
+        greylist: float | None,
+    ) -> None:
+        self.name = name
+        self.tls = tls
+        self.requires_tls = requires_tls
+        self.session_setup = session_setup
+        self.seconds_per_byte = 8.0 / (bandwidth_mbps * 1e6)
+        merged = _merge(down)
+        self._starts = [start for start, _ in merged]
+        self._ends = [end for _, end in merged]
+        self.greylist = greylist
+
+    @classmethod
+    def from_host(cls, host: RemoteHost, horizon: float, rng: np.random.Generator | None) -> Endpoint:
+        down = [(o.start, o.end) for o in host.down]
+        if host.outages is not None and rng is not None:
+            down += random_outages(host.outages.mean_up, host.outages.mean_down, horizon, rng)
+        return cls(host.host, host.tls, host.requires_tls, host.session_setup, host.bandwidth_mbps, down, host.greylist)
+
+    @property
+    def has_outages(self) -> bool:
+        return bool(self._starts)
+
+    def is_up(self, now: float) -> bool:
+        i = bisect_right(self._starts, now) - 1
+        return i < 0 or now >= self._ends[i]
+
+    def transfer_time(self, size: float) -> float:
+        return self.session_setup + size * self.seconds_per_byte
+
+
+def random_outages(
+    mean_up: float, mean_down: float, horizon: float, rng: np.random.Generator
+) -> list[tuple[float, float]]:
+    """Alternating exponential up and down periods from t=0 (up) to ``horizon``."""
+    periods: list[tuple[float, float]] = []
+    now = float(rng.exponential(mean_up))
+    while now < horizon:
+        length = float(rng.exponential(mean_down))
+        periods.append((now, now + length))
+        now += length + float(rng.exponential(mean_up))
+    return periods
+
+
+def _merge(periods: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(periods):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@dataclass(frozen=True, slots=True)
+class HostLink:
+    """One queue's view of a host: the negotiation at the queue's TLS level, and the
+    outcome of a plaintext retry should the sender's profile fall back after a failed
+    handshake."""
+
+    endpoint: Endpoint
+    negotiation: Negotiation
+    fallback: Negotiation
+
+    @classmethod
+    def for_level(cls, endpoint: Endpoint, level: TlsLevel) -> HostLink:
+        return cls(
+            endpoint,
+            negotiate(level, endpoint.tls, endpoint.requires_tls),
+            negotiate(TlsLevel.OFF, endpoint.tls, endpoint.requires_tls),
+        )
