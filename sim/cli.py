@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from sim.errors import ScenarioError
-from sim.mta.profiles import get_profile
+from sim.mta.profiles import PROFILES, get_profile
 from sim.routing.address_space import is_domain
 from sim.routing.selector import RouteSelector
 from sim.run import run as run_scenario
@@ -62,6 +62,18 @@ PER_DOMAIN_VIEW = {
     "queued_at_end": "queued",
 }
 
+INBOUND_VIEW = {
+    "sender": "sender",
+    "receiver": "receiver",
+    "messages": "msgs",
+    "accepted": "accepted",
+    "accepted_tls": "tls",
+    "accepted_plaintext": "plain",
+    "lost": "lost",
+    "queued_remote_at_end": "queued",
+}
+TABLE_ROWS = 20  # the busiest rows; the CSV has them all
+
 ScenarioArg = Annotated[Path, typer.Argument(help="a what-if file in scenarios/", show_default=False)]
 
 
@@ -94,9 +106,9 @@ def run(
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
     if not quiet:
         _print_summary(result.summary_row)
-        _print_table("Per domain", result.per_domain_rows, PER_DOMAIN_VIEW)
-        if result.ndr_rows:
-            _print_table("NDRs", result.ndr_rows, {c: c for c in ("domain", "status", "count", "reason")})
+        _print_table("Per domain", result.per_domain_rows, PER_DOMAIN_VIEW, "per_domain.csv")
+        _print_table("Inbound, per sending domain", result.inbound_rows, INBOUND_VIEW, "inbound.csv")
+        _print_table("NDRs", result.ndr_rows, {c: c for c in ("domain", "status", "count", "reason")}, "ndr.csv")
     out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
 
 
@@ -182,6 +194,28 @@ def route(
 
 
 @app.command()
+def profiles(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List the MTA profiles and their defaults (every one can be overridden in a scenario)."""
+    described = [profile.describe() for profile in PROFILES.values()]
+    if as_json:
+        out.print_json(json.dumps(described))
+        return
+    for info in described:
+        table = Table(
+            title=f"{info['name']}: {info['summary']}", title_justify="left", show_header=False, box=box.SIMPLE
+        )
+        table.add_column("setting", style="bold")
+        table.add_column("default", overflow="fold")
+        for key, value in info.items():
+            if key in ("name", "summary"):
+                continue
+            if isinstance(value, dict):
+                value = "\n".join(f"{k}: {v}" for k, v in value.items())
+            table.add_row(key, str(value))
+        out.print(table)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario, organisation and remote-world formats."""
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
@@ -214,11 +248,17 @@ def _print_summary(row: dict[str, Any]) -> None:
     out.print(table)
 
 
-def _print_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+def _print_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str], csv_name: str) -> None:
+    if not rows:
+        return
+    count_key = "count" if "count" in rows[0] else "messages"
+    shown = sorted(rows, key=lambda row: -row[count_key])[:TABLE_ROWS] if len(rows) > TABLE_ROWS else rows
+    if len(shown) < len(rows):
+        title += f" (the {len(shown)} busiest of {len(rows)}; all in {csv_name})"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    cells = [[_text(row[key]) for key in columns] for row in rows]
+    cells = [[_text(row[key]) for key in columns] for row in shown]
     for i, (key, header) in enumerate(columns.items()):
-        if key == "domain":
+        if key in ("domain", "sender"):
             table.add_column(header, min_width=max(len(line[i]) for line in cells), no_wrap=True)
         elif key in ("route", "reason", "status"):
             table.add_column(header, overflow="fold")

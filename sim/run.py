@@ -21,6 +21,7 @@ from sim.results import RunResult
 from sim.scenario.loader import scenario_hash
 from sim.scenario.model import Scenario
 
+TOTAL_QUEUE = "(total)"
 PROGRESS_STEPS = 100  # env.run in chunks costs a few percent (des-practice s.3)
 
 ProgressCallback = Callable[[float], None]
@@ -68,17 +69,18 @@ class Simulation:
                 self.env.run(until=duration * step / PROGRESS_STEPS)
                 progress(step / PROGRESS_STEPS)
         wall = time.perf_counter() - started
-        return RunResult.collect(
-            self.scenario, scenario_hash(self.scenario), self.replication, self.world, wall
-        )
+        return RunResult.collect(self.scenario, scenario_hash(self.scenario), self.replication, self.world, wall)
 
     def _start_sampler(self, interval: float, duration: float) -> None:
         env, world, samples = self.env, self.world, self.metrics.samples
 
         def sample(_event: Any) -> None:
+            # One "(total)" row per instant, then the queues that hold mail: an empty queue
+            # is left out, so thousands of idle destinations cost nothing.
             now = env.now
-            for queue in world.queues.values():
-                samples.append((now, queue.name, queue.depth, queue.in_retry))
+            rows = [(now, queue.name, queue.depth, queue.in_retry) for queue in world.queues.values() if queue.depth]
+            samples.append((now, TOTAL_QUEUE, sum(row[2] for row in rows), any(row[3] for row in rows)))
+            samples.extend(rows)
             if now + interval <= duration:
                 Timeout(env, interval).callbacks.append(sample)
 

@@ -10,6 +10,7 @@ from sim.run import run
 
 TLS_CAPABILITIES = ["none", "trusted", "self-signed", "expired", "name-mismatch", "untrusted", "handshake-fails"]
 LEVELS = ["off", "opportunistic", "required", "verify"]
+PROFILES = ["exchange2003", "exchange2016", "exchange-online", "postfix", "sendmail"]
 
 
 @st.composite
@@ -21,6 +22,11 @@ def worlds(draw):
         for j in range(draw(st.integers(1, 2))):
             tls = draw(st.sampled_from(TLS_CAPABILITIES))
             requires = tls != "none" and draw(st.booleans())
+            extra = {}
+            if draw(st.booleans()):
+                extra["outages"] = {"mean_up": draw(st.sampled_from(["1h", "6h"])), "mean_down": "2h"}
+            if draw(st.booleans()):
+                extra["greylist"] = draw(st.sampled_from(["1m", "30m"]))
             hosts.append(
                 host(
                     f"mx{j}.d{i}.example",
@@ -28,6 +34,7 @@ def worlds(draw):
                     preference=10 * (j + 1),
                     requires_tls=requires,
                     max_connections=draw(st.integers(1, 3)),
+                    **extra,
                 )
             )
         domains.append({"name": f"d{i}.example", "mx": hosts})
@@ -52,6 +59,7 @@ def worlds(draw):
         )
     org = organisation(
         vs_level,
+        profile=draw(st.sampled_from(PROFILES)),
         connectors=connectors,
         delivery={"expiration_timeout": draw(st.sampled_from(["2h", "6h", "1d"])), "delay_notification": "1h"},
     )

@@ -78,9 +78,11 @@ class BackoffQueue(DeliveryQueue):
         if self.scan_armed or not self.deferred:
             return
         self.scan_armed = True
-        eligible = self.deferred[0][0]
-        scan = self.profile.retry.next_run(max(eligible, self.env.now + EPSILON))
-        Timeout(self.env, scan - self.env.now).callbacks.append(self._scan)
+        retry, now = self.profile.retry, self.env.now
+        scan = retry.run_at_or_after(self.deferred[0][0])
+        if scan <= now:
+            scan = retry.run_after(now)
+        Timeout(self.env, scan - now).callbacks.append(self._scan)
 
     def _scan(self, _event: Any) -> None:
         self.scan_armed = False

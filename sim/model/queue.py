@@ -252,10 +252,7 @@ class QueueRetry(DeliveryQueue):
         if not self._deadline_timers:
             self._expire_and_notify_due(now)
         retry = self.profile.retry
-        if retry.queue_run_delay is None:
-            wait = retry.after_failures(self.failures)
-        else:
-            wait = retry.next_run(now + EPSILON) - now
+        wait = retry.after_failures(self.failures) if retry.queue_run_delay is None else retry.run_after(now) - now
         Timeout(self.env, wait).callbacks.append(self._retry_due)
 
     def _retry_due(self, _event: Any) -> None:

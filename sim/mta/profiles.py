@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
+from sim.durations import format_duration
 from sim.routing.address_space import MatchRules
 from sim.scenario.model import DeliverySettings
 from sim.tls.negotiation import Failure
@@ -64,11 +65,15 @@ class RetrySchedule:
         """Postfix: next = now + clamp(message age, minimal_backoff_time, maximal_backoff_time)."""
         return min(max(age, self.minimal_backoff), self.maximal_backoff)
 
-    def next_run(self, at: float) -> float:
-        """The first queue run at or after ``at``."""
+    def run_at_or_after(self, at: float) -> float:
+        """The first queue run at or after ``at`` (runs fall on multiples of queue_run_delay)."""
         assert self.queue_run_delay is not None
-        runs = math.ceil(at / self.queue_run_delay - 1e-9)
-        return runs * self.queue_run_delay
+        return math.ceil(at / self.queue_run_delay - 1e-9) * self.queue_run_delay
+
+    def run_after(self, at: float) -> float:
+        """The first queue run strictly after ``at``."""
+        assert self.queue_run_delay is not None
+        return (math.floor(at / self.queue_run_delay + 1e-9) + 1) * self.queue_run_delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,39 @@ class MtaProfile:
     statuses: dict[Failure, Status] = field(hash=False)
     no_route: Status = Status("5.0.0", "No route to the recipient domain: no connector address space matches")
     sources: str = ""
+
+    def describe(self) -> dict[str, object]:
+        """The profile's defaults as plain data (for ``tlssim profiles --json``)."""
+        retry = self.retry
+        if retry.discipline == "message":
+            scan = format_duration(retry.queue_run_delay or 0)
+            schedule = (
+                f"per message: clamp(age, {format_duration(retry.minimal_backoff)}, "
+                f"{format_duration(retry.maximal_backoff)}), scanned every {scan}"
+            )
+        elif retry.queue_run_delay is not None:
+            schedule = f"whole queue: at each queue run, every {format_duration(retry.queue_run_delay)}"
+        else:
+            steps = ", ".join(format_duration(i) for i in retry.intervals)
+            schedule = f"whole queue: {steps}, then every {format_duration(retry.subsequent)}"
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "retry": schedule,
+            "delay_notification": format_duration(self.delay_notification) if self.delay_notification else "off",
+            "expiration_timeout": format_duration(self.expiration_timeout),
+            "expiry_takes_effect": "at the deadline" if self.timers == "deadline" else "after a failed attempt",
+            "expiry_status": self.expiry.code if self.expiry else "last deferral status",
+            "handshake_failure": (
+                "retry in plaintext once the message is older than the minimal backoff"
+                if self.handshake_fallback == "after_min_backoff"
+                else "defer"
+            ),
+            "address_spaces": "exchange2003" if self.match_rules is MatchRules.EXCHANGE2003 else "exact or *.domain",
+            "route_tie_breaks": "cost, hops, name" if self.tie_break_hops_and_name else "cost, then share load",
+            "statuses": {failure.value: str(status) for failure, status in self.statuses.items()},
+            "sources": self.sources,
+        }
 
     def status(self, failure: Failure) -> Status:
         return self.statuses[failure]

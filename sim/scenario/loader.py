@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import NO_VALUE, ScenarioError
+from sim.routing.address_space import is_domain
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
 
@@ -292,6 +293,13 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
                 flow.from_server,
                 f"no such server (accepted: {', '.join(sorted(servers))})",
             )
+        if flow.population_weight > 0 and remotes.population is None:
+            raise ScenarioError(
+                file,
+                f"traffic.outbound[{i}].population_weight",
+                flow.population_weight,
+                "the remote world has no population (add one to the remotes file)",
+            )
         for domain in flow.domains:
             if domain not in domains:
                 raise ScenarioError(
@@ -300,6 +308,34 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
                     domain,
                     "no such domain in the remote world (add it to the remotes file)",
                 )
+    _check_inbound(scenario, file, virtual_servers)
+
+
+def _check_inbound(scenario: Scenario, file: Path | str, virtual_servers: set[str]) -> None:
+    senders: set[str] = set()
+    for i, flow in enumerate(scenario.traffic.inbound):
+        if flow.to is not None and flow.to not in virtual_servers:
+            raise ScenarioError(
+                file,
+                f"traffic.inbound[{i}].to",
+                flow.to,
+                f"no such virtual server (accepted: {', '.join(sorted(virtual_servers))})",
+            )
+        if not is_domain(flow.from_domain):
+            raise ScenarioError(
+                file,
+                f"traffic.inbound[{i}].from",
+                flow.from_domain,
+                "not a domain name (accepted: a DNS name such as example.com)",
+            )
+        if flow.from_domain in senders:
+            raise ScenarioError(
+                file,
+                f"traffic.inbound[{i}].from",
+                flow.from_domain,
+                "duplicate sending domain (give each sender one flow)",
+            )
+        senders.add(flow.from_domain)
 
 
 def _unique(file: Path | str, field: str, names: list[str]) -> None:

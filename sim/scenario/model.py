@@ -94,6 +94,12 @@ class InboundSecurity(Strict):
     strength: Literal[40, 128] = 40  # Exchange 2000/2003 default is 40-bit (KB 829721)
     require_secure_channel: bool = False
 
+    @model_validator(mode="after")
+    def _secure_channel_needs_tls(self) -> InboundSecurity:
+        if self.require_secure_channel and self.tls == "off":
+            raise ValueError("require_secure_channel needs tls: offered (a certificate on the virtual server)")
+        return self
+
 
 class DeliverySettings(Strict):
     """The virtual server's Delivery tab. Unset values take the MTA profile's defaults."""

@@ -1,0 +1,87 @@
+"""Generated populations: reproducible, calibrated, usable beside named domains."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from worlds import organisation, scenario
+
+import sim
+from sim.population import generate
+from sim.scenario.loader import read_yaml
+from sim.scenario.model import Population, Remotes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def population(**fields):
+    spec = {
+        "name": "p",
+        "domains": 3000,
+        "seed": 5,
+        "tls": {"none": 0.3, "trusted": 0.6, "self-signed": 0.1},
+        "mx_per_domain": {1: 0.5, 2: 0.5},
+        "requires_tls": 0.1,
+    }
+    spec.update(fields)
+    return Population.model_validate(spec)
+
+
+def test_same_seed_same_population_and_another_seed_another():
+    first, again = generate(population()), generate(population())
+    assert first == again
+    assert generate(population(seed=6)).domains != first.domains
+    # A fresh object from the same file content gives the very same domains.
+    rebuilt = Population.model_validate_json(population().model_dump_json())
+    assert generate(rebuilt).domains == first.domains
+
+
+@pytest.mark.parametrize("year", ["2003", "2015", "2024"])
+def test_bundled_populations_are_valid_and_generate(year):
+    remotes = Remotes.model_validate(read_yaml(ROOT / f"topology/internet-{year}.yaml"))
+    assert remotes.population is not None
+    generated = generate(remotes.population)
+    assert len(generated.domains) == remotes.population.domains
+    assert sum(generated.popularity) == pytest.approx(1.0)
+
+
+def test_generated_shares_match_the_file():
+    generated = generate(population())
+    hosts = [h for d in generated.domains for h in d.mx]
+    shares = Counter(h.tls.value for h in hosts)
+    n = len(hosts)
+    # About 4,500 hosts: each share within 4 standard errors of its target.
+    for capability, target in {"none": 0.3, "trusted": 0.6, "self-signed": 0.1}.items():
+        assert abs(shares[capability] / n - target) < 4 * (target * (1 - target) / n) ** 0.5
+    requiring = [h for h in hosts if h.requires_tls]
+    assert all(h.tls.value != "none" for h in requiring)
+    assert abs(len(requiring) / (n * 0.7) - 0.1) < 0.03
+    assert Counter(len(d.mx) for d in generated.domains).keys() == {1, 2}
+
+
+def test_popularity_is_zipf():
+    popularity = generate(population(zipf_exponent=1.0)).popularity
+    assert popularity[0] / popularity[9] == pytest.approx(10.0)
+
+
+def test_shares_must_sum_to_one():
+    with pytest.raises(ValueError, match="sum to 1"):
+        population(tls={"none": 0.5, "trusted": 0.6})
+
+
+def test_named_domains_and_a_population_in_one_scenario():
+    remotes = {
+        "domains": [{"name": "partner.example", "mx": [{"host": "mx.partner.example", "tls": "none"}]}],
+        "population": population(domains=200).model_dump(mode="json"),
+    }
+    traffic = {"outbound": {"rate_per_hour": 2000, "domains": {"partner.example": 1}, "population_weight": 1}}
+    result = sim.run(scenario(organisation("required"), remotes, traffic=traffic, duration="1d"))
+    per_domain = result.per_domain.set_index("domain")
+    partner = per_domain.loc["partner.example"]
+    assert partner["delivered"] == 0 and partner["queued_at_end"] == partner["messages"] > 0
+    generated = per_domain.drop(index="partner.example")
+    assert len(generated) > 50 and generated["delivered_tls"].sum() > 0
+    # About half the mail goes to the named partner (weight 1 against 1).
+    assert 0.45 < partner["messages"] / per_domain["messages"].sum() < 0.55
