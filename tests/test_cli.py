@@ -209,6 +209,25 @@ def test_route_rejects_a_bad_address():
     assert "--to" in line
 
 
+def test_profiles_lists_every_profile_with_its_defaults():
+    result = invoke("profiles", "--json")
+    assert result.exit_code == 0, result.output
+    profiles = {p["name"]: p for p in json.loads(result.stdout)}
+    assert set(profiles) == {"exchange2003", "exchange2016", "exchange-online", "postfix", "sendmail"}
+    assert profiles["exchange2003"]["retry"] == "whole queue: 15m, 30m, 1h, then every 4h"
+    assert profiles["postfix"]["expiry_status"] == "last deferral status"
+    assert profiles["sendmail"]["statuses"]["handshake"].startswith("4.7.0")
+    assert invoke("profiles").exit_code == 0
+
+
+def test_population_shares_that_do_not_sum_to_one(tmp_path):
+    shutil.copytree(ROOT / "topology", tmp_path / "topology")
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    edit(tmp_path / "topology/internet-2024.yaml", "none: 0.10", "none: 0.50")
+    line = error_line(invoke("validate", str(tmp_path / "scenarios/force-tls-2024.yaml")))
+    assert "internet-2024.yaml" in line and "population.tls" in line and "sum to 1" in line
+
+
 def test_schema_is_json_with_the_three_formats():
     result = invoke("schema")
     assert result.exit_code == 0

@@ -231,3 +231,40 @@ def test_random_outages_are_reproducible_and_cover_the_expected_share_of_time():
     assert periods == again
     down = sum(min(e, 2000 * DAY) - s for s, e in periods) / (2000 * DAY)
     assert down == pytest.approx(2 / 12, abs=0.02)  # mean_down / (mean_up + mean_down)
+
+
+# -- Exchange 2007+ send-connector TLS settings ------------------------------------------------
+
+
+def _connector(**fields):
+    return [{"name": "internet", "source": ["EX1/default"], "address_spaces": [{"pattern": "*"}], **fields}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "remote", "expected"),
+    [
+        ({"require_tls": True}, "none", "deferred 4.4.317"),
+        ({"require_tls": True, "tls_auth_level": "EncryptionOnly"}, "self-signed", "delivered tls-unverified"),
+        ({"require_tls": True, "tls_auth_level": "CertificateValidation"}, "self-signed", "deferred 4.7.320"),
+        ({"require_tls": True, "tls_auth_level": "DomainValidation"}, "trusted", "delivered tls-verified"),
+        ({"ignore_starttls": True}, "trusted", "delivered plaintext"),
+    ],
+)
+def test_exchange2016_send_connector_tls_settings(fields, remote, expected):
+    # The virtual server is opportunistic, as Exchange 2007+ send connectors are by default.
+    org = organisation("opportunistic", profile="exchange2016", connectors=_connector(**fields))
+    _, events = run_one(org, remotes(d_example=remote), duration="2m")
+    first = next(f"{e} {d.split()[0]}" for _, e, d in events if e in ("deferred", "delivered"))
+    assert first == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"ignore_starttls": True, "require_tls": True}, "ignore_starttls must be false"),
+        ({"tls_auth_level": "CertificateValidation"}, "tls_auth_level needs require_tls"),
+    ],
+)
+def test_contradictory_exchange2016_settings_are_rejected(fields, message):
+    with pytest.raises(ValueError, match=message):
+        scenario(organisation(profile="exchange2016", connectors=_connector(**fields)), remotes(d_example="none"))

@@ -144,7 +144,7 @@ class World:
         queue = self.queues.get(key)
         if queue is None:
             vs_level = tls_policy_level(vs, domain if next_hop == domain else hosts[0].host)
-            level = effective_tls(vs_level, connector.tls)
+            level = TlsLevel.OFF if connector.ignore_starttls else effective_tls(vs_level, connector.tls_level)
             profile = self.server_profile[route.virtual_server.split("/", 1)[0]].with_delivery(vs.delivery)
             links = [HostLink.for_level(self.endpoint(host), level) for host in hosts]
             slots = min(vs.max_connections_per_domain, vs.max_connections, max(h.max_connections for h in hosts))

@@ -175,9 +175,33 @@ class Connector(Strict):
     # never remove it, which is why the article's workaround needs a second virtual
     # server without TLS.
     tls: TlsSetting = TlsLevel.OFF
+    # Exchange 2007+ send-connector names for the same thing (New-SendConnector, 2a):
+    # RequireTLS -> required; TlsAuthLevel CertificateValidation or DomainValidation ->
+    # verify (EncryptionOnly -> required); IgnoreSTARTTLS -> never use TLS on this
+    # connector, whatever the virtual server says.
+    require_tls: bool = False
+    tls_auth_level: Literal["EncryptionOnly", "CertificateValidation", "DomainValidation"] | None = None
+    ignore_starttls: bool = False
     delivery: Literal["dns", "smart_host"] = "dns"
     smart_hosts: list[str] = Field(default_factory=list)
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _exchange_tls_settings_agree(self) -> Connector:
+        if self.ignore_starttls and (self.require_tls or self.tls.rank >= TlsLevel.REQUIRED.rank):
+            raise ValueError("ignore_starttls must be false when require_tls (or tls: required/verify) is set")
+        if self.tls_auth_level is not None and not self.require_tls:
+            raise ValueError("tls_auth_level needs require_tls: true")
+        return self
+
+    @property
+    def tls_level(self) -> TlsLevel:
+        """The connector's own TLS level, from ``tls`` or the Exchange 2007+ settings."""
+        if self.tls_auth_level in ("CertificateValidation", "DomainValidation"):
+            return TlsLevel.VERIFY
+        if self.require_tls and self.tls.rank < TlsLevel.REQUIRED.rank:
+            return TlsLevel.REQUIRED
+        return self.tls
 
     @model_validator(mode="after")
     def _smart_hosts_match_delivery(self) -> Connector:
