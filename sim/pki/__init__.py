@@ -1,0 +1,1 @@
+"""Certificates for real: authorities, issuance, files, and X.509 path validation."""
