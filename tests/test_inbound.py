@@ -117,3 +117,12 @@ def test_generated_equals_accepted_plus_lost_plus_queued_at_sender(flows, tls, s
     if require:
         # Nothing is ever accepted in plaintext when we require a secure channel.
         assert row["in_accepted_tls"] == row["in_accepted"]
+
+
+def test_exchange_online_cannot_send_to_a_tls_1_0_only_exchange_2003_server():
+    # EXO sends only with TLS 1.2+ and Windows 2003 speaks TLS 1.0 at most (reference 2a,
+    # 4b): the handshake fails, EXO defers and returns the mail after its 24 h.
+    s = inbound_world([{"from": "tenant.example", "rate_per_hour": 10, "profile": "exchange-online"}], duration="2d")
+    row = sim.run(s).summary_row
+    assert row["in_accepted"] == 0
+    assert row["in_lost"] > 0 and row["in_queued_remote_at_end"] > 0

@@ -7,32 +7,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario.model import RemoteHost, ServerTls, TlsLevel
-from sim.tls.negotiation import Negotiation, negotiate
+from sim.model.sessions import SessionPlan
+from sim.scenario.model import RemoteHost
 
 
 class Endpoint:
-    """A remote host: how it answers STARTTLS, how fast it takes mail, when it is down.
+    """A receiving host: how fast it takes mail, when it is down, whether it greylists.
 
     Down periods are precomputed for the whole run (fixed ones from the scenario, random
     ones from the host's own stream), so ``is_up`` is a binary search, not an event.
     """
 
-    __slots__ = ("_ends", "_starts", "greylist", "name", "requires_tls", "seconds_per_byte", "session_setup", "tls")
+    __slots__ = ("_ends", "_starts", "greylist", "name", "seconds_per_byte", "session_setup")
 
     def __init__(
         self,
         name: str,
-        tls: ServerTls,
-        requires_tls: bool,
         session_setup: float,
         bandwidth_mbps: float,
         down: list[tuple[float, float]],
         greylist: float | None,
     ) -> None:
         self.name = name
-        self.tls = tls
-        self.requires_tls = requires_tls
         self.session_setup = session_setup
         self.seconds_per_byte = 8.0 / (bandwidth_mbps * 1e6)
         merged = _merge(down)
@@ -45,7 +41,7 @@ class Endpoint:
         down = [(o.start, o.end) for o in host.down]
         if host.outages is not None and rng is not None:
             down += random_outages(host.outages.mean_up, host.outages.mean_down, horizon, rng)
-        return cls(host.host, host.tls, host.requires_tls, host.session_setup, host.bandwidth_mbps, down, host.greylist)
+        return cls(host.host, host.session_setup, host.bandwidth_mbps, down, host.greylist)
 
     @property
     def has_outages(self) -> bool:
@@ -84,18 +80,8 @@ def _merge(periods: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 @dataclass(frozen=True, slots=True)
 class HostLink:
-    """One queue's view of a host: the negotiation at the queue's TLS level, and the
-    outcome of a plaintext retry should the sender's profile fall back after a failed
-    handshake."""
+    """One queue's view of a host: where it is (availability, speed) and what a session
+    with it comes to at each instant (``SessionPlan``)."""
 
     endpoint: Endpoint
-    negotiation: Negotiation
-    fallback: Negotiation
-
-    @classmethod
-    def for_level(cls, endpoint: Endpoint, level: TlsLevel) -> HostLink:
-        return cls(
-            endpoint,
-            negotiate(level, endpoint.tls, endpoint.requires_tls),
-            negotiate(TlsLevel.OFF, endpoint.tls, endpoint.requires_tls),
-        )
+    plan: SessionPlan

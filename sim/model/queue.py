@@ -108,13 +108,14 @@ class DeliveryQueue:
             if endpoint.greylist is not None and not self._passes_greylist(endpoint.name, endpoint.greylist, now):
                 last = GREYLISTED
                 continue
-            outcome = link.negotiation
+            segment = link.plan.at(now)
+            outcome = segment.negotiation
             if (
                 outcome.failure is Failure.HANDSHAKE
                 and self._fallback_age is not None
                 and now - message.arrival >= self._fallback_age - EPSILON
             ):
-                outcome = link.fallback
+                outcome = segment.fallback
             if outcome.channel is not None or outcome.permanent:
                 return link, outcome
             last = outcome

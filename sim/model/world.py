@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import simpy
 
@@ -12,11 +13,14 @@ from sim.model.endpoint import Endpoint, HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
+from sim.model.sessions import Receiver, Sender, SessionPlan, plan
 from sim.model.streams import BlockDraws, Stream, generator
 from sim.mta.profiles import MtaProfile, get_profile
+from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
 from sim.population import generate
 from sim.routing.selector import Route, RouteSelector
 from sim.scenario.model import (
+    CertificateSpec,
     ClientTls,
     InboundFlow,
     RemoteDomain,
@@ -87,6 +91,9 @@ class World:
         self.sender_queues: dict[str, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
         self._share = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
+        self.start = scenario.run.start
+        self.roots = roots(self.start)
+        self.certificates = {name: self._certificate_of(name, vs) for name, vs in self.virtual_servers.items()}
 
     # -- routing -----------------------------------------------------------------------
 
@@ -145,8 +152,18 @@ class World:
         if queue is None:
             vs_level = tls_policy_level(vs, domain if next_hop == domain else hosts[0].host)
             level = TlsLevel.OFF if connector.ignore_starttls else effective_tls(vs_level, connector.tls_level)
-            profile = self.server_profile[route.virtual_server.split("/", 1)[0]].with_delivery(vs.delivery)
-            links = [HostLink.for_level(self.endpoint(host), level) for host in hosts]
+            server_profile = self.server_profile[route.virtual_server.split("/", 1)[0]]
+            profile = server_profile.with_delivery(vs.delivery)
+            sender = Sender(
+                level,
+                vs.tls_versions or server_profile.tls_versions,
+                self.certificates[route.virtual_server],
+                server_profile.client_tls_needs_certificate,
+                self.roots.trusted(vs.trust),
+            )
+            links = [
+                HostLink(self.endpoint(host), self._plan(sender, _receiver_of(host, self.roots))) for host in hosts
+            ]
             slots = min(vs.max_connections_per_domain, vs.max_connections, max(h.max_connections for h in hosts))
             name = f"{route.virtual_server}|{connector.name}|{next_hop}"
             queue = self.queues[key] = make_queue(self.env, name, links, profile, slots, self.metrics, level)
@@ -159,24 +176,34 @@ class World:
         found = self.sender_queues.get(flow.from_domain)
         if found is None:
             target = flow.to or next(iter(self.virtual_servers))
-            vs = self.virtual_servers[target]
-            endpoint = self._receiver(target, vs, flow.tls)
             level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
-            profile = get_profile(flow.profile).with_delivery(flow.delivery)
-            link = HostLink.for_level(endpoint, level)
+            sender_profile = get_profile(flow.profile)
+            # Remote senders are assumed to hold whatever certificate their own TLS needs.
+            sender = Sender(level, sender_profile.tls_versions, roots=self.roots.trusted(flow.trust))
+            receiver = self._us_as_receiver(target, flow.tls)
+            endpoint = Endpoint(receiver.name, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None)
+            link = HostLink(endpoint, self._plan(sender, receiver))
             found = self.sender_queues[flow.from_domain] = make_queue(
-                self.env, f"{flow.from_domain}|{target}", [link], profile, 20, self.inbound_metrics, level
+                self.env,
+                f"{flow.from_domain}|{target}",
+                [link],
+                sender_profile.with_delivery(flow.delivery),
+                20,
+                self.inbound_metrics,
+                level,
             )
         return found
 
-    def _receiver(self, name: str, vs: VirtualServer, client: ClientTls) -> Endpoint:
+    def _us_as_receiver(self, target: str, client: ClientTls) -> Receiver:
         """Our virtual server as one remote sender meets it.
 
         A sender that cannot meet the strength we require (40-bit against "Require
         128-bit encryption") sees a failed handshake, as does one whose TLS fails with us.
         """
+        vs = self.virtual_servers[target]
         inbound = vs.inbound
-        if inbound.tls == "off":
+        certificate = self.certificates[target]
+        if inbound.tls == "off" or certificate is None:
             tls = ServerTls.NONE
         elif client is ClientTls.HANDSHAKE_FAILS or (
             client is ClientTls.BITS_40 and inbound.require_secure_channel and inbound.strength == 128
@@ -184,8 +211,37 @@ class World:
             tls = ServerTls.HANDSHAKE_FAILS
         else:
             tls = ServerTls.TRUSTED
-        requires = inbound.tls == "offered" and inbound.require_secure_channel
-        return Endpoint(name, tls, requires, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None)
+        name = certificate.names[0] if certificate is not None else target
+        profile = self.server_profile[target.split("/", 1)[0]]
+        return Receiver(
+            name,
+            tls,
+            inbound.tls == "offered" and inbound.require_secure_channel,
+            versions=vs.tls_versions or profile.tls_versions,
+            certificate=certificate,
+        )
+
+    def _plan(self, sender: Sender, receiver: Receiver) -> SessionPlan:
+        return plan(sender, receiver, self.start, self.scenario.run.duration)
+
+    def _certificate_of(self, name: str, vs: VirtualServer) -> ServerCertificate:
+        """Our virtual server's certificate; without a setting, a public-CA one for its name."""
+        server, _ = name.split("/", 1)
+        default_name = f"{server}.{self.scenario.organisation.organisation}.example".lower()
+        spec = vs.certificate or CertificateSpec(issuer="public-ca")
+        return our_certificate(spec, default_name, self.start, Path(self.scenario.source).parent)
+
+
+def _receiver_of(host: RemoteHost, world_roots: Roots) -> Receiver:
+    return Receiver(
+        host.host,
+        host.tls,
+        host.requires_tls,
+        host.tls_versions,
+        host.client_certificates,
+        world_roots.trusted(host.trust),
+        certificate_expires_in=host.certificate_expires_in,
+    )
 
 
 def effective_tls(virtual_server: TlsLevel, connector: TlsLevel) -> TlsLevel:

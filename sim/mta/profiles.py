@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 from sim.durations import format_duration
 from sim.routing.address_space import MatchRules
 from sim.scenario.model import DeliverySettings
+from sim.tls.handshake import TlsVersion
 from sim.tls.negotiation import Failure
 
 _T = TypeVar("_T")
@@ -97,6 +98,11 @@ class MtaProfile:
     # backoff time (Postfix >= 3.0, 3b).
     handshake_fallback: Literal["never", "after_min_backoff"]
     statuses: dict[Failure, Status] = field(hash=False)
+    # The TLS versions the product speaks, [min, max].
+    tls_versions: tuple[TlsVersion, TlsVersion] = ("1.0", "1.3")
+    # Exchange 2003 uses the virtual server's certificate for TLS in both directions:
+    # without one (a standalone-CA request still pending) it cannot start TLS at all.
+    client_tls_needs_certificate: bool = False
     no_route: Status = Status("5.0.0", "No route to the recipient domain: no connector address space matches")
     sources: str = ""
 
@@ -171,6 +177,8 @@ def _pick(value: _T | None, default: _T) -> _T:
 # Remote-side texts shared by every profile: what the receiving server says.
 _MUST_STARTTLS = Status("5.7.0", "530 5.7.0 Must issue a STARTTLS command first")  # RFC 3207 s.4
 _GREYLISTED = Status("4.7.1", "450 4.7.1 Greylisted, please try again later")  # postgrey's reply
+# Our own side: no certificate on the virtual server yet (a standalone CA request pending).
+_NO_CERTIFICATE = Status("4.7.0", "TLS unavailable: no certificate on the virtual server")
 
 EXCHANGE_2003 = MtaProfile(
     name="exchange2003",
@@ -195,8 +203,13 @@ EXCHANGE_2003 = MtaProfile(
         Failure.MUST_STARTTLS: _MUST_STARTTLS,  # NDR "#5.7.0 SMTP: 530 5.7.0" (KB 329061)
         Failure.HOST_DOWN: Status("4.4.1", "Host not responding"),  # KB 284204
         Failure.GREYLISTED: _GREYLISTED,
+        Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
     },
-    sources="reference 1a, 1b; KB 284204, KB 329061",
+    # Windows Server 2003 Schannel: SSL 3.0 and TLS 1.0 only (a TLS-1.0-only Windows 2003
+    # SMTP server could not receive from EXO, reference 4b).
+    tls_versions=("1.0", "1.0"),
+    client_tls_needs_certificate=True,
+    sources="reference 1a, 1b, 4b; KB 284204, KB 329061",
 )
 
 _EXCHANGE_2016_STATUSES = {
@@ -207,6 +220,7 @@ _EXCHANGE_2016_STATUSES = {
     Failure.MUST_STARTTLS: _MUST_STARTTLS,
     Failure.HOST_DOWN: Status("4.4.315", "450 4.4.315 Connection timed out"),
     Failure.GREYLISTED: _GREYLISTED,
+    Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
 }
 
 EXCHANGE_2016 = MtaProfile(
@@ -225,6 +239,7 @@ EXCHANGE_2016 = MtaProfile(
     statuses=_EXCHANGE_2016_STATUSES,
     # 2007+ sends an unmatched message to the Unreachable queue; we report it as an NDR
     # 5.0.0 so that the profiles compare (README).
+    tls_versions=("1.0", "1.2"),  # TLS 1.3 came with Exchange SE on Windows Server 2022 (assumption)
     sources="reference 2a, 2b; Set-TransportService.md; connector-selection.md",
 )
 
@@ -235,6 +250,7 @@ EXCHANGE_ONLINE = replace(
     # EXO connector delivery is "retried 24 h, then NDR" (2b, connectors-mail-flow-intelligence.md).
     # EXO's retry intervals are not published; we keep the on-premises ones (assumption).
     expiration_timeout=1 * DAY,
+    tls_versions=("1.2", "1.3"),  # EXO never sends with TLS 1.0/1.1 (Exchange Team blog 2021, 2a)
     sources="reference 2a, 2b; connectors-mail-flow-intelligence.md",
 )
 
@@ -258,6 +274,7 @@ POSTFIX = MtaProfile(
         Failure.MUST_STARTTLS: _MUST_STARTTLS,
         Failure.HOST_DOWN: Status("4.4.1", "connect to host: Connection timed out"),
         Failure.GREYLISTED: _GREYLISTED,
+        Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
     },
     sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h",
 )
@@ -282,6 +299,7 @@ SENDMAIL = MtaProfile(
         Failure.MUST_STARTTLS: _MUST_STARTTLS,
         Failure.HOST_DOWN: Status("4.4.1", "Deferred: Connection timed out"),
         Failure.GREYLISTED: _GREYLISTED,
+        Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
     },
     sources="reference 4a; sendmail cf/README",
 )

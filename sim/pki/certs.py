@@ -229,13 +229,18 @@ def load_certificate(path: str | Path) -> x509.Certificate:
         raise CertificateFileError("not an X.509 certificate in PEM or DER form") from exc
 
 
-def describe(certificate: x509.Certificate) -> dict[str, object]:
-    """What an architect wants to know of a certificate, as plain data."""
+def dns_names(certificate: x509.Certificate) -> list[str]:
+    """The certificate's DNS subject alternative names."""
     try:
         sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = sans.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
-        names = []
+        return []
+    return list(sans.get_values_for_type(x509.DNSName))
+
+
+def describe(certificate: x509.Certificate) -> dict[str, object]:
+    """What an architect wants to know of a certificate, as plain data."""
+    names = dns_names(certificate)
     key = certificate.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         key_type, key_size = "RSA", key.key_size

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from sim.pki.certs import is_self_signed
+from sim.pki.certs import dns_names, is_self_signed
 
 
 def verify_server(
@@ -60,14 +61,8 @@ def _problem(
 
 
 def _names_match(leaf: x509.Certificate, host: str) -> bool:
-    try:
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName
-        )
-    except x509.ExtensionNotFound:
-        return False
     host = host.lower()
-    for name in names:
+    for name in dns_names(leaf):
         name = name.lower()
         if name == host or (name.startswith("*.") and host.partition(".")[2] == name[2:]):
             return True

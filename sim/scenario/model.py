@@ -6,6 +6,7 @@ Fields left unset (``None``) take the MTA profile's default when the world is bu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -131,6 +132,39 @@ class DeliverySettings(Strict):
         return value
 
 
+TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+TrustName = Literal["public", "enterprise", "standalone"]
+
+
+class CertificateSpec(Strict):
+    """The certificate a virtual server presents (as a TLS server, and as a client).
+
+    ``issuer``: ``enterprise-ca`` (issued at once by our own Windows enterprise CA),
+    ``standalone-ca`` (the request waits ``approval_delay`` for an administrator, and
+    until then the server has no certificate and cannot do TLS), ``public-ca`` (a
+    commercial CA everyone trusts), ``self-signed``; or ``file``: a real certificate
+    in PEM or DER form, read for its names, issuer and validity.
+    """
+
+    issuer: Literal["enterprise-ca", "standalone-ca", "public-ca", "self-signed"] | None = None
+    file: str | None = None
+    names: list[str] = Field(default_factory=list, description="SANs; default SERVER.ORGANISATION.example")
+    approval_delay: Duration = 0.0
+    issued: Duration = Field(30 * 86400.0, description="how long before the run starts it was issued")
+    expires_in: Duration | None = Field(None, description="time from the run's start to not_after; default 1 year")
+    key: Literal["ec", "rsa-2048", "rsa-3072", "rsa-4096"] = "ec"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CertificateSpec:
+        if (self.issuer is None) == (self.file is None):
+            raise ValueError(
+                "give exactly one of issuer (enterprise-ca, standalone-ca, public-ca, self-signed) or file"
+            )
+        if self.approval_delay and self.issuer != "standalone-ca":
+            raise ValueError("approval_delay applies to issuer: standalone-ca only")
+        return self
+
+
 class VirtualServer(Strict):
     name: Name
     outbound_tls: TlsSetting = TlsLevel.OFF
@@ -140,6 +174,9 @@ class VirtualServer(Strict):
     tls_policy: dict[str, TlsSetting] = Field(default_factory=dict)
     inbound: InboundSecurity = InboundSecurity()
     delivery: DeliverySettings = DeliverySettings()
+    certificate: CertificateSpec | None = None
+    trust: list[TrustName] = Field(["public", "enterprise"], description="roots trusted when verifying peers")
+    tls_versions: tuple[TlsVersion, TlsVersion] | None = Field(None, description="[min, max]; default the profile's")
     # Exchange 2000 SP2 admin help (moc04_14b): 1000 outbound connections, 100 per domain.
     max_connections: int = Field(1000, ge=1)
     max_connections_per_domain: int = Field(100, ge=1)
@@ -262,6 +299,14 @@ class RemoteHost(Strict):
     session_setup: Duration = 0.5  # connect + EHLO (+ STARTTLS) round trips
     down: list[Outage] = Field(default_factory=list, description="fixed outages")
     outages: Outages | None = Field(None, description="random outages")
+    tls_versions: tuple[TlsVersion, TlsVersion] = ("1.0", "1.3")
+    # What the host does with a client certificate: not ask (ignore), refuse one that
+    # does not verify against its trust store (reject-self-signed), or insist on one.
+    client_certificates: Literal["ignore", "reject-self-signed", "require-valid"] = "ignore"
+    trust: list[TrustName] = Field(["public"], description="roots it trusts for client certificates")
+    certificate_expires_in: Duration | None = Field(
+        None, description="for tls: trusted, time from the run's start until its certificate expires"
+    )
     # Greylisting: the first attempt from a new sending queue is refused with 450 4.7.1,
     # and so is every attempt until this delay has passed (postgrey default 300 s).
     greylist: Duration | None = None
@@ -392,6 +437,7 @@ class InboundFlow(Strict):
     tls: ClientTls = ClientTls.BITS_128
     tls_level: TlsSetting = Field(TlsLevel.OPPORTUNISTIC, description="the sender's own outbound TLS level")
     to: str | None = Field(None, description="receiving virtual server SERVER/VS; default the first")
+    trust: list[TrustName] = Field(["public"], description="roots the sender trusts when it verifies us")
     size: MessageSize = MessageSize()
     delivery: DeliverySettings = DeliverySettings()
 
@@ -409,9 +455,15 @@ class Traffic(Strict):
 
 
 class RunSettings(Strict):
+    start: datetime = Field(datetime(2026, 1, 1, tzinfo=UTC), description="the calendar instant of t = 0")
     duration: Duration = 4 * 86400.0
     seed: int = Field(1, ge=0)
     sample_interval: Duration = 900.0
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     @field_validator("duration", "sample_interval")
     @classmethod

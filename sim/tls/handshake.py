@@ -47,7 +47,7 @@ class ServerSide:
     refuses a session without a valid client certificate (mutual TLS).
     """
 
-    identity: Identity
+    identity: Identity | None  # needed only when the client verifies
     versions: tuple[TlsVersion, TlsVersion] = ("1.2", "1.3")
     client_certificates: ClientCertificatePolicy = "ignore"
     roots: tuple[x509.Certificate, ...] = field(default=())
@@ -61,6 +61,8 @@ def handshake(client: ClientSide, server: ServerSide, host: str, at: dt.datetime
         return Negotiation(None, Failure.HANDSHAKE, "no protocol version in common")
     if client.verify:
         leaf = server.identity
+        if leaf is None:
+            return Negotiation(None, Failure.CERTIFICATE, "no server certificate")
         problem = verify_server(leaf.certificate, leaf.chain, client.roots, host, at)
         if problem is not None:
             return Negotiation(None, Failure.CERTIFICATE, problem)

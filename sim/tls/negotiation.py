@@ -32,6 +32,7 @@ class Failure(StrEnum):
     MUST_STARTTLS = "must-starttls"  # plaintext sent to a server that requires TLS: 530 5.7.0
     HOST_DOWN = "host-down"  # no answer
     GREYLISTED = "greylisted"  # 4xx until the greylisting delay has passed
+    NO_CERTIFICATE = "no-certificate"  # our server has no certificate (yet), so it cannot do TLS
 
 
 PERMANENT = frozenset({Failure.MUST_STARTTLS})
