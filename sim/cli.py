@@ -6,6 +6,7 @@ is accepted), never a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import sys
@@ -18,13 +19,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sim.durations import parse_duration
 from sim.errors import ScenarioError
 from sim.mta.profiles import PROFILES, get_profile
+from sim.pki.authorities import our_certificate
+from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
+from sim.results import write_atomic
 from sim.routing.address_space import is_domain
 from sim.routing.selector import RouteSelector
 from sim.run import run as run_scenario
 from sim.scenario.loader import load_scenario, scenario_json_schema
-from sim.scenario.model import Scenario
+from sim.scenario.model import CertificateSpec, Scenario
 
 app = typer.Typer(
     add_completion=False,
@@ -213,6 +218,73 @@ def profiles(as_json: Annotated[bool, typer.Option("--json", help="print JSON")]
                 value = "\n".join(f"{k}: {v}" for k, v in value.items())
             table.add_row(key, str(value))
         out.print(table)
+
+
+cert_app = typer.Typer(help="Inspect and make X.509 certificates for scenarios.", no_args_is_help=True)
+app.add_typer(cert_app, name="cert")
+
+
+@cert_app.command("inspect")
+def cert_inspect(
+    file: Annotated[Path, typer.Argument(help="a certificate in DER or PEM form", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Subject, SANs, issuer, self-signed or not, validity, key type and size."""
+    try:
+        certificate = load_certificate(file)
+    except FileNotFoundError:
+        _fail(f"{file}: file not found")
+    except IsADirectoryError:
+        _fail(f"{file}: is a folder, not a certificate file")
+    except CertificateFileError as exc:
+        _fail(f"{file}: {exc} (accepted: one X.509 certificate, DER or PEM)")
+    info = describe(certificate)
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    table = Table(title=str(file), title_justify="left", show_header=False, box=box.SIMPLE)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in info.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    out.print(table)
+
+
+@cert_app.command("make")
+def cert_make(
+    name: Annotated[str, typer.Option("--name", help="DNS name (SAN and CN)", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write to")] = Path("certs"),
+    issuer: Annotated[
+        str, typer.Option(help="self-signed | public-ca | enterprise-ca | standalone-ca")
+    ] = "self-signed",
+    expires_in: Annotated[str, typer.Option(help="validity left from now, e.g. 90d")] = "365d",
+    key: Annotated[str, typer.Option(help="ec | rsa-2048 | rsa-3072 | rsa-4096")] = "ec",
+    pem: Annotated[bool, typer.Option("--pem", help="PEM instead of DER")] = False,
+) -> None:
+    """Generate an example certificate (and its key) to use in a scenario's ``file:``."""
+    if not is_domain(name.lower()):
+        _fail(f"--name = {name!r}: not a DNS name (accepted: a name such as mail.contoso.com)")
+    if issuer not in ("self-signed", "public-ca", "enterprise-ca", "standalone-ca"):
+        _fail(f"--issuer = {issuer!r}: not an issuer (accepted: self-signed, public-ca, enterprise-ca, standalone-ca)")
+    if key not in ("ec", "rsa-2048", "rsa-3072", "rsa-4096"):
+        _fail(f"--key = {key!r}: not a key type (accepted: ec, rsa-2048, rsa-3072, rsa-4096)")
+    try:
+        lifetime = parse_duration(expires_in)
+    except ValueError as exc:
+        _fail(f"--expires-in = {expires_in!r}: {exc}")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    spec = CertificateSpec(issuer=issuer, names=[name.lower()], issued=86400.0, expires_in=lifetime, key=key)
+    made = our_certificate(spec, name.lower(), now, Path.cwd())
+    identity = made.identity
+    assert identity.key is not None
+    private_key = identity.key
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cert_path = write_atomic(
+        out_dir / f"{name.lower()}{'.pem' if pem else '.der'}",
+        lambda p: save_certificate(identity.certificate, p, pem=pem),
+    )
+    key_path = write_atomic(out_dir / f"{name.lower()}.key.pem", lambda p: save_key(private_key, p))
+    out.print(f"wrote {cert_path} and {key_path}", highlight=False)
 
 
 @app.command()

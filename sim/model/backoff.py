@@ -30,14 +30,19 @@ class BackoffQueue(DeliveryQueue):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._may = kwargs.get("opportunistic", False)
-        self.deferred: list[tuple[float, int, Message]] = []
+        # Deferred mail by the queue run that will pick it up: a message eligible at e is
+        # scanned at the first run at or after e, so messages are bucketed by that run
+        # (a dict of lists plus a heap of run times), not kept in a per-message heap.
+        self.deferred: dict[float, list[Message]] = {}
+        self._runs: list[float] = []
+        self._deferred_count = 0
         self.dead_until = -1.0
         self.dead_status: Status | None = None
         self.scan_armed = False
 
     @property
     def depth(self) -> int:
-        return len(self.pending) + self.busy + len(self.deferred)
+        return len(self.pending) + self.busy + self._deferred_count
 
     def _pump(self) -> None:
         env, pending = self.env, self.pending
@@ -53,7 +58,7 @@ class BackoffQueue(DeliveryQueue):
                 self._deliver(message, link, outcome)
                 continue
             failure = outcome.failure or Failure.HOST_DOWN
-            status = self.profile.status(failure)
+            status = self._status_of(outcome)
             self._defer(message, status, now)
             if failure not in _NOT_THROTTLING and not (failure is Failure.HANDSHAKE and self._may):
                 self.dead_until = now + self.profile.retry.minimal_backoff
@@ -71,24 +76,31 @@ class BackoffQueue(DeliveryQueue):
         if notice is not None and not message.notified and age >= notice - EPSILON:
             message.notified = True
             self.metrics.delay_notice(message, now)
-        heapq.heappush(self.deferred, (now + self.profile.retry.backoff(age), message.id, message))
+        retry = self.profile.retry
+        run = retry.run_at_or_after(now + retry.backoff(age))
+        if run <= now:
+            run = retry.run_after(now)
+        bucket = self.deferred.get(run)
+        if bucket is None:
+            bucket = self.deferred[run] = []
+            heapq.heappush(self._runs, run)
+        bucket.append(message)
+        self._deferred_count += 1
         self._arm_scan()
 
     def _arm_scan(self) -> None:
-        if self.scan_armed or not self.deferred:
+        if self.scan_armed or not self._runs:
             return
         self.scan_armed = True
-        retry, now = self.profile.retry, self.env.now
-        scan = retry.run_at_or_after(self.deferred[0][0])
-        if scan <= now:
-            scan = retry.run_after(now)
-        Timeout(self.env, scan - now).callbacks.append(self._scan)
+        Timeout(self.env, max(0.0, self._runs[0] - self.env.now)).callbacks.append(self._scan)
 
     def _scan(self, _event: Any) -> None:
         self.scan_armed = False
         limit = self.env.now + EPSILON
-        deferred = self.deferred
-        while deferred and deferred[0][0] <= limit:
-            self.pending.append(heapq.heappop(deferred)[2])
+        runs = self._runs
+        while runs and runs[0] <= limit:
+            bucket = self.deferred.pop(heapq.heappop(runs))
+            self._deferred_count -= len(bucket)
+            self.pending.extend(bucket)
         self._arm_scan()
         self._pump()

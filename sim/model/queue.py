@@ -121,6 +121,11 @@ class DeliveryQueue:
             last = outcome
         return None, last
 
+    def _status_of(self, outcome: Negotiation) -> Status:
+        """The profile's status for a failure, with the session's own detail appended."""
+        status = self.profile.status(outcome.failure or Failure.HOST_DOWN)
+        return Status(status.code, f"{status.text}: {outcome.detail}") if outcome.detail else status
+
     def _passes_greylist(self, host: str, delay: float, now: float) -> bool:
         first = self._greylist_seen.get(host)
         if first is None:
@@ -228,7 +233,7 @@ class QueueRetry(DeliveryQueue):
                 self._deliver(message, link, outcome)
                 return
             self.metrics.deferrals += 1
-            self._trace(message, "deferred", str(self.profile.status(outcome.failure or Failure.HOST_DOWN)))
+            self._trace(message, "deferred", str(self._status_of(outcome)))
         super().accept(message)
 
     def _pump(self) -> None:
@@ -246,7 +251,7 @@ class QueueRetry(DeliveryQueue):
         now = self.env.now
         self.in_retry = True
         self.failures += 1
-        status = self.profile.status(outcome.failure or Failure.HOST_DOWN)
+        status = self._status_of(outcome)
         self.last_failure = status
         self.metrics.deferrals += 1
         self._trace(self.pending[0], "deferred", str(status))

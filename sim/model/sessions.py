@@ -80,10 +80,10 @@ def plan(sender: Sender, receiver: Receiver, start: dt.datetime, horizon: float)
             breaks.update(_validity(sender.certificate.identity.certificate, start))
     if receiver.certificate is not None:
         breaks.add(receiver.certificate.available_from)
-        if sender.level is TlsLevel.VERIFY:
-            breaks.update(_validity(receiver.certificate.identity.certificate, start))
-    elif sender.level is TlsLevel.VERIFY and receiver.certificate_expires_in is not None:
-        breaks.add(receiver.certificate_expires_in)
+    if sender.level is TlsLevel.VERIFY:
+        presented = _server_identity(receiver, receiver.tls, start)
+        if presented is not None:
+            breaks.update(_validity(presented.certificate, start))
     starts = sorted(b for b in breaks if 0.0 <= b < horizon) or [0.0]
     segments = [_decide(sender, receiver, start, at) for at in starts]
     merged_starts, merged = [starts[0]], [segments[0]]
@@ -92,6 +92,15 @@ def plan(sender: Sender, receiver: Receiver, start: dt.datetime, horizon: float)
             merged_starts.append(at)
             merged.append(segment)
     return SessionPlan(merged_starts, merged)
+
+
+def _server_identity(receiver: Receiver, label: ServerTls, start: dt.datetime) -> Identity | None:
+    """What the receiving server presents: our certificate, or one its label describes."""
+    if receiver.certificate is not None:
+        return receiver.certificate.identity
+    if label in (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS):
+        return None
+    return remote_certificate(receiver.name, label, start, receiver.certificate_expires_in)
 
 
 def _validity(certificate: x509.Certificate, start: dt.datetime) -> list[float]:
@@ -116,9 +125,8 @@ def _decide(sender: Sender, receiver: Receiver, start: dt.datetime, at: float) -
         client_identity = sender.certificate.identity
     if client_identity is None and sender.needs_certificate:
         return Segment(NO_CERTIFICATE if level.rank >= TlsLevel.REQUIRED.rank else PLAINTEXT, fallback)
-    server_identity = ours.identity if ours is not None else None
-    if server_identity is None and level is TlsLevel.VERIFY:
-        server_identity = remote_certificate(receiver.name, label, start, receiver.certificate_expires_in)
+    # The server's certificate matters only to a client that verifies it.
+    server_identity = _server_identity(receiver, label, start) if level is TlsLevel.VERIFY else None
     instant = start + dt.timedelta(seconds=at)
     outcome = handshake(
         ClientSide(level is TlsLevel.VERIFY, sender.versions, client_identity, sender.roots),

@@ -202,11 +202,12 @@ def is_self_signed(certificate: x509.Certificate) -> bool:
 # -- files -----------------------------------------------------------------------------------
 
 
-def save_certificate(certificate: x509.Certificate, path: str | Path) -> Path:
-    """Write ``certificate`` as DER (``.der``, ``.cer``, ``.crt`` with DER) or PEM (``.pem``)."""
+def save_certificate(certificate: x509.Certificate, path: str | Path, *, pem: bool | None = None) -> Path:
+    """Write ``certificate`` as PEM or DER; by default PEM for a ``.pem`` name, else DER."""
     path = Path(path)
-    encoding = serialization.Encoding.PEM if path.suffix.lower() == ".pem" else serialization.Encoding.DER
-    path.write_bytes(certificate.public_bytes(encoding))
+    if pem is None:
+        pem = path.suffix.lower() == ".pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM if pem else serialization.Encoding.DER))
     return path
 
 

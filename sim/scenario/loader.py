@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import NO_VALUE, ScenarioError
+from sim.pki.certs import CertificateFileError, load_certificate
 from sim.routing.address_space import is_domain
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
@@ -259,6 +260,13 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
         _unique(file, f"organisation.servers[{i}].virtual_servers", [v.name for v in server.virtual_servers])
         for j, vs in enumerate(server.virtual_servers):
             virtual_servers.add(f"{server.name}/{vs.name}")
+            if vs.certificate is not None and vs.certificate.file is not None:
+                _check_certificate_file(
+                    file,
+                    f"organisation.servers[{i}].virtual_servers[{j}].certificate.file",
+                    vs.certificate.file,
+                    scenario.source,
+                )
             if vs.smart_host is not None and vs.smart_host not in relays:
                 raise ScenarioError(
                     file,
@@ -336,6 +344,17 @@ def _check_inbound(scenario: Scenario, file: Path | str, virtual_servers: set[st
                 "duplicate sending domain (give each sender one flow)",
             )
         senders.add(flow.from_domain)
+
+
+def _check_certificate_file(file: Path | str, field: str, name: str, source: str) -> None:
+    """A certificate file must exist and hold a certificate (paths relative to the what-if file)."""
+    path = Path(source).parent / name
+    if not path.is_file():
+        raise ScenarioError(file, field, name, f"file not found (looked for {path})")
+    try:
+        load_certificate(path)
+    except CertificateFileError as exc:
+        raise ScenarioError(file, field, name, str(exc)) from None
 
 
 def _unique(file: Path | str, field: str, names: list[str]) -> None:
