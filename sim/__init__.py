@@ -6,7 +6,11 @@
 >>> result.summary[["out_ndr", "out_delivered_tls"]]                    # doctest: +SKIP
 """
 
+from __future__ import annotations
+
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("tlssim")
@@ -18,4 +22,26 @@ from sim.results import RunResult
 from sim.run import run
 from sim.scenario import Scenario, load_scenario
 
-__all__ = ["RunResult", "Scenario", "ScenarioError", "SimError", "__version__", "load_scenario", "run"]
+if TYPE_CHECKING:
+    from sim.experiment.sweep import SweepResult
+
+
+def sweep(
+    experiment: str | Path,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    replications: int | None = None,
+) -> SweepResult:
+    """Run a batch experiment and return its runs and summary as DataFrames.
+
+    The experiment machinery (scipy, matplotlib) is imported on first use, so that
+    single runs start fast.
+    """
+    from sim.experiment.sweep import sweep as run_sweep
+
+    return run_sweep(experiment, out=out, workers=workers, scheduler=scheduler, replications=replications)
+
+
+__all__ = ["RunResult", "Scenario", "ScenarioError", "SimError", "__version__", "load_scenario", "run", "sweep"]

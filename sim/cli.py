@@ -16,7 +16,15 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from sim.durations import parse_duration
@@ -218,6 +226,60 @@ def profiles(as_json: Annotated[bool, typer.Option("--json", help="print JSON")]
                 value = "\n".join(f"{k}: {v}" for k, v in value.items())
             table.add_row(key, str(value))
         out.print(table)
+
+
+@app.command()
+def sweep(
+    experiment_file: Annotated[Path, typer.Argument(help="an experiment file in scenarios/", show_default=False)],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="results folder [default: results/<name>]")] = None,
+    workers: Annotated[int | None, typer.Option(help="local worker processes [default: one per core]", min=1)] = None,
+    scheduler: Annotated[str | None, typer.Option(help="a Dask scheduler address, e.g. tcp://host:8786")] = None,
+    replications: Annotated[int | None, typer.Option(help="override the file's replications", min=1)] = None,
+) -> None:
+    """Run every (design point, replication) once, resumably; write tables and plots."""
+    from sim.experiment.sweep import sweep as run_sweep
+
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("runs", total=None)
+            result = run_sweep(
+                experiment_file,
+                out=out_dir,
+                workers=workers,
+                scheduler=scheduler,
+                replications=replications,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                notice=lambda message: err.print(message, highlight=False),
+            )
+    except ScenarioError as exc:
+        _fail(str(exc))
+    out.print((result.out / "summary.md").read_text(encoding="utf-8"), highlight=False, markup=False)
+    failed = result.manifest.get("failed_runs", 0)
+    out.print(
+        f"{result.manifest['runs']} runs ({failed} failed) in {result.out}; executor: "
+        f"{result.manifest.get('executor')}, {result.manifest.get('wall_s')} s",
+        highlight=False,
+    )
+
+
+@app.command()
+def report(folder: Annotated[Path, typer.Argument(help="a sweep's results folder", show_default=False)]) -> None:
+    """Regenerate a sweep's tables and plots from its results store."""
+    from sim.experiment.sweep import report as make_report
+
+    try:
+        result = make_report(folder)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    out.print(f"wrote runs, summary and plots for {result.manifest['runs']} runs to {folder}", highlight=False)
 
 
 cert_app = typer.Typer(help="Inspect and make X.509 certificates for scenarios.", no_args_is_help=True)

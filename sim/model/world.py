@@ -20,9 +20,11 @@ from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
 from sim.population import generate
 from sim.routing.selector import Route, RouteSelector
 from sim.scenario.model import (
+    AddressSpaceSpec,
     CertificateSpec,
     ClientTls,
     InboundFlow,
+    Organisation,
     RemoteDomain,
     RemoteHost,
     Scenario,
@@ -46,6 +48,32 @@ def all_domains(scenario: Scenario) -> list[RemoteDomain]:
     if scenario.remotes.population is not None:
         domains += generate(scenario.remotes.population).domains
     return domains
+
+
+def with_generated_address_spaces(organisation: Organisation, domains: list[RemoteDomain]) -> Organisation:
+    """The organisation with ``address_spaces_from_remotes`` expanded into address spaces."""
+    if not any(c.address_spaces_from_remotes for c in organisation.connectors):
+        return organisation
+    no_tls = (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS)
+    cannot = {d.name for d in domains if all(h.tls in no_tls for h in d.mx)}
+    chosen = {
+        "cannot-tls": [d.name for d in domains if d.name in cannot],
+        "can-tls": [d.name for d in domains if d.name not in cannot],
+    }
+    connectors = [
+        c.model_copy(
+            update={
+                "address_spaces": [
+                    *c.address_spaces,
+                    *(AddressSpaceSpec(pattern=name, cost=1) for name in chosen[c.address_spaces_from_remotes]),
+                ]
+            }
+        )
+        if c.address_spaces_from_remotes
+        else c
+        for c in organisation.connectors
+    ]
+    return organisation.model_copy(update={"connectors": connectors})
 
 
 def make_queue(
@@ -76,14 +104,14 @@ class World:
         self.metrics = metrics
         self.inbound_metrics = inbound_metrics or Metrics()
         self.replication = replication
-        org = scenario.organisation
+        domains = all_domains(scenario)
+        org = with_generated_address_spaces(scenario.organisation, domains)
         self.profile = get_profile(org.profile)
         self.selector = RouteSelector(org, self.profile)
         self.server_profile = {s.name: get_profile(s.profile or org.profile) for s in org.servers}
         self.virtual_servers: dict[str, VirtualServer] = {
             f"{server.name}/{vs.name}": vs for server in org.servers for vs in server.virtual_servers
         }
-        domains = all_domains(scenario)
         self.mx: dict[str, list[RemoteHost]] = {d.name: sorted(d.mx, key=lambda h: h.preference) for d in domains}
         self.relays: dict[str, RemoteHost] = {h.host: h for h in scenario.remotes.hosts}
         self._endpoints: dict[str, Endpoint] = {}

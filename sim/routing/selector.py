@@ -80,6 +80,7 @@ class RouteSelector:
         self.profile = profile
         self.graph = RoutingGraph(organisation)
         self._server_group = {s.name: s.routing_group for s in organisation.servers}
+        self._index: dict[str, tuple[dict[str, list[AddressSpace]], list[AddressSpace]]] = {}
 
     def select(self, source_server: str, domain: str) -> RouteDecision:
         """Decide the route from ``source_server`` to recipient ``domain``."""
@@ -107,8 +108,7 @@ class RouteSelector:
             return None, "disabled"
         rules = self.profile.match_rules
         best: tuple[tuple[int, int], int, AddressSpace] | None = None
-        for spec in connector.address_spaces:
-            space = AddressSpace(spec.pattern, spec.cost)
+        for space in self._spaces_for(connector, domain):
             specificity = space.specificity(domain, rules)
             if specificity is None:
                 continue
@@ -137,6 +137,29 @@ class RouteSelector:
         path_cost, hops, virtual_server = min(reachable)
         specificity, space_cost, space = best
         return _Option(connector, virtual_server, space, specificity, path_cost + space_cost, hops), ""
+
+    def _spaces_for(self, connector: Connector, domain: str) -> list[AddressSpace]:
+        """The connector's address spaces that could match ``domain``.
+
+        Literal patterns are looked up by the domain and its parent domains, so a
+        connector with thousands of listed domains costs a few dictionary lookups.
+        """
+        literal, wild = self._index.get(connector.name) or self._index_connector(connector)
+        labels = domain.split(".")
+        found = [space for i in range(len(labels)) for space in literal.get(".".join(labels[i:]), ())]
+        return found + wild
+
+    def _index_connector(self, connector: Connector) -> tuple[dict[str, list[AddressSpace]], list[AddressSpace]]:
+        literal: dict[str, list[AddressSpace]] = {}
+        wild: list[AddressSpace] = []
+        for spec in connector.address_spaces:
+            space = AddressSpace(spec.pattern, spec.cost)
+            if spec.pattern.startswith("*"):
+                wild.append(space)
+            else:
+                literal.setdefault(spec.pattern, []).append(space)
+        self._index[connector.name] = (literal, wild)
+        return literal, wild
 
     def _hops(self, source_server: str, server: str, origin: str, group: str) -> int:
         # connector-selection.md: local server > same site > remote site.

@@ -63,30 +63,52 @@ def read_yaml(path: Path) -> Any:
 def load_scenario(path: str | Path, *, seed: int | None = None) -> Scenario:
     """Load the what-if file at ``path`` with its organisation and remote world."""
     path = Path(path)
-    raw = read_yaml(path)
+    return scenario_from_raw(read_yaml(path), path, seed=seed)
+
+
+def scenario_from_raw(
+    raw: Any, path: Path, *, seed: int | None = None, base: Path | None = None, error_file: Path | None = None
+) -> Scenario:
+    """Resolve a what-if document (as read from ``path``) into a ``Scenario``.
+
+    ``base`` is the folder its relative references start from (default ``path``'s);
+    ``error_file`` names the file that errors blame (default ``path``): an experiment
+    that varies a scenario blames itself for the variants it wrote.
+    """
+    blame = error_file or path
     if not isinstance(raw, dict):
-        raise ScenarioError(path, "", _kind(raw), "a scenario file must be a mapping (name, topology, remotes, ...)")
-    spec = _validate(ScenarioFile, raw, path)
-    organisation, organisation_file = _referenced(spec.topology, path, "topology", Organisation)
-    remotes, remotes_file = _referenced(spec.remotes, path, "remotes", Remotes)
+        raise ScenarioError(blame, "", _kind(raw), "a scenario file must be a mapping (name, topology, remotes, ...)")
+    spec = _validate(ScenarioFile, raw, blame)
+    anchor = (base or path.parent) / path.name
+    organisation, organisation_file = _referenced(spec.topology, anchor, "topology", Organisation, blame)
+    remotes, remotes_file = _referenced(spec.remotes, anchor, "remotes", Remotes, blame)
     document: dict[str, Any] = {
         "name": spec.name,
         "description": spec.description,
         "organisation": organisation,
         "remotes": remotes,
-        "traffic": copy.deepcopy(spec.traffic),
+        "traffic": _flows_as_lists(copy.deepcopy(spec.traffic)),
         "run": copy.deepcopy(spec.run),
-        "source": str(path),
+        "source": str(anchor),
     }
     if seed is not None:
         document["run"]["seed"] = seed
-    touched = apply_overrides(document, spec.overrides, path)
-    scenario = _validate(Scenario, document, path, touched)
+    touched = apply_overrides(document, spec.overrides, blame)
+    scenario = _validate(Scenario, document, blame, touched)
     try:
-        check_references(scenario, path)
+        check_references(scenario, blame)
     except ScenarioError as exc:
         raise _attribute(exc, {"organisation": organisation_file, "remotes": remotes_file}, touched) from None
     return scenario
+
+
+def _flows_as_lists(traffic: dict[str, Any]) -> dict[str, Any]:
+    """One flow may be written as a mapping; make it a list so that overrides can say
+    ``traffic.outbound.0.rate_per_hour`` whichever way the file wrote it."""
+    for key in ("outbound", "inbound"):
+        if isinstance(traffic.get(key), dict):
+            traffic[key] = [traffic[key]]
+    return traffic
 
 
 def _attribute(
@@ -119,15 +141,15 @@ def apply_overrides(
 
 
 def _referenced(
-    ref: str | dict[str, Any], scenario_path: Path, field: str, model: type[BaseModel]
+    ref: str | dict[str, Any], scenario_path: Path, field: str, model: type[BaseModel], blame: Path
 ) -> tuple[dict[str, Any], str | None]:
     """Read (if a path) and validate a referenced file; return its raw content and its name."""
     if isinstance(ref, dict):
-        _validate(model, ref, scenario_path, prefix=field)
+        _validate(model, ref, blame, prefix=field)
         return copy.deepcopy(ref), None
     target = (scenario_path.parent / ref).resolve()
     if not target.exists():
-        raise ScenarioError(scenario_path, field, ref, f"file not found (looked for {target})")
+        raise ScenarioError(blame, field, ref, f"file not found (looked for {target})")
     raw = read_yaml(target)
     if not isinstance(raw, dict):
         raise ScenarioError(target, "", _kind(raw), f"a {field} file must be a mapping")

@@ -205,7 +205,12 @@ class Connector(Strict):
 
     name: Name
     source: list[str] = Field(min_length=1, description="source virtual servers as SERVER/VS")
-    address_spaces: list[AddressSpaceSpec] = Field(min_length=1)
+    address_spaces: list[AddressSpaceSpec] = Field(default_factory=list)
+    # Also claim, as exact address spaces of cost 1, the remote domains (named or
+    # generated) none of whose MX hosts can complete TLS ("cannot-tls": the list an
+    # architect compiles from a trial run's NDRs, for the article's workaround connector),
+    # or those where at least one can ("can-tls": the partners known to support TLS).
+    address_spaces_from_remotes: Literal["cannot-tls", "can-tls"] | None = None
     scope: Literal["organisation", "routing_group"] = "organisation"
     # The connector's own TLS setting. Exchange 2003 applies the stronger of the
     # connector's and the source virtual server's setting: a connector can add TLS,
@@ -239,6 +244,12 @@ class Connector(Strict):
         if self.require_tls and self.tls.rank < TlsLevel.REQUIRED.rank:
             return TlsLevel.REQUIRED
         return self.tls
+
+    @model_validator(mode="after")
+    def _some_address_space(self) -> Connector:
+        if not self.address_spaces and self.address_spaces_from_remotes is None:
+            raise ValueError("a connector needs address_spaces (or address_spaces_from_remotes)")
+        return self
 
     @model_validator(mode="after")
     def _smart_hosts_match_delivery(self) -> Connector:

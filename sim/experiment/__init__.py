@@ -1,0 +1,1 @@
+"""Batch experiments: designs, replications, a durable results store, executors, analysis."""

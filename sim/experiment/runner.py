@@ -1,0 +1,102 @@
+"""Running (design point, replication) tasks: in batches, on any concurrent.futures executor.
+
+Tasks carry their scenario and replication number only; each derives its random
+streams from ``SeedSequence(seed, spawn_key=(replication, stream, ...))``, so a run
+gives the same row on every executor and policies share random numbers per
+replication (reference/des-practice.md sections 4-5).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from typing import Any
+
+from sim.experiment.design import DesignPoint
+from sim.results import SUMMARY_COLUMNS
+from sim.run import TOTAL_QUEUE, run
+from sim.scenario.model import Scenario
+
+Task = tuple[str, int]  # (point key, replication)
+Record = tuple[dict[str, Any], dict[str, Any]]  # (run row, queue series)
+MIN_BATCH_SECONDS = 0.1  # batch tasks so each takes at least this long (des-practice s.5)
+
+
+def run_one(point_key: str, labels: dict[str, Any], scenario: Scenario, replication: int) -> Record:
+    """One run, never raising: an exception becomes the row's ``exception`` text."""
+    started = time.perf_counter()
+    row: dict[str, Any] = {"point": point_key, **labels, "replication": replication, "seed": scenario.run.seed}
+    series: dict[str, Any] = {"point": point_key, "replication": replication, "time_s": [], "depth": []}
+    try:
+        result = run(scenario, replication)
+    except Exception:
+        row.update({column: None for column in SUMMARY_COLUMNS if column not in row and column != "scenario"})
+        row["wall_s"] = time.perf_counter() - started
+        row["exception"] = traceback.format_exc(limit=8)
+        return row, series
+    summary = result.summary_row
+    row.update({k: v for k, v in summary.items() if k not in ("scenario", "seed", "replication")})
+    row["exception"] = ""
+    totals = [(t, depth) for t, queue, depth, _ in result.queue_samples if queue == TOTAL_QUEUE]
+    series["time_s"] = [t for t, _ in totals]
+    series["depth"] = [d for _, d in totals]
+    return row, series
+
+
+def run_batch(batch: list[tuple[str, dict[str, Any], Scenario, int]]) -> list[Record]:
+    """Runs several tasks in one worker call (so that each call is worth its overhead)."""
+    return [run_one(*task) for task in batch]
+
+
+class SerialExecutor(Executor):
+    """Runs each submission at once in this process (``--workers 1``)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def execute(
+    executor: Executor,
+    points: dict[str, DesignPoint],
+    tasks: list[Task],
+    batch_size: int,
+    max_pending: int,
+    on_record: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> None:
+    """Run ``tasks`` in batches, at most ``max_pending`` batches in flight; hand every
+    finished run to ``on_record`` as its batch completes."""
+    batches = _batches(points, tasks, batch_size)
+    pending: set[Future[list[Record]]] = set()
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < max_pending:
+            batch = next(batches, None)
+            if batch is None:
+                exhausted = True
+                break
+            pending.add(executor.submit(run_batch, batch))
+        if not pending:
+            return
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            for row, series in future.result():
+                on_record(row, series)
+
+
+def batch_size_for(seconds_per_run: float) -> int:
+    return max(1, math.ceil(MIN_BATCH_SECONDS / max(seconds_per_run, 1e-6)))
+
+
+def _batches(
+    points: dict[str, DesignPoint], tasks: list[Task], size: int
+) -> Iterator[list[tuple[str, dict[str, Any], Scenario, int]]]:
+    for start in range(0, len(tasks), size):
+        yield [(key, points[key].labels, points[key].scenario, rep) for key, rep in tasks[start : start + size]]

@@ -1,0 +1,229 @@
+"""``sweep``: run every (design point, replication) of an experiment once, durably,
+on this process, a local process pool, or a Dask cluster; then tables and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import ScenarioError
+from sim.experiment import plots
+from sim.experiment.analysis import half_width, markdown, summarise
+from sim.experiment.design import Experiment, Replications, load_experiment
+from sim.experiment.runner import SerialExecutor, Task, batch_size_for, execute, run_one
+from sim.experiment.store import IDENTITY, ResultStore
+from sim.results import SUMMARY_COLUMNS, write_atomic
+
+Progress = Callable[[int, int], None]  # (runs finished, runs planned)
+
+
+@dataclass
+class SweepResult:
+    """The runs (one row per design point and replication) and the per-point summary."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    out: Path
+    manifest: dict[str, Any]
+
+
+def sweep(
+    experiment: str | Path | Experiment,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    replications: int | None = None,
+    progress: Progress | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> SweepResult:
+    """Run an experiment (resuming from ``out`` if it holds part of it) and report it."""
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment, replications=replications)
+    folder = Path(out) if out is not None else Path("results") / experiment.spec.name
+    store = ResultStore(folder)
+    store.claim(experiment.digest, experiment.spec.name, experiment.path, replications)
+    points = {p.key: p for p in experiment.points}
+    say = notice or (lambda _message: None)
+    started = time.perf_counter()
+    executor, description, capacity, close = _executor(workers, scheduler, experiment.path)
+    executed = 0
+    try:
+        finished = {(r["point"], r["replication"]) for r in store.rows()}
+        target = experiment.spec.replications
+        reps = {key: (target if isinstance(target, int) else target.min) for key in points}
+        planned = sum(reps.values())
+        skipped = sum(1 for key in points for r in range(reps[key]) if (key, r) in finished)
+        if skipped:
+            say(f"{skipped} of {planned} runs already finished in {folder}: skipping them, running the rest")
+        seconds_per_run: float | None = None
+        planned_total = [0]
+
+        def record(row: dict[str, Any], series: dict[str, Any]) -> None:
+            nonlocal executed
+            store.append(row, series)
+            finished.add((row["point"], row["replication"]))
+            executed += 1
+            if progress:
+                progress(len(finished), planned_total[0])
+
+        while True:
+            tasks: list[Task] = [(k, r) for k in points for r in range(reps[k]) if (k, r) not in finished]
+            planned_total[0] = len(finished) + len(tasks)
+            if progress:
+                progress(len(finished), planned_total[0])
+
+            if tasks and seconds_per_run is None and capacity > 1:
+                # A pilot run in this process measures a run, so batches can be sized to
+                # take at least MIN_BATCH_SECONDS each.
+                key, rep = tasks.pop(0)
+                pilot_started = time.perf_counter()
+                record(*run_one(key, points[key].labels, points[key].scenario, rep))
+                seconds_per_run = time.perf_counter() - pilot_started
+            if tasks:
+                size = batch_size_for(seconds_per_run or 1.0) if capacity > 1 else 1
+                size = max(1, min(size, math.ceil(len(tasks) / capacity)))
+                execute(executor, points, tasks, size, 2 * capacity, record)
+            if isinstance(target, int) or not _needs_more(store, experiment, target, reps):
+                break
+    finally:
+        close()
+    wall = time.perf_counter() - started
+    return report(
+        folder, experiment, timings={"wall_s": round(wall, 3), "runs_executed": executed, "executor": description}
+    )
+
+
+def report(
+    folder: str | Path, experiment: Experiment | None = None, *, timings: dict[str, Any] | None = None
+) -> SweepResult:
+    """Write runs.parquet/csv, summary.csv/md, plots and manifest.json from the store."""
+    folder = Path(folder)
+    identity_file = folder / IDENTITY
+    if experiment is None:
+        if not identity_file.exists():
+            raise ScenarioError(folder, "", str(folder), "not a sweep results folder (no experiment.json)")
+        identity = json.loads(identity_file.read_text(encoding="utf-8"))
+        experiment = load_experiment(identity["experiment_file"], replications=identity.get("replications_override"))
+        if experiment.digest != identity["experiment_hash"]:
+            raise ScenarioError(
+                identity["experiment_file"],
+                "",
+                experiment.spec.name,
+                f"has changed since it wrote {folder}: cannot report those results with it",
+            )
+    store = ResultStore(folder)
+    runs = _runs_frame(experiment, store.rows())
+    summary = summarise(experiment, runs)
+    write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
+    write_atomic(folder / "runs.csv", lambda p: runs.to_csv(p, index=False))
+    write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    write_atomic(folder / "summary.md", lambda p: p.write_text(markdown(experiment, summary), encoding="utf-8"))
+    if len(summary) and summary["runs"].sum() > 0:
+        plots.bar_with_ci(
+            summary, "out_ndr_rate", "NDR rate per design point", "share of outbound mail", folder / "ndr_rate.png"
+        )
+        plots.bar_with_ci(
+            summary,
+            "out_tls_share",
+            "Delivered mail sent encrypted",
+            "share of delivered mail",
+            folder / "tls_share.png",
+        )
+        series = _series_frame(store.series())
+        if len(series):
+            plots.queue_depth(series, folder / "queue_depth.png")
+    from sim import __version__
+
+    manifest = {
+        "experiment": experiment.spec.name,
+        "experiment_hash": experiment.digest,
+        "package_version": __version__,
+        "design_points": len(experiment.points),
+        "runs": len(runs),
+        "failed_runs": int((runs["exception"].fillna("") != "").sum()) if len(runs) else 0,
+        **(timings or {}),
+    }
+    write_atomic(
+        folder / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    )
+    return SweepResult(runs, summary, folder, manifest)
+
+
+def _runs_frame(experiment: Experiment, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    order = {p.key: i for i, p in enumerate(experiment.points)}
+    rows = sorted((r for r in rows if r["point"] in order), key=lambda r: (order[r["point"]], r["replication"]))
+    columns = [
+        "point",
+        *experiment.axis_names,
+        "replication",
+        "seed",
+        *(c for c in SUMMARY_COLUMNS if c not in ("scenario", "seed", "replication")),
+        "exception",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _series_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame({"point": r["point"], "replication": r["replication"], "time_s": r["time_s"], "depth": r["depth"]})
+        for r in records
+        if r["time_s"]
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["point", "replication", "time_s", "depth"])
+    )
+
+
+def _needs_more(store: ResultStore, experiment: Experiment, target: Replications, reps: dict[str, int]) -> bool:
+    """Adaptive replication: add runs to points whose interval is still too wide."""
+    rows = pd.DataFrame(store.rows())
+    more = False
+    for key in reps:
+        values = rows.loc[(rows["point"] == key) & (rows["exception"] == ""), target.metric].astype(float).to_numpy()
+        if reps[key] < target.max and not half_width(values[~np.isnan(values)]) <= target.half_width:
+            reps[key] = min(target.max, reps[key] + max(1, reps[key] // 2))
+            more = True
+    return more
+
+
+def _executor(
+    workers: int | None, scheduler: str | None, experiment_file: Path
+) -> tuple[Executor, str, int, Callable[[], None]]:
+    if scheduler is not None:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise ScenarioError(
+                experiment_file,
+                "--scheduler",
+                scheduler,
+                "Dask is not installed (accepted: pip install 'tlssim[dask]')",
+            ) from None
+        try:
+            client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise ScenarioError(
+                experiment_file, "--scheduler", scheduler, f"cannot reach the Dask scheduler ({exc})"
+            ) from None
+        threads = sum(client.nthreads().values()) or 1  # type: ignore[no-untyped-call]
+        dask_executor: Executor = client.get_executor()  # type: ignore[no-untyped-call]
+        return dask_executor, f"dask {scheduler} ({threads} threads)", threads, client.close
+    count = workers or os.cpu_count() or 1
+    if count <= 1:
+        return SerialExecutor(), "serial", 1, lambda: None
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+    return pool, f"process pool ({count} workers)", count, lambda: pool.shutdown(wait=True, cancel_futures=True)

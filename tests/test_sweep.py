@@ -1,0 +1,199 @@
+"""Batch experiments: same tables on every executor, resumable after a kill, honest statistics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+import sim
+from sim.cli import app
+from sim.experiment.analysis import half_width
+from sim.experiment.design import LatinHypercube, latin_hypercube, load_experiment
+from sim.experiment.sweep import sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+SMALL = f"""
+name: small-sweep
+base: {ROOT / "scenarios/article-baseline.yaml"}
+overrides:
+  run.duration: 12h
+  traffic.outbound.0.rate_per_hour: 300
+axes:
+  policy:
+    baseline: {{}}
+    force-tls: {{servers.EX1.virtual_servers.default-smtp.outbound_tls: required}}
+  traffic.outbound.0.size.mean_kb: [50, 200]
+replications: 3
+baseline: {{policy: baseline}}
+seed: 7
+"""
+
+
+def write_small(tmp_path: Path, text: str = SMALL) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(text)
+    return path
+
+
+def comparable(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs.drop(columns=["wall_s"]).reset_index(drop=True)
+
+
+def test_grid_design_points_and_common_random_numbers(tmp_path):
+    experiment = load_experiment(write_small(tmp_path))
+    assert [p.key for p in experiment.points] == [
+        "policy=baseline,traffic.outbound.0.size.mean_kb=50",
+        "policy=baseline,traffic.outbound.0.size.mean_kb=200",
+        "policy=force-tls,traffic.outbound.0.size.mean_kb=50",
+        "policy=force-tls,traffic.outbound.0.size.mean_kb=200",
+    ]
+    assert {p.scenario.run.seed for p in experiment.points} == {7}
+    assert experiment.baseline_of(experiment.points[3]) is experiment.points[1]
+    result = sweep(experiment, out=tmp_path / "out", workers=1)
+    runs = result.runs
+    # Common random numbers: replication r of every point sees the same arrivals.
+    per_rep = runs.groupby("replication")["out_messages"].nunique()
+    assert (per_rep == 1).all()
+    assert runs.groupby("point")["out_messages"].nunique().max() == 3
+
+
+def test_same_tables_serially_with_two_workers_and_on_dask(tmp_path):
+    experiment = load_experiment(write_small(tmp_path))
+    serial = sweep(experiment, out=tmp_path / "serial", workers=1).runs
+    pooled = sweep(experiment, out=tmp_path / "pool", workers=2).runs
+    assert len(serial) == 12
+    pd.testing.assert_frame_equal(comparable(serial), comparable(pooled))
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        on_dask = sweep(experiment, out=tmp_path / "dask", scheduler=cluster.scheduler_address).runs
+    pd.testing.assert_frame_equal(comparable(serial), comparable(on_dask))
+
+
+def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 6"))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    store = out / "runs.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if store.exists() and len(store.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_before = sum(1 for line in store.read_text().splitlines() if line.endswith("}"))
+    assert 3 <= finished_before < 24, "the sweep was killed part-way"
+    with open(store, "ab") as handle:  # as if the kill had cut a line in half
+        handle.write(b'{"point": "policy=baseline,traf')
+    notices: list[str] = []
+    result = sweep(path, out=out, workers=2, notice=notices.append)
+    assert notices and "skipping" in notices[0]
+    runs = result.runs
+    assert len(runs) == 24
+    assert not runs.duplicated(["point", "replication"]).any()
+    assert result.manifest["runs_executed"] == 24 - finished_before  # nothing ran twice
+    fresh = sweep(path, out=tmp_path / "fresh", workers=1).runs
+    pd.testing.assert_frame_equal(comparable(runs), comparable(fresh))
+
+
+def test_a_changed_experiment_is_refused_in_an_existing_folder(tmp_path):
+    path = write_small(tmp_path)
+    out = tmp_path / "out"
+    sweep(path, out=out, workers=1, replications=1)
+    path.write_text(SMALL.replace("seed: 7", "seed: 8"))
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1", "--replications", "1"])
+    assert result.exit_code == 2
+    line = (result.stderr or result.output).strip()
+    assert "different experiment" in line and "\n" not in line
+
+
+def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    from sim.experiment import runner as task_runner
+
+    real_run = task_runner.run
+
+    def flaky(scenario, replication=0, **kwargs):
+        if replication == 1:
+            raise RuntimeError("simulated crash in replication 1")
+        return real_run(scenario, replication, **kwargs)
+
+    monkeypatch.setattr(task_runner, "run", flaky)
+    result = sweep(write_small(tmp_path), out=tmp_path / "out", workers=1)
+    failed = result.runs[result.runs["exception"] != ""]
+    assert len(failed) == 4 and set(failed["replication"]) == {1}
+    assert failed["exception"].str.contains("simulated crash in replication 1").all()
+    assert (result.summary["runs"] == 2).all() and (result.summary["failed"] == 1).all()
+    assert result.manifest["failed_runs"] == 4
+
+
+def test_summary_statistics_are_student_t_and_differences_are_paired(tmp_path):
+    result = sweep(write_small(tmp_path), out=tmp_path / "out", workers=1)
+    runs, summary = result.runs, result.summary.set_index("point")
+    key = "policy=force-tls,traffic.outbound.0.size.mean_kb=200"
+    base = "policy=baseline,traffic.outbound.0.size.mean_kb=200"
+    values = runs.loc[runs["point"] == key, "out_ndr"].to_numpy(dtype=float)
+    expected = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    assert summary.loc[key, "out_ndr_ci95"] == pytest.approx(expected)
+    assert summary.loc[key, "out_ndr_mean"] == pytest.approx(values.mean())
+    mine = runs[runs["point"] == key].set_index("replication")["out_tls_share"]
+    theirs = runs[runs["point"] == base].set_index("replication")["out_tls_share"]
+    assert summary.loc[key, "out_tls_share_diff_mean"] == pytest.approx((mine - theirs).mean())
+    assert summary.loc[key, "out_tls_share_diff_ci95"] == pytest.approx(half_width((mine - theirs).to_numpy()))
+    assert "out_ndr_diff_mean" not in summary.columns or pd.isna(summary.loc[base, "out_ndr_diff_mean"])
+
+
+def test_latin_hypercube_puts_one_sample_in_every_slice():
+    lhs = LatinHypercube(samples=10, ranges={"a": (0.0, 10.0), "b": (100.0, 200.0)})
+    samples = latin_hypercube(lhs, seed=3)
+    assert latin_hypercube(lhs, seed=3) == samples
+    for name, (low, high) in lhs.ranges.items():
+        slices = sorted(int((s[name] - low) / (high - low) * 10) for s in samples)
+        assert slices == list(range(10))
+
+
+def test_bundled_sweep_shows_the_articles_conclusion(tmp_path):
+    out = tmp_path / "policy"
+    result = runner.invoke(
+        app, ["sweep", str(ROOT / "scenarios/article-policy-sweep.yaml"), "--out", str(out), "--replications", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out / "summary.csv").set_index(["policy", "population"])
+    for population in ("internet-2015", "internet-2024"):
+        assert summary.loc[("article-force-tls", population), "out_ndr_rate_diff_mean"] > 0
+        assert summary.loc[("article-workaround", population), "out_ndr_rate_mean"] == 0
+        assert summary.loc[("article-workaround", population), "out_tls_share_mean"] > 0.7
+        assert summary.loc[("article-baseline", population), "out_tls_share_mean"] == 0
+    assert (
+        summary.loc[("article-force-tls", "internet-2015"), "out_ndr_rate_mean"]
+        > summary.loc[("article-force-tls", "internet-2024"), "out_ndr_rate_mean"]
+    )
+    for png in ("ndr_rate.png", "queue_depth.png", "tls_share.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "runs.parquet").exists() and len(pd.read_parquet(out / "runs.parquet")) == 16
+    assert "| article-force-tls | internet-2015 |" in (out / "summary.md").read_text()
+    (out / "summary.md").unlink()
+    again = runner.invoke(app, ["report", str(out)])
+    assert again.exit_code == 0 and (out / "summary.md").exists()
+
+
+def test_python_api_returns_dataframes(tmp_path):
+    result = sim.sweep(write_small(tmp_path), out=tmp_path / "out", workers=1, replications=1)
+    assert isinstance(result.runs, pd.DataFrame) and isinstance(result.summary, pd.DataFrame)
+    assert len(result.runs) == 4
