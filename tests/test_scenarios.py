@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 import sim
+from sim.experiment.design import load_experiment
+from sim.scenario.loader import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -15,6 +17,10 @@ SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_bundled_scenario_is_valid_and_opens_with_a_comment(path):
     assert path.read_text().startswith("#"), "each scenario opens with a comment saying what it shows"
+    if "base" in read_yaml(path):  # an experiment file
+        experiment = load_experiment(path)
+        assert experiment.spec.name == path.stem and len(experiment.points) > 1
+        return
     scenario = sim.load_scenario(path)
     assert scenario.name == path.stem
 
