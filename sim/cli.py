@@ -261,6 +261,13 @@ def sweep(
             )
     except ScenarioError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        folder = out_dir or "results/<experiment name>"
+        err.print(
+            f"interrupted: every finished run is saved in {folder}; run the same command again to finish",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     out.print((result.out / "summary.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     failed = result.manifest.get("failed_runs", 0)
     out.print(

@@ -97,8 +97,10 @@ def sweep(
                 execute(executor, points, tasks, size, 2 * capacity, record)
             if isinstance(target, int) or not _needs_more(store, experiment, target, reps):
                 break
-    finally:
-        close()
+    except BaseException:
+        close(False)  # interrupted or failed: stop the workers now; the store keeps what finished
+        raise
+    close(True)
     wall = time.perf_counter() - started
     return report(
         folder, experiment, timings={"wall_s": round(wall, 3), "runs_executed": executed, "executor": description}
@@ -202,7 +204,7 @@ def _needs_more(store: ResultStore, experiment: Experiment, target: Replications
 
 def _executor(
     workers: int | None, scheduler: str | None, experiment_file: Path
-) -> tuple[Executor, str, int, Callable[[], None]]:
+) -> tuple[Executor, str, int, Callable[[bool], None]]:
     if scheduler is not None:
         try:
             from dask.distributed import Client
@@ -221,9 +223,21 @@ def _executor(
             ) from None
         threads = sum(client.nthreads().values()) or 1  # type: ignore[no-untyped-call]
         dask_executor: Executor = client.get_executor()  # type: ignore[no-untyped-call]
-        return dask_executor, f"dask {scheduler} ({threads} threads)", threads, client.close
+        return dask_executor, f"dask {scheduler} ({threads} threads)", threads, lambda _graceful: client.close()  # type: ignore[no-untyped-call]
     count = workers or os.cpu_count() or 1
     if count <= 1:
-        return SerialExecutor(), "serial", 1, lambda: None
+        return SerialExecutor(), "serial", 1, lambda _graceful: None
     pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
-    return pool, f"process pool ({count} workers)", count, lambda: pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(graceful: bool) -> None:
+        if graceful:
+            pool.shutdown(wait=True)
+            return
+        # After Ctrl-C a waiting shutdown can hang on a half-finished batch: end the
+        # workers instead (their unfinished runs were never recorded, so none is lost).
+        workers_alive = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers_alive:
+            process.terminate()
+
+    return pool, f"process pool ({count} workers)", count, close
