@@ -197,3 +197,26 @@ def test_python_api_returns_dataframes(tmp_path):
     result = sim.sweep(write_small(tmp_path), out=tmp_path / "out", workers=1, replications=1)
     assert isinstance(result.runs, pd.DataFrame) and isinstance(result.summary, pd.DataFrame)
     assert len(result.runs) == 4
+
+
+def test_ctrl_c_stops_a_pooled_sweep_promptly_and_keeps_finished_runs(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 8"))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    store = out / "runs.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (store.exists() and len(store.read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)  # a hang here fails the test
+    assert process.returncode == 130
+    assert b"run the same command again" in stderr and b"Traceback" not in stderr
+    kept = sum(1 for line in store.read_text().splitlines() if line.endswith("}"))
+    assert kept >= 2
+    result = sweep(path, out=out, workers=1)
+    assert len(result.runs) == 32 and not result.runs.duplicated(["point", "replication"]).any()
