@@ -257,7 +257,7 @@ def sweep(
                 scheduler=scheduler,
                 replications=replications,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                notice=lambda message: err.print(message, highlight=False),
+                notice=lambda message: err.print(message, highlight=False, soft_wrap=True),
             )
     except ScenarioError as exc:
         _fail(str(exc))
@@ -266,6 +266,7 @@ def sweep(
         err.print(
             f"interrupted: every finished run is saved in {folder}; run the same command again to finish",
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
     out.print((result.out / "summary.md").read_text(encoding="utf-8"), highlight=False, markup=False)

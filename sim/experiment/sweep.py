@@ -7,6 +7,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -202,6 +203,11 @@ def _needs_more(store: ResultStore, experiment: Experiment, target: Replications
     return more
 
 
+def _ignore_ctrl_c() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _executor(
     workers: int | None, scheduler: str | None, experiment_file: Path
 ) -> tuple[Executor, str, int, Callable[[bool], None]]:
@@ -227,7 +233,7 @@ def _executor(
     count = workers or os.cpu_count() or 1
     if count <= 1:
         return SerialExecutor(), "serial", 1, lambda _graceful: None
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_ctrl_c)
 
     def close(graceful: bool) -> None:
         if graceful:
