@@ -81,21 +81,25 @@ def test_same_tables_serially_with_two_workers_and_on_dask(tmp_path):
     pd.testing.assert_frame_equal(comparable(serial), comparable(on_dask))
 
 
-def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
-    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 6"))
-    out = tmp_path / "out"
+def start_sweep_and_wait(path: Path, out: Path, *, workers: int, finished: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``tlssim sweep`` in a child process; return once ``finished`` runs are stored."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--workers", "1"],
+        [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--workers", str(workers)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        cwd=path.parent,
     )
     store = out / "runs.jsonl"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if store.exists() and len(store.read_text().splitlines()) >= 3:
-            break
+    while time.monotonic() < deadline and not (store.exists() and len(store.read_text().splitlines()) >= finished):
         time.sleep(0.05)
+    return process, store
+
+
+def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 6"))
+    out = tmp_path / "out"
+    process, store = start_sweep_and_wait(path, out, workers=1, finished=3)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     finished_before = sum(1 for line in store.read_text().splitlines() if line.endswith("}"))
@@ -202,16 +206,7 @@ def test_python_api_returns_dataframes(tmp_path):
 def test_ctrl_c_stops_a_pooled_sweep_promptly_and_keeps_finished_runs(tmp_path):
     path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 8"))
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-    )
-    store = out / "runs.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (store.exists() and len(store.read_text().splitlines()) >= 2):
-        time.sleep(0.05)
+    process, store = start_sweep_and_wait(path, out, workers=2, finished=2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)  # a hang here fails the test
     assert process.returncode == 130
