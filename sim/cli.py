@@ -36,7 +36,7 @@ from sim.results import write_atomic
 from sim.routing.address_space import is_domain
 from sim.routing.selector import RouteSelector
 from sim.run import run as run_scenario
-from sim.scenario.loader import load_scenario, scenario_json_schema
+from sim.scenario.loader import load_scenario, read_yaml, scenario_json_schema
 from sim.scenario.model import CertificateSpec, Scenario
 
 app = typer.Typer(
@@ -127,7 +127,25 @@ def run(
 
 @app.command()
 def validate(scenario_file: ScenarioArg) -> None:
-    """Check a scenario (and the files it names) without running it."""
+    """Check a scenario or an experiment (and the files it names) without running it."""
+    try:
+        raw = read_yaml(scenario_file)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    if isinstance(raw, dict) and "base" in raw and "topology" not in raw:
+        from sim.experiment.design import load_experiment
+
+        try:
+            experiment = load_experiment(scenario_file)
+        except ScenarioError as exc:
+            _fail(str(exc))
+        axes = ", ".join(experiment.axis_names) or "no axes"
+        out.print(
+            f"ok: experiment {experiment.spec.name}: {len(experiment.points)} design point(s) over {axes}, "
+            f"replications {experiment.spec.replications}",
+            highlight=False,
+        )
+        return
     scenario = _load(scenario_file)
     org = scenario.organisation
     out.print(

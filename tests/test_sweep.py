@@ -215,3 +215,13 @@ def test_ctrl_c_stops_a_pooled_sweep_promptly_and_keeps_finished_runs(tmp_path):
     assert kept >= 2
     result = sweep(path, out=out, workers=1)
     assert len(result.runs) == 32 and not result.runs.duplicated(["point", "replication"]).any()
+
+
+def test_validate_checks_an_experiment_file(tmp_path):
+    ok = runner.invoke(app, ["validate", str(ROOT / "scenarios/article-policy-sweep.yaml")])
+    assert ok.exit_code == 0 and "8 design point(s)" in ok.stdout
+    bad = write_small(tmp_path, SMALL.replace("baseline: {policy: baseline}", "baseline: {policy: nothing}"))
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    line = (result.stderr or result.output).strip()
+    assert "small.yaml" in line and "baseline.policy" in line and "'nothing'" in line and "\n" not in line
