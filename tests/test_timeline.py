@@ -24,7 +24,6 @@ def test_forced_tls_to_host_without_starttls_retries_notifies_and_expires():
     attempts = [t / MIN for t, _, event, _ in trace if event == "attempt"]
     # Each retry interval counts from the previous attempt: 15, 30, 60, then 240 min.
     assert attempts == [0, 15, 45, 105] + [345 + 240 * k for k in range(11)]
-    assert all(t < 2 * DAY for t in [a * MIN for a in attempts])
     deferred = [(t, detail) for t, _, event, detail in trace if event == "deferred"]
     assert deferred[0] == (0.0, "4.7.4 The remote SMTP service does not support TLS")
     notices = [t for t, _, event, _ in trace if event == "delay-notice"]

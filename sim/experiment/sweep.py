@@ -69,7 +69,7 @@ def sweep(
         if skipped:
             say(f"{skipped} of {planned} runs already finished in {folder}: skipping them, running the rest")
         seconds_per_run: float | None = None
-        planned_total = [0]
+        planned_total = 0
 
         def record(row: dict[str, Any], series: dict[str, Any]) -> None:
             nonlocal executed
@@ -77,13 +77,13 @@ def sweep(
             finished.add((row["point"], row["replication"]))
             executed += 1
             if progress:
-                progress(len(finished), planned_total[0])
+                progress(len(finished), planned_total)
 
         while True:
             tasks: list[Task] = [(k, r) for k in points for r in range(reps[k]) if (k, r) not in finished]
-            planned_total[0] = len(finished) + len(tasks)
+            planned_total = len(finished) + len(tasks)
             if progress:
-                progress(len(finished), planned_total[0])
+                progress(len(finished), planned_total)
 
             if tasks and seconds_per_run is None and capacity > 1:
                 # A pilot run in this process measures a run, so batches can be sized to

@@ -29,7 +29,6 @@ class BackoffQueue(DeliveryQueue):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._may = kwargs.get("opportunistic", False)
         # Deferred mail by the queue run that will pick it up: a message eligible at e is
         # scanned at the first run at or after e, so messages are bucketed by that run
         # (a dict of lists plus a heap of run times), not kept in a per-message heap.
@@ -53,14 +52,14 @@ class BackoffQueue(DeliveryQueue):
                 self._defer(message, self.dead_status, now)
                 continue
             link, outcome = self._connect(message, now)
-            self._trace(message, "attempt", link.endpoint.name if link else "all hosts")
+            self._trace_attempt(message, link)
             if link is not None:
                 self._deliver(message, link, outcome)
                 continue
             failure = outcome.failure or Failure.HOST_DOWN
             status = self._status_of(outcome)
             self._defer(message, status, now)
-            if failure not in _NOT_THROTTLING and not (failure is Failure.HANDSHAKE and self._may):
+            if failure not in _NOT_THROTTLING and not (failure is Failure.HANDSHAKE and self.opportunistic):
                 self.dead_until = now + self.profile.retry.minimal_backoff
                 self.dead_status = status
 

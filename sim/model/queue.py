@@ -49,6 +49,7 @@ class DeliveryQueue:
     ) -> None:
         self.env = env
         self.name = name
+        self.opportunistic = opportunistic
         self.hosts = hosts  # in MX preference order
         self.profile = profile
         self.slots = slots
@@ -157,6 +158,11 @@ class DeliveryQueue:
         if self.metrics.trace is not None:
             self.metrics.record(self.env.now, message.id, event, detail)
 
+    def _trace_attempt(self, message: Message, link: HostLink | None) -> None:
+        # On the hot path: the detail string is built only when a trace is kept.
+        if self.metrics.trace is not None:
+            self.metrics.record(self.env.now, message.id, "attempt", link.endpoint.name if link else "all hosts")
+
     # -- expiry and delay notices ------------------------------------------------------------
 
     def _expire(self, message: Message, now: float) -> None:
@@ -228,7 +234,7 @@ class QueueRetry(DeliveryQueue):
         if self.in_retry and self._try_new_at_once and self.busy < self.slots:
             now = self.env.now
             link, outcome = self._connect(message, now)
-            self._trace(message, "attempt", link.endpoint.name if link else "all hosts")
+            self._trace_attempt(message, link)
             if link is not None:
                 self._deliver(message, link, outcome)
                 return
@@ -240,7 +246,7 @@ class QueueRetry(DeliveryQueue):
         env, pending = self.env, self.pending
         while pending and self.busy < self.slots and not self.in_retry:
             link, outcome = self._connect(pending[0], env.now)
-            self._trace(pending[0], "attempt", link.endpoint.name if link else "all hosts")
+            self._trace_attempt(pending[0], link)
             if link is None:
                 self._fail(outcome)
                 return

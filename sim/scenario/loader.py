@@ -260,69 +260,31 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
     _unique(file, "organisation.connectors", [c.name for c in org.connectors])
     _unique(file, "remotes.domains", [d.name for d in remotes.domains])
     groups = {g.name for g in org.routing_groups}
+    relays = {h.host for h in remotes.hosts}
     for i, link in enumerate(org.routing_group_connectors):
         for end in link.between:
-            if end not in groups:
-                raise ScenarioError(
-                    file,
-                    f"organisation.routing_group_connectors[{i}].between",
-                    end,
-                    f"no such routing group (accepted: {', '.join(sorted(groups))})",
-                )
+            _known(file, f"organisation.routing_group_connectors[{i}].between", end, groups, "routing group")
     virtual_servers: set[str] = set()
-    relays = {h.host for h in remotes.hosts}
     for i, server in enumerate(org.servers):
-        if server.routing_group not in groups:
-            raise ScenarioError(
-                file,
-                f"organisation.servers[{i}].routing_group",
-                server.routing_group,
-                f"no such routing group (accepted: {', '.join(sorted(groups))})",
-            )
+        _known(file, f"organisation.servers[{i}].routing_group", server.routing_group, groups, "routing group")
         _unique(file, f"organisation.servers[{i}].virtual_servers", [v.name for v in server.virtual_servers])
         for j, vs in enumerate(server.virtual_servers):
             virtual_servers.add(f"{server.name}/{vs.name}")
+            field = f"organisation.servers[{i}].virtual_servers[{j}]"
             if vs.certificate is not None and vs.certificate.file is not None:
-                _check_certificate_file(
-                    file,
-                    f"organisation.servers[{i}].virtual_servers[{j}].certificate.file",
-                    vs.certificate.file,
-                    scenario.source,
-                )
-            if vs.smart_host is not None and vs.smart_host not in relays:
-                raise ScenarioError(
-                    file,
-                    f"organisation.servers[{i}].virtual_servers[{j}].smart_host",
-                    vs.smart_host,
-                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})",
-                )
+                _check_certificate_file(file, f"{field}.certificate.file", vs.certificate.file, scenario.source)
+            if vs.smart_host is not None:
+                _known(file, f"{field}.smart_host", vs.smart_host, relays, "host in remotes.hosts")
     for i, connector in enumerate(org.connectors):
         for j, source in enumerate(connector.source):
-            if source not in virtual_servers:
-                raise ScenarioError(
-                    file,
-                    f"organisation.connectors[{i}].source[{j}]",
-                    source,
-                    f"no such virtual server (accepted: {', '.join(sorted(virtual_servers))})",
-                )
+            _known(file, f"organisation.connectors[{i}].source[{j}]", source, virtual_servers, "virtual server")
         for j, host in enumerate(connector.smart_hosts):
-            if host not in relays:
-                raise ScenarioError(
-                    file,
-                    f"organisation.connectors[{i}].smart_hosts[{j}]",
-                    host,
-                    f"no such host in remotes.hosts (accepted: {', '.join(sorted(relays)) or 'none defined'})",
-                )
+            _known(file, f"organisation.connectors[{i}].smart_hosts[{j}]", host, relays, "host in remotes.hosts")
     servers = {s.name for s in org.servers}
     domains = {d.name for d in remotes.domains}
     for i, flow in enumerate(scenario.traffic.outbound):
-        if flow.from_server is not None and flow.from_server not in servers:
-            raise ScenarioError(
-                file,
-                f"traffic.outbound[{i}].from",
-                flow.from_server,
-                f"no such server (accepted: {', '.join(sorted(servers))})",
-            )
+        if flow.from_server is not None:
+            _known(file, f"traffic.outbound[{i}].from", flow.from_server, servers, "server")
         if flow.population_weight > 0 and remotes.population is None:
             raise ScenarioError(
                 file,
@@ -341,16 +303,18 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
     _check_inbound(scenario, file, virtual_servers)
 
 
+def _known(file: Path | str, field: str, name: str, names: set[str], kind: str) -> None:
+    """``name`` must be one of ``names``; otherwise say so, listing what is accepted."""
+    if name not in names:
+        accepted = ", ".join(sorted(names)) or "none defined"
+        raise ScenarioError(file, field, name, f"no such {kind} (accepted: {accepted})")
+
+
 def _check_inbound(scenario: Scenario, file: Path | str, virtual_servers: set[str]) -> None:
     senders: set[str] = set()
     for i, flow in enumerate(scenario.traffic.inbound):
-        if flow.to is not None and flow.to not in virtual_servers:
-            raise ScenarioError(
-                file,
-                f"traffic.inbound[{i}].to",
-                flow.to,
-                f"no such virtual server (accepted: {', '.join(sorted(virtual_servers))})",
-            )
+        if flow.to is not None:
+            _known(file, f"traffic.inbound[{i}].to", flow.to, virtual_servers, "virtual server")
         if not is_domain(flow.from_domain):
             raise ScenarioError(
                 file,
