@@ -8,19 +8,14 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-try:
-    __version__ = version("tlssim")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
 
 from sim.errors import ScenarioError, SimError
 from sim.results import RunResult
 from sim.run import run
 from sim.scenario import Scenario, load_scenario
+from sim.version import __version__
 
 if TYPE_CHECKING:
     from sim.experiment.sweep import SweepResult

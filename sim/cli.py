@@ -33,11 +33,11 @@ from sim.mta.profiles import PROFILES, get_profile
 from sim.pki.authorities import our_certificate
 from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
 from sim.results import write_atomic
-from sim.routing.address_space import is_domain
 from sim.routing.selector import RouteSelector
 from sim.run import run as run_scenario
 from sim.scenario.loader import load_scenario, read_yaml, scenario_json_schema
 from sim.scenario.model import CertificateSpec, Scenario
+from sim.vocabulary import is_domain
 
 app = typer.Typer(
     add_completion=False,

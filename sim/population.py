@@ -13,7 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim.scenario.model import Population, RemoteDomain, RemoteHost, ServerTls
+from sim.scenario.model import Population, RemoteDomain, RemoteHost
+from sim.vocabulary import ServerTls
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ class RunResult:
         return pd.DataFrame(self.queue_samples, columns=list(QUEUE_COLUMNS))
 
     def manifest(self) -> dict[str, Any]:
-        from sim import __version__
+        from sim.version import __version__
 
         return {
             "scenario": self.scenario_name,

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 from worlds import organisation, remotes, scenario
 
 from sim.mta.profiles import get_profile
-from sim.routing.address_space import AddressSpace, MatchRules, normalise_pattern
+from sim.routing.address_space import AddressSpace
 from sim.routing.selector import RouteSelector
 from sim.run import Simulation
 from sim.scenario.model import Organisation
+from sim.vocabulary import MatchRules, normalise_pattern
 
 
 def connector(name, *patterns, source="EX1/default", **fields):

@@ -147,7 +147,7 @@ def report(
         series = _series_frame(store.series())
         if len(series):
             plots.queue_depth(series, folder / "queue_depth.png")
-    from sim import __version__
+    from sim.version import __version__
 
     manifest = {
         "experiment": experiment.spec.name,

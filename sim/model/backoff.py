@@ -18,8 +18,7 @@ from simpy.events import Timeout
 
 from sim.model.message import Message
 from sim.model.queue import EPSILON, DeliveryQueue
-from sim.mta.profiles import Status
-from sim.tls.negotiation import Failure
+from sim.vocabulary import Failure, Status
 
 _NOT_THROTTLING = frozenset({Failure.GREYLISTED})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sim.mta.profiles import Status
+    from sim.vocabulary import Status
 
 
 class DomainStats:

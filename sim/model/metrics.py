@@ -11,7 +11,7 @@ from typing import Any
 
 from sim.model.message import DomainStats, Message
 from sim.model.sketch import LatencySketch
-from sim.tls.negotiation import Channel
+from sim.vocabulary import Channel
 
 TraceRecord = tuple[float, int, str, str]
 """(time in seconds, message id, event, detail): the exact timeline, when tracing."""

@@ -24,8 +24,9 @@ from simpy.events import Timeout
 from sim.model.endpoint import HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
-from sim.mta.profiles import MtaProfile, Status
-from sim.tls.negotiation import Failure, Negotiation
+from sim.mta.profiles import MtaProfile
+from sim.tls.negotiation import Negotiation
+from sim.vocabulary import Failure, Status
 
 EPSILON = 1e-9  # float slack when a timer lands on its own deadline
 

@@ -17,9 +17,9 @@ from cryptography import x509
 
 from sim.pki.authorities import ServerCertificate, remote_certificate
 from sim.pki.certs import Identity
-from sim.scenario.model import ServerTls, TlsLevel
-from sim.tls.handshake import ClientCertificatePolicy, ClientSide, ServerSide, TlsVersion, handshake
-from sim.tls.negotiation import PLAINTEXT, Failure, Negotiation, negotiate
+from sim.tls.handshake import ClientSide, ServerSide, handshake
+from sim.tls.negotiation import PLAINTEXT, Negotiation, negotiate
+from sim.vocabulary import ClientCertificatePolicy, Failure, ServerTls, TlsLevel, TlsVersion
 
 NO_CERTIFICATE = Negotiation(None, Failure.NO_CERTIFICATE)
 

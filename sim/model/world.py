@@ -22,16 +22,14 @@ from sim.routing.selector import Route, RouteSelector
 from sim.scenario.model import (
     AddressSpaceSpec,
     CertificateSpec,
-    ClientTls,
     InboundFlow,
     Organisation,
     RemoteDomain,
     RemoteHost,
     Scenario,
-    ServerTls,
-    TlsLevel,
     VirtualServer,
 )
+from sim.vocabulary import ClientTls, ServerTls, TlsLevel
 
 
 @dataclass(frozen=True, slots=True)

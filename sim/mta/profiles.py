@@ -12,27 +12,16 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from sim.durations import format_duration
-from sim.routing.address_space import MatchRules
 from sim.scenario.model import DeliverySettings
-from sim.tls.handshake import TlsVersion
-from sim.tls.negotiation import Failure
+from sim.vocabulary import Failure, MatchRules, Status, TlsVersion
 
 _T = TypeVar("_T")
 
 MINUTE = 60.0
+# Exchange 2003 with no matching address space: NDR 5.0.0 "There is no route" (6d: technet bb124831).
+_NO_ROUTE = Status("5.0.0", "No route to the recipient domain: no connector address space matches")
 HOUR = 3600.0
 DAY = 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """An RFC 3463 enhanced status code and the text a product writes with it."""
-
-    code: str
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +92,7 @@ class MtaProfile:
     # Exchange 2003 uses the virtual server's certificate for TLS in both directions:
     # without one (a standalone-CA request still pending) it cannot start TLS at all.
     client_tls_needs_certificate: bool = False
-    no_route: Status = Status("5.0.0", "No route to the recipient domain: no connector address space matches")
+    no_route: Status = _NO_ROUTE
     sources: str = ""
 
     def describe(self) -> dict[str, object]:

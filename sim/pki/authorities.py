@@ -20,7 +20,8 @@ from pathlib import Path
 from cryptography import x509
 
 from sim.pki.certs import Identity, KeyKind, dns_names, issue, load_certificate, make_authority, self_signed
-from sim.scenario.model import CertificateSpec, ServerTls
+from sim.scenario.model import CertificateSpec
+from sim.vocabulary import ServerTls
 
 YEAR = dt.timedelta(days=365)
 

@@ -14,41 +14,9 @@ Two products, two matching rules (reference/mta-semantics.md):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from enum import StrEnum
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
-PATTERN_HELP = 'a domain pattern: "example.com", "*.example.com" or "*"'
-
-
-class MatchRules(StrEnum):
-    """How address spaces match: set by the MTA profile."""
-
-    EXCHANGE2003 = "exchange2003"
-    EXCHANGE2007 = "exchange2007"
-
-
-def is_domain(name: str) -> bool:
-    """True for a syntactically valid lower-case DNS domain name."""
-    return bool(_DOMAIN.match(name))
-
-
-def normalise_pattern(pattern: str) -> str:
-    """Lower-case ``pattern`` and check it; raise ``ValueError`` if it is not one.
-
-    Per KB 244986 Exchange reads only up to the first wildcard, so ``abc.*.contoso.com``
-    would mean ``*.contoso.com``; we reject such patterns instead of silently widening
-    them, because an architect who writes one almost certainly means something else.
-    """
-    text = pattern.strip().lower()
-    if text == "*":
-        return text
-    body = text[2:] if text.startswith("*.") else text
-    if not is_domain(body):
-        raise ValueError(f"not a domain pattern (accepted: {PATTERN_HELP})")
-    return text
+from sim.vocabulary import MatchRules
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import NO_VALUE, ScenarioError
 from sim.pki.certs import CertificateFileError, load_certificate
-from sim.routing.address_space import is_domain
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
+from sim.vocabulary import is_domain
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -7,45 +7,27 @@ Fields left unset (``None``) take the MTA profile's default when the world is bu
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.durations import Duration
-from sim.routing.address_space import is_domain, normalise_pattern
+from sim.vocabulary import (
+    TLS_ALIASES,
+    ClientCertificatePolicy,
+    ClientTls,
+    ProfileName,
+    ServerTls,
+    TlsLevel,
+    TlsVersion,
+    TrustName,
+    is_domain,
+    normalise_pattern,
+)
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsLevel(StrEnum):
-    """How hard our side insists on TLS when it sends.
-
-    ``off``: never issue STARTTLS. ``opportunistic``: use it when offered, do not check
-    the certificate. ``required``: no TLS, no delivery (Exchange 2003 "TLS encryption" on
-    the virtual server or connector, KB 329061). ``verify``: required, and the server
-    certificate must validate (Exchange 2016 TlsAuthLevel CertificateValidation,
-    Postfix ``verify``).
-    """
-
-    OFF = "off"
-    OPPORTUNISTIC = "opportunistic"
-    REQUIRED = "required"
-    VERIFY = "verify"
-
-    @property
-    def rank(self) -> int:
-        return _TLS_RANK[self]
-
-
-_TLS_RANK = {TlsLevel.OFF: 0, TlsLevel.OPPORTUNISTIC: 1, TlsLevel.REQUIRED: 2, TlsLevel.VERIFY: 3}
-
-
-# Postfix smtp_tls_security_level names for the same levels (reference 3a): "secure"
-# also verifies the certificate, against the next-hop name rather than the MX name.
-TLS_ALIASES = {"none": "off", "may": "opportunistic", "encrypt": "required", "secure": "verify"}
 
 
 def _tls_alias(value: object) -> object:
@@ -53,21 +35,7 @@ def _tls_alias(value: object) -> object:
 
 
 TlsSetting = Annotated[TlsLevel, BeforeValidator(_tls_alias)]
-
-
-class ServerTls(StrEnum):
-    """What a remote host does when we offer STARTTLS."""
-
-    NONE = "none"  # no STARTTLS in its EHLO answer
-    TRUSTED = "trusted"  # STARTTLS with a certificate from a trusted root, for its name
-    SELF_SIGNED = "self-signed"
-    EXPIRED = "expired"
-    NAME_MISMATCH = "name-mismatch"
-    UNTRUSTED = "untrusted"  # chain to a root the client does not trust
-    HANDSHAKE_FAILS = "handshake-fails"  # advertises STARTTLS, then the handshake fails
-
-
-Profile = Literal["exchange2003", "exchange2016", "exchange-online", "postfix", "sendmail"]
+Profile = ProfileName
 
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
@@ -130,10 +98,6 @@ class DeliverySettings(Strict):
         if value is not None and value <= 0:
             raise ValueError("a retry interval must be longer than 0s")
         return value
-
-
-TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
-TrustName = Literal["public", "enterprise", "standalone"]
 
 
 class CertificateSpec(Strict):
@@ -313,7 +277,7 @@ class RemoteHost(Strict):
     tls_versions: tuple[TlsVersion, TlsVersion] = ("1.0", "1.3")
     # What the host does with a client certificate: not ask (ignore), refuse one that
     # does not verify against its trust store (reject-self-signed), or insist on one.
-    client_certificates: Literal["ignore", "reject-self-signed", "require-valid"] = "ignore"
+    client_certificates: ClientCertificatePolicy = "ignore"
     trust: list[TrustName] = Field(["public"], description="roots it trusts for client certificates")
     certificate_expires_in: Duration | None = Field(
         None, description="for tls: trusted, time from the run's start until its certificate expires"
@@ -428,15 +392,6 @@ class OutboundFlow(Strict):
             if weight <= 0:
                 raise ValueError(f"weight of {domain} is {weight}: weights must be > 0")
         return {domain.lower(): weight for domain, weight in value.items()}
-
-
-class ClientTls(StrEnum):
-    """What a remote sender's TLS stack can do when it talks to us."""
-
-    NONE = "none"
-    BITS_40 = "40-bit"  # export-grade only (Exchange 2000/2003 default, KB 829721)
-    BITS_128 = "128-bit"
-    HANDSHAKE_FAILS = "handshake-fails"
 
 
 class InboundFlow(Strict):

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
 
 from cryptography import x509
 
 from sim.pki.certs import Identity
 from sim.pki.verify import verify_client, verify_server
-from sim.tls.negotiation import Channel, Failure, Negotiation
-
-TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
-ClientCertificatePolicy = Literal["ignore", "reject-self-signed", "require-valid"]
+from sim.tls.negotiation import Negotiation
+from sim.vocabulary import Channel, ClientCertificatePolicy, Failure, TlsVersion
 
 _ORDER = {"1.0": 0, "1.1": 1, "1.2": 2, "1.3": 3}
 

@@ -11,33 +11,9 @@ recomputes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 
-from sim.scenario.model import ServerTls, TlsLevel
-
-
-class Channel(StrEnum):
-    PLAINTEXT = "plaintext"
-    TLS_UNVERIFIED = "tls-unverified"
-    TLS_VERIFIED = "tls-verified"
-
-
-class Failure(StrEnum):
-    """Why a session did not carry mail."""
-
-    NO_STARTTLS = "no-starttls"  # TLS required, the server does not offer STARTTLS
-    HANDSHAKE = "handshake"  # STARTTLS offered, the handshake failed
-    CERTIFICATE = "certificate"  # verification required, the certificate does not verify
-    MUST_STARTTLS = "must-starttls"  # plaintext sent to a server that requires TLS: 530 5.7.0
-    HOST_DOWN = "host-down"  # no answer
-    GREYLISTED = "greylisted"  # 4xx until the greylisting delay has passed
-    NO_CERTIFICATE = "no-certificate"  # our server has no certificate (yet), so it cannot do TLS
-
-
-PERMANENT = frozenset({Failure.MUST_STARTTLS})
-"""RFC 3207 s.4: "530 Must issue a STARTTLS command first" is a 5xx reply: the sender
-returns the message at once (Postfix: permanent; Exchange 2003 NDR #5.7.0, KB 329061)."""
+from sim.vocabulary import PERMANENT, Channel, Failure, ServerTls, TlsLevel
 
 
 @dataclass(frozen=True, slots=True)
