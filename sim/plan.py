@@ -1,0 +1,313 @@
+"""The built plan of a scenario: one pure step from the file format to what a run executes.
+
+``build_plan(scenario)`` expands ``address_spaces_from_remotes`` into address spaces,
+chooses the route per (source server, recipient domain), and for every queue fixes
+its next hop and hosts, the TLS policy in force, the product's timers and the session
+outcome with each host over simulated time. The world of a run executes this plan;
+``tlssim route`` prints it. Both read the same object, so the route a command explains
+is the route the run takes.
+
+Routes and queues are built when first asked for and then kept, so a world of many
+domains pays only for the domains that get mail; the answers do not depend on the
+order of the questions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sim.mta.profiles import MtaProfile, get_profile
+from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
+from sim.population import generate
+from sim.routing.selector import Route, RouteDecision, RouteSelector, RouteState
+from sim.scenario.model import (
+    AddressSpaceSpec,
+    CertificateSpec,
+    InboundFlow,
+    Organisation,
+    RemoteDomain,
+    RemoteHost,
+    Scenario,
+    VirtualServer,
+)
+from sim.tls.policy import TlsPolicy, level_in_force
+from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
+from sim.vocabulary import ClientTls, ServerTls, TlsLevel
+
+UNREACHABLE = "(unreachable)"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    """One host a queue delivers to, and what a session with it comes to over time."""
+
+    host: RemoteHost
+    sessions: SessionPlan
+
+
+@dataclass(frozen=True, eq=False)
+class QueuePlan:
+    """One queue: (virtual server, connector, next hop), or an unreachable queue."""
+
+    name: str
+    virtual_server: str
+    connector: str
+    next_hop: str
+    hosts: tuple[HostPlan, ...]  # in MX preference order; empty for an unreachable queue
+    policy: TlsPolicy
+    profile: MtaProfile
+    slots: int
+
+
+@dataclass(frozen=True, eq=False)
+class RoutePlan:
+    """Where mail from one server to one domain goes, and why."""
+
+    decision: RouteDecision
+    queues: tuple[QueuePlan, ...]  # several: equal-cost routes share the load
+    bounce: bool = False  # no match under a profile that returns such mail at once
+
+    @property
+    def state(self) -> RouteState:
+        return self.decision.state
+
+    @property
+    def label(self) -> str:
+        """The per-domain ``route`` column: the connector(s), or the state."""
+        if self.decision.routes:
+            return "+".join(route.connector.name for route in self.decision.routes)
+        return "(no route)" if self.bounce else UNREACHABLE
+
+
+def all_domains(scenario: Scenario) -> list[RemoteDomain]:
+    """The named remote domains followed by the generated population, if any."""
+    domains = list(scenario.remotes.domains)
+    if scenario.remotes.population is not None:
+        domains += generate(scenario.remotes.population).domains
+    return domains
+
+
+def with_generated_address_spaces(organisation: Organisation, domains: list[RemoteDomain]) -> Organisation:
+    """The organisation with ``address_spaces_from_remotes`` expanded into address spaces."""
+    if not any(c.address_spaces_from_remotes for c in organisation.connectors):
+        return organisation
+    no_tls = (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS)
+    cannot = {d.name for d in domains if all(h.tls in no_tls for h in d.mx)}
+    chosen = {
+        "cannot-tls": [d.name for d in domains if d.name in cannot],
+        "can-tls": [d.name for d in domains if d.name not in cannot],
+    }
+    connectors = [
+        c.model_copy(
+            update={
+                "address_spaces": [
+                    *c.address_spaces,
+                    *(AddressSpaceSpec(pattern=name, cost=1) for name in chosen[c.address_spaces_from_remotes]),
+                ]
+            }
+        )
+        if c.address_spaces_from_remotes
+        else c
+        for c in organisation.connectors
+    ]
+    return organisation.model_copy(update={"connectors": connectors})
+
+
+def build_plan(scenario: Scenario) -> Plan:
+    """The plan of ``scenario``: a pure function of the scenario (no random draws)."""
+    return Plan(scenario)
+
+
+class Plan:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.start: dt.datetime = scenario.run.start
+        self.horizon = scenario.run.duration
+        domains = all_domains(scenario)
+        self.organisation = with_generated_address_spaces(scenario.organisation, domains)
+        self.profile = get_profile(self.organisation.profile)
+        self.selector = RouteSelector(self.organisation, self.profile)
+        self.server_profile = {
+            s.name: get_profile(s.profile or self.organisation.profile) for s in self.organisation.servers
+        }
+        self.virtual_servers: dict[str, VirtualServer] = {
+            f"{server.name}/{vs.name}": vs for server in self.organisation.servers for vs in server.virtual_servers
+        }
+        self.mx: dict[str, list[RemoteHost]] = {d.name: sorted(d.mx, key=lambda h: h.preference) for d in domains}
+        self.relays: dict[str, RemoteHost] = {h.host: h for h in scenario.remotes.hosts}
+        self._routes: dict[tuple[str, str], RoutePlan] = {}
+        self._queues: dict[tuple[str, str, str], QueuePlan] = {}
+
+    @cached_property
+    def roots(self) -> Roots:
+        return roots(self.start)
+
+    @cached_property
+    def certificates(self) -> dict[str, ServerCertificate]:
+        return {name: self._certificate_of(name, vs) for name, vs in self.virtual_servers.items()}
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def route(self, source_server: str, domain: str) -> RoutePlan:
+        """The route of mail from ``source_server`` to ``domain``, with its queues."""
+        key = (source_server, domain)
+        found = self._routes.get(key)
+        if found is None:
+            decision = self.selector.select(source_server, domain)
+            if decision.routes:
+                found = RoutePlan(decision, tuple(self._queue_for(route, domain) for route in decision.routes))
+            elif decision.state is RouteState.NO_MATCH and self.server_profile[source_server].no_match == "ndr":
+                found = RoutePlan(decision, (), bounce=True)
+            else:
+                found = RoutePlan(decision, (self._unreachable_queue(source_server),))
+            self._routes[key] = found
+        return found
+
+    @property
+    def queues(self) -> list[QueuePlan]:
+        """The queues planned so far (those some route has needed)."""
+        return list(self._queues.values())
+
+    def next_hop(self, route: Route, domain: str) -> tuple[str, list[RemoteHost]]:
+        """The next hop of ``route`` for ``domain`` and its hosts, in preference order:
+        the connector's smart hosts, else the virtual server's smart host, else the MX."""
+        connector = route.connector
+        vs = self.virtual_servers[route.virtual_server]
+        if connector.delivery == "smart_host":
+            return ";".join(connector.smart_hosts), [self.relays[name] for name in connector.smart_hosts]
+        if vs.smart_host is not None:
+            return vs.smart_host, [self.relays[vs.smart_host]]
+        return domain, self.mx[domain]
+
+    def _queue_for(self, route: Route, domain: str) -> QueuePlan:
+        connector = route.connector
+        next_hop, hosts = self.next_hop(route, domain)
+        key = (route.virtual_server, connector.name, next_hop)
+        found = self._queues.get(key)
+        if found is not None:
+            return found
+        vs = self.virtual_servers[route.virtual_server]
+        # Postfix looks the policy map up by the next hop: the domain, or the relay's name.
+        lookup = next_hop if next_hop == domain else hosts[0].host
+        level = level_in_force(
+            vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
+        )
+        server_profile = self.server_profile[route.virtual_server.split("/", 1)[0]]
+        profile = server_profile.with_delivery(vs.delivery)
+        sender = Sender(
+            level,
+            vs.tls_versions or server_profile.tls_versions,
+            self.certificates[route.virtual_server],
+            server_profile.client_tls_needs_certificate,
+            self.roots.trusted(vs.trust),
+        )
+        slots = min(vs.max_connections_per_domain, vs.max_connections, max(h.max_connections for h in hosts))
+        if profile.concurrency is not None:
+            slots = min(slots, profile.concurrency.limit)
+        found = self._queues[key] = QueuePlan(
+            f"{route.virtual_server}|{connector.name}|{next_hop}",
+            route.virtual_server,
+            connector.name,
+            next_hop,
+            tuple(HostPlan(host, self._sessions(sender, _receiver_of(host, self.roots))) for host in hosts),
+            policy_of(level, profile),
+            profile,
+            slots,
+        )
+        return found
+
+    def _unreachable_queue(self, source_server: str) -> QueuePlan:
+        """The source server's queue of mail with no usable route (6d): it is retried on
+        the profile's schedule, never delivers while the route is missing, and expires."""
+        key = (source_server, UNREACHABLE, "")
+        found = self._queues.get(key)
+        if found is None:
+            profile = self.server_profile[source_server]
+            first_vs = next(name for name in self.virtual_servers if name.split("/", 1)[0] == source_server)
+            profile = profile.with_delivery(self.virtual_servers[first_vs].delivery)
+            found = self._queues[key] = QueuePlan(
+                f"{source_server}|{UNREACHABLE}", first_vs, UNREACHABLE, "", (), TlsPolicy(TlsLevel.OFF), profile, 1
+            )
+        return found
+
+    # -- inbound -------------------------------------------------------------------------
+
+    def sender_queue(self, flow: InboundFlow) -> QueuePlan:
+        """The queue at a remote sender that holds its mail for us."""
+        target = flow.to or next(iter(self.virtual_servers))
+        level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
+        sender_profile = get_profile(flow.profile).with_delivery(flow.delivery)
+        # Remote senders are assumed to hold whatever certificate their own TLS needs.
+        sender = Sender(level, sender_profile.tls_versions, roots=self.roots.trusted(flow.trust))
+        receiver = self._us_as_receiver(target, flow.tls)
+        # Our side as a host the sender connects to (no outages, no greylisting).
+        us = RemoteHost.model_construct(host=receiver.name, session_setup=0.5, bandwidth_mbps=10.0)
+        return QueuePlan(
+            f"{flow.from_domain}|{target}",
+            target,
+            "",
+            receiver.name,
+            (HostPlan(us, self._sessions(sender, receiver)),),
+            policy_of(level, sender_profile),
+            sender_profile,
+            20,
+        )
+
+    def _us_as_receiver(self, target: str, client: ClientTls) -> Receiver:
+        """Our virtual server as one remote sender meets it.
+
+        A sender that cannot meet the strength we require (40-bit against "Require
+        128-bit encryption") sees a failed handshake, as does one whose TLS fails with us.
+        """
+        vs = self.virtual_servers[target]
+        inbound = vs.inbound
+        certificate = self.certificates[target]
+        if inbound.tls == "off":
+            tls = ServerTls.NONE
+        elif client is ClientTls.HANDSHAKE_FAILS or (
+            client is ClientTls.BITS_40 and inbound.require_secure_channel and inbound.strength == 128
+        ):
+            tls = ServerTls.HANDSHAKE_FAILS
+        else:
+            tls = ServerTls.TRUSTED
+        profile = self.server_profile[target.split("/", 1)[0]]
+        return Receiver(
+            certificate.names[0],
+            tls,
+            inbound.tls == "offered" and inbound.require_secure_channel,
+            versions=vs.tls_versions or profile.tls_versions,
+            certificate=certificate,
+        )
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _sessions(self, sender: Sender, receiver: Receiver) -> SessionPlan:
+        return plan(sender, receiver, self.start, self.horizon)
+
+    def _certificate_of(self, name: str, vs: VirtualServer) -> ServerCertificate:
+        """Our virtual server's certificate; without a setting, a public-CA one for its name."""
+        server, _ = name.split("/", 1)
+        default_name = f"{server}.{self.scenario.organisation.organisation}.example".lower()
+        spec = vs.certificate or CertificateSpec(issuer="public-ca")
+        return our_certificate(spec, default_name, self.start, Path(self.scenario.source).parent)
+
+
+def policy_of(level: TlsLevel, profile: MtaProfile) -> TlsPolicy:
+    """The TLS policy of a queue at ``level`` under ``profile``."""
+    fallback = profile.retry.minimal_backoff if profile.handshake_fallback == "after_min_backoff" else None
+    return TlsPolicy(level, fallback)
+
+
+def _receiver_of(host: RemoteHost, world_roots: Roots) -> Receiver:
+    return Receiver(
+        host.host,
+        host.tls,
+        host.requires_tls,
+        host.tls_versions,
+        host.client_certificates,
+        world_roots.trusted(host.trust),
+        certificate_expires_in=host.certificate_expires_in,
+    )

@@ -93,6 +93,7 @@ class Failure(StrEnum):
     HOST_DOWN = "host-down"  # no answer
     GREYLISTED = "greylisted"  # 4xx until the greylisting delay has passed
     NO_CERTIFICATE = "no-certificate"  # our server has no certificate (yet), so it cannot do TLS
+    UNREACHABLE = "unreachable"  # no usable route: the mail waits in the unreachable queue
 
 
 PERMANENT = frozenset({Failure.MUST_STARTTLS})

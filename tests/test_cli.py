@@ -213,7 +213,14 @@ def test_profiles_lists_every_profile_with_its_defaults():
     result = invoke("profiles", "--json")
     assert result.exit_code == 0, result.output
     profiles = {p["name"]: p for p in json.loads(result.stdout)}
-    assert set(profiles) == {"exchange2003", "exchange2016", "exchange-online", "postfix", "sendmail"}
+    assert set(profiles) == {
+        "exchange2003",
+        "exchange2016",
+        "exchange2016-edge",
+        "exchange-online",
+        "postfix",
+        "sendmail",
+    }
     assert profiles["exchange2003"]["retry"] == "whole queue: 15m, 30m, 1h, then every 4h"
     assert profiles["postfix"]["expiry_status"] == "last deferral status"
     assert profiles["sendmail"]["statuses"]["handshake"].startswith("4.7.0")

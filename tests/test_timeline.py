@@ -99,15 +99,40 @@ def test_host_that_requires_tls_bounces_plaintext_at_once_with_5_7_0():
     assert result.ndr_rows[0]["status"] == "5.7.0"
 
 
-def test_exchange2016_profile_retries_on_its_own_schedule():
-    org = organisation(
+def _exchange(profile="exchange2016", **delivery):
+    return organisation(
         "required",
-        profile="exchange2016",
+        profile=profile,
         connectors=[{"name": "internet", "source": ["EX1/default"], "address_spaces": [{"pattern": "*"}]}],
+        **({"delivery": delivery} if delivery else {}),
     )
-    _, trace = _trace(org, remotes(plain_example="none"), duration="2h")
+
+
+def test_exchange2016_retries_glitch_then_transient_then_connection_failure_interval():
+    _, trace = _trace(_exchange(), remotes(plain_example="none"), duration="2h")
     attempts = [t / MIN for t, _, event, _ in trace if event == "attempt"]
-    # Set-TransportService: 6 transient retries 5 min apart, then every 10 min.
-    assert attempts == [0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 100, 110]
+    # Reference 6d (message-intervals.md): 4 glitch retries 1 min apart, 6 transient
+    # retries 5 min apart, then every OutboundConnectionFailureRetryInterval (10 min).
+    glitch = [0, 1, 2, 3, 4]
+    transient = [9, 14, 19, 24, 29, 34]
+    assert attempts == glitch + transient + [44, 54, 64, 74, 84, 94, 104, 114]
     notices = [t for t, _, event, _ in trace if event == "delay-notice"]
     assert notices == []  # 4 h DelayNotificationTimeout lies beyond the 2 h run
+
+
+def test_exchange_edge_retries_transient_10_min_then_every_30_min():
+    _, trace = _trace(_exchange("exchange2016-edge"), remotes(plain_example="none"), duration="3h")
+    attempts = [t / MIN for t, _, event, _ in trace if event == "attempt"]
+    assert attempts == [0, 1, 2, 3, 4, 14, 24, 34, 44, 54, 64, 94, 124, 154]
+
+
+def test_exchange_retry_counts_and_intervals_can_be_overridden():
+    org = _exchange(
+        queue_glitch_retry_count=0,
+        transient_failure_retry_count=2,
+        transient_failure_retry_interval="2m",
+        outbound_connection_failure_retry_interval="15m",
+    )
+    _, trace = _trace(org, remotes(plain_example="none"), duration="1h")
+    attempts = [t / MIN for t, _, event, _ in trace if event == "attempt"]
+    assert attempts == [0, 2, 4, 19, 34, 49]

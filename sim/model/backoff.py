@@ -20,8 +20,6 @@ from sim.model.message import Message
 from sim.model.queue import EPSILON, DeliveryQueue
 from sim.vocabulary import Failure, Status
 
-_NOT_THROTTLING = frozenset({Failure.GREYLISTED})
-
 
 class BackoffQueue(DeliveryQueue):
     uses_watch = False  # notices are checked per message, after its failed attempts
@@ -58,7 +56,7 @@ class BackoffQueue(DeliveryQueue):
             failure = outcome.failure or Failure.HOST_DOWN
             status = self._status_of(outcome)
             self._defer(message, status, now)
-            if failure not in _NOT_THROTTLING and not (failure is Failure.HANDSHAKE and self.opportunistic):
+            if self.policy.throttles(failure):
                 self.dead_until = now + self.profile.retry.minimal_backoff
                 self.dead_status = status
 

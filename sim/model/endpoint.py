@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.model.sessions import SessionPlan
 from sim.scenario.model import RemoteHost
+from sim.tls.sessions import SessionPlan
 
 
 class Endpoint:

@@ -26,12 +26,14 @@ from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.mta.profiles import MtaProfile
 from sim.tls.negotiation import Negotiation
-from sim.vocabulary import Failure, Status
+from sim.tls.policy import TlsPolicy
+from sim.vocabulary import Failure, Status, TlsLevel
 
 EPSILON = 1e-9  # float slack when a timer lands on its own deadline
 
 HOST_DOWN = Negotiation(None, Failure.HOST_DOWN)
 GREYLISTED = Negotiation(None, Failure.GREYLISTED)
+OPPORTUNISTIC = TlsPolicy(TlsLevel.OPPORTUNISTIC)
 
 
 class DeliveryQueue:
@@ -46,11 +48,11 @@ class DeliveryQueue:
         slots: int,
         metrics: Metrics,
         *,
-        opportunistic: bool = False,
+        policy: TlsPolicy = OPPORTUNISTIC,
     ) -> None:
         self.env = env
         self.name = name
-        self.opportunistic = opportunistic
+        self.policy = policy
         self.hosts = hosts  # in MX preference order
         self.profile = profile
         self.slots = slots
@@ -65,13 +67,8 @@ class DeliveryQueue:
         self._expiration = profile.expiration_timeout
         self._notice = profile.delay_notification
         self._deadline_timers = profile.timers == "deadline"
-        # Postfix >= 3.0 retries in plaintext after a failed handshake under "may", once
-        # the message is older than minimal_backoff_time (reference 3b).
-        self._fallback_age = (
-            profile.retry.minimal_backoff
-            if opportunistic and profile.handshake_fallback == "after_min_backoff"
-            else None
-        )
+        # Without hosts this is an unreachable queue (no usable route): every try fails so.
+        self._no_hosts = Negotiation(None, Failure.UNREACHABLE)
         self._greylist_seen: dict[str, float] = {}
 
     @property
@@ -101,7 +98,7 @@ class DeliveryQueue:
 
         Otherwise return the last host's failure: when every MX defers, so does the attempt.
         """
-        last = HOST_DOWN
+        last = HOST_DOWN if self.hosts else self._no_hosts
         for link in self.hosts:
             endpoint = link.endpoint
             if endpoint.has_outages and not endpoint.is_up(now):
@@ -112,16 +109,16 @@ class DeliveryQueue:
                 continue
             segment = link.plan.at(now)
             outcome = segment.negotiation
-            if (
-                outcome.failure is Failure.HANDSHAKE
-                and self._fallback_age is not None
-                and now - message.arrival >= self._fallback_age - EPSILON
-            ):
+            if outcome.failure is Failure.HANDSHAKE and self.policy.falls_back(self._waited(message, now)):
                 outcome = segment.fallback
             if outcome.channel is not None or outcome.permanent:
                 return link, outcome
             last = outcome
         return None, last
+
+    def _waited(self, message: Message, now: float) -> float:
+        """How long the message had waited when this attempt started (Postfix's PREACTIVE_DELAY)."""
+        return now - message.arrival
 
     def _status_of(self, outcome: Negotiation) -> Status:
         """The profile's status for a failure, with the session's own detail appended."""

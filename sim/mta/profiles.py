@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from sim.durations import format_duration
 from sim.scenario.model import DeliverySettings
-from sim.vocabulary import Failure, MatchRules, Status, TlsVersion
+from sim.vocabulary import Failure, MatchRules, Status, TlsLevel, TlsVersion
 
 _T = TypeVar("_T")
 
@@ -44,6 +44,21 @@ class RetrySchedule:
     queue_run_delay: float | None = None
     minimal_backoff: float = 0.0
     maximal_backoff: float = 0.0
+    # Exchange 2013+: the (count, interval) pairs ``intervals`` was built from, so that
+    # a scenario can override one of them (Set-TransportService names).
+    glitch: tuple[int, float] | None = None
+    transient: tuple[int, float] | None = None
+
+    @classmethod
+    def exchange(
+        cls, glitch: tuple[int, float], transient: tuple[int, float], outbound_connection_failure: float
+    ) -> RetrySchedule:
+        """Exchange 2013+ (reference 6d, message-intervals.md): QueueGlitchRetryCount
+        retries QueueGlitchRetryInterval apart, then TransientFailureRetryCount retries
+        TransientFailureRetryInterval apart, then every OutboundConnectionFailureRetryInterval."""
+        (glitches, glitch_interval), (transients, transient_interval) = glitch, transient
+        intervals = (glitch_interval,) * glitches + (transient_interval,) * transients
+        return cls("queue", intervals, outbound_connection_failure, glitch=glitch, transient=transient)
 
     def after_failures(self, failures: int) -> float:
         """The wait after the ``failures``-th consecutive failed attempt (queue discipline)."""
@@ -64,6 +79,22 @@ class RetrySchedule:
         """The first queue run strictly after ``at``."""
         assert self.queue_run_delay is not None
         return (math.floor(at / self.queue_run_delay + 1e-9) + 1) * self.queue_run_delay
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationConcurrency:
+    """Postfix's per-destination concurrency (reference 3e, corrected by 6b).
+
+    Deliveries start ``initial`` at a time, in parallel, up to ``limit``. Each failed
+    session adds 1/window to a failure count and lowers the window (negative feedback
+    1); when the count reaches ``failed_cohort_limit`` the destination is dead: no
+    connections, its queued mail deferred with its last reason, until
+    minimal_backoff_time has passed (qmgr_queue.c qmgr_queue_throttle/unthrottle).
+    """
+
+    initial: int = 5  # initial_destination_concurrency
+    limit: int = 20  # default_destination_concurrency_limit
+    failed_cohort_limit: int = 1  # default_destination_concurrency_failed_cohort_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +124,16 @@ class MtaProfile:
     # without one (a standalone-CA request still pending) it cannot start TLS at all.
     client_tls_needs_certificate: bool = False
     no_route: Status = _NO_ROUTE
+    # No enabled, in-scope connector matches: "ndr" (Exchange 2003: NDR 5.0.0), or
+    # "unreachable" (Exchange 2007+: the Unreachable queue until MessageExpirationTimeout,
+    # then the NDR; reference 6d, connector-selection.md).
+    no_match: Literal["ndr", "unreachable"] = "ndr"
+    # Postfix: parallel sessions per destination and dead-destination detection; None:
+    # the queue discipline's own connection handling (whole-queue retry).
+    concurrency: DestinationConcurrency | None = None
+    # The outbound TLS levels the product itself offers; the others are what-if levels
+    # that tlssim can simulate but no setting of the product produces (6d).
+    product_tls_levels: frozenset[TlsLevel] = frozenset(TlsLevel)
     sources: str = ""
 
     def describe(self) -> dict[str, object]:
@@ -124,6 +165,13 @@ class MtaProfile:
             ),
             "address_spaces": "exchange2003" if self.match_rules is MatchRules.EXCHANGE2003 else "exact or *.domain",
             "route_tie_breaks": "cost, hops, name" if self.tie_break_hops_and_name else "cost, then share load",
+            "no_matching_connector": (
+                f"NDR {self.no_route.code}" if self.no_match == "ndr" else "Unreachable queue until expiry, then NDR"
+            ),
+            "tls_levels": {
+                level.value: "product setting" if level in self.product_tls_levels else "what-if only"
+                for level in TlsLevel
+            },
             "statuses": {failure.value: str(status) for failure, status in self.statuses.items()},
             "sources": self.sources,
         }
@@ -134,6 +182,18 @@ class MtaProfile:
     def with_delivery(self, settings: DeliverySettings) -> MtaProfile:
         """This profile with a virtual server's delivery overrides applied."""
         retry = self.retry
+        if retry.glitch is not None and retry.transient is not None:
+            retry = RetrySchedule.exchange(
+                (
+                    _pick(settings.queue_glitch_retry_count, retry.glitch[0]),
+                    _pick(settings.queue_glitch_retry_interval, retry.glitch[1]),
+                ),
+                (
+                    _pick(settings.transient_failure_retry_count, retry.transient[0]),
+                    _pick(settings.transient_failure_retry_interval, retry.transient[1]),
+                ),
+                _pick(settings.outbound_connection_failure_retry_interval, retry.subsequent),
+            )
         intervals = list(retry.intervals)
         for index, value in enumerate((settings.first_retry, settings.second_retry, settings.third_retry)):
             if value is not None:
@@ -151,9 +211,17 @@ class MtaProfile:
         notice = self.delay_notification
         if settings.delay_notification is not None:
             notice = settings.delay_notification or None  # 0 turns notices off (Postfix's default)
+        concurrency = self.concurrency
+        if concurrency is not None:
+            concurrency = DestinationConcurrency(
+                _pick(settings.initial_destination_concurrency, concurrency.initial),
+                _pick(settings.destination_concurrency_limit, concurrency.limit),
+                _pick(settings.destination_concurrency_failed_cohort_limit, concurrency.failed_cohort_limit),
+            )
         return replace(
             self,
             retry=retry,
+            concurrency=concurrency,
             delay_notification=notice,
             expiration_timeout=_pick(settings.expiration_timeout, self.expiration_timeout),
         )
@@ -168,6 +236,9 @@ _MUST_STARTTLS = Status("5.7.0", "530 5.7.0 Must issue a STARTTLS command first"
 _GREYLISTED = Status("4.7.1", "450 4.7.1 Greylisted, please try again later")  # postgrey's reply
 # Our own side: no certificate on the virtual server yet (a standalone CA request pending).
 _NO_CERTIFICATE = Status("4.7.0", "TLS unavailable: no certificate on the virtual server")
+# No usable route (6d): Exchange 2003's "Messages with an unreachable destination" queue
+# (bb219041), Exchange 2007+'s Unreachable queue. RFC 3463 X.4.4 "unable to route".
+_UNREACHABLE = Status("4.4.4", "Unreachable destination: no route is available (waiting in the unreachable queue)")
 
 EXCHANGE_2003 = MtaProfile(
     name="exchange2003",
@@ -193,12 +264,16 @@ EXCHANGE_2003 = MtaProfile(
         Failure.HOST_DOWN: Status("4.4.1", "Host not responding"),  # KB 284204
         Failure.GREYLISTED: _GREYLISTED,
         Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
+        Failure.UNREACHABLE: _UNREACHABLE,
     },
     # Windows Server 2003 Schannel: SSL 3.0 and TLS 1.0 only (a TLS-1.0-only Windows 2003
     # SMTP server could not receive from EXO, reference 4b).
     tls_versions=("1.0", "1.0"),
     client_tls_needs_certificate=True,
-    sources="reference 1a, 1b, 4b; KB 284204, KB 329061",
+    # The TLS box on the virtual server or connector makes TLS mandatory: Exchange 2003
+    # has no opportunistic outbound TLS and no certificate validation setting (6d).
+    product_tls_levels=frozenset({TlsLevel.OFF, TlsLevel.REQUIRED}),
+    sources="reference 1a, 1b, 4b, 6d; KB 284204, KB 329061",
 )
 
 _EXCHANGE_2016_STATUSES = {
@@ -210,6 +285,7 @@ _EXCHANGE_2016_STATUSES = {
     Failure.HOST_DOWN: Status("4.4.315", "450 4.4.315 Connection timed out"),
     Failure.GREYLISTED: _GREYLISTED,
     Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
+    Failure.UNREACHABLE: _UNREACHABLE,
 }
 
 EXCHANGE_2016 = MtaProfile(
@@ -217,19 +293,30 @@ EXCHANGE_2016 = MtaProfile(
     summary="Exchange 2007-SE on-premises transport (send connectors)",
     match_rules=MatchRules.EXCHANGE2007,
     tie_break_hops_and_name=True,
-    # Set-TransportService (2b): TransientFailureRetryCount 6 x TransientFailureRetryInterval
-    # 5 min (Mailbox), then OutboundConnectionFailureRetryInterval 10 min (Mailbox).
-    retry=RetrySchedule("queue", (5 * MINUTE,) * 6, 10 * MINUTE),
+    # 6d (message-intervals.md, Set-TransportService): QueueGlitchRetryCount 4 x
+    # QueueGlitchRetryInterval 1 min, then TransientFailureRetryCount 6 x
+    # TransientFailureRetryInterval 5 min (Mailbox), then OutboundConnectionFailureRetryInterval
+    # 10 min (Mailbox).
+    retry=RetrySchedule.exchange((4, 1 * MINUTE), (6, 5 * MINUTE), 10 * MINUTE),
     delay_notification=4 * HOUR,  # DelayNotificationTimeout (2b)
     expiration_timeout=2 * DAY,  # MessageExpirationTimeout (2b)
     timers="deadline",
     expiry=Status("4.4.7", "550 4.4.7 QUEUE.Expired; message expired"),  # kjctech.net (unofficial)
     handshake_fallback="never",  # plaintext retry after a failed handshake: NOT FOUND (2a)
     statuses=_EXCHANGE_2016_STATUSES,
-    # 2007+ sends an unmatched message to the Unreachable queue; we report it as an NDR
-    # 5.0.0 so that the profiles compare (README).
+    no_match="unreachable",  # the Unreachable queue, then NDR on expiry (6d, connector-selection.md)
     tls_versions=("1.0", "1.2"),  # TLS 1.3 came with Exchange SE on Windows Server 2022 (assumption)
     sources="reference 2a, 2b; Set-TransportService.md; connector-selection.md",
+)
+
+EXCHANGE_2016_EDGE = replace(
+    EXCHANGE_2016,
+    name="exchange2016-edge",
+    summary="Exchange 2007-SE Edge Transport",
+    # Edge defaults (2b, 6d): TransientFailureRetryInterval 10 min,
+    # OutboundConnectionFailureRetryInterval 30 min.
+    retry=RetrySchedule.exchange((4, 1 * MINUTE), (6, 10 * MINUTE), 30 * MINUTE),
+    sources="reference 2b, 6d; Set-TransportService.md; message-intervals.md",
 )
 
 EXCHANGE_ONLINE = replace(
@@ -240,6 +327,9 @@ EXCHANGE_ONLINE = replace(
     # EXO's retry intervals are not published; we keep the on-premises ones (assumption).
     expiration_timeout=1 * DAY,
     tls_versions=("1.2", "1.3"),  # EXO never sends with TLS 1.0/1.1 (Exchange Team blog 2021, 2a)
+    # EXO connectors offer opportunistic TLS (the default), "always use TLS" and
+    # certificate validation; no setting turns STARTTLS off (assumption, 2a).
+    product_tls_levels=frozenset({TlsLevel.OPPORTUNISTIC, TlsLevel.REQUIRED, TlsLevel.VERIFY}),
     sources="reference 2a, 2b; connectors-mail-flow-intelligence.md",
 )
 
@@ -255,7 +345,8 @@ POSTFIX = MtaProfile(
     expiration_timeout=5 * DAY,  # maximal_queue_lifetime (3d)
     timers="after_attempt",  # expiry is tested only after a failed attempt (3d)
     expiry=None,  # the bounce carries the last deferral code, not 4.4.7 (bounce_notify_util.c)
-    handshake_fallback="after_min_backoff",  # Postfix >= 3.0 PREACTIVE_DELAY (3b)
+    handshake_fallback="after_min_backoff",  # Postfix >= 3.0 PREACTIVE_DELAY (3b, 6a)
+    concurrency=DestinationConcurrency(),  # 3e, 6b
     statuses={
         Failure.NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),  # 3a
         Failure.HANDSHAKE: Status("4.7.5", "Cannot start TLS: handshake failure"),  # 3b
@@ -264,6 +355,7 @@ POSTFIX = MtaProfile(
         Failure.HOST_DOWN: Status("4.4.1", "connect to host: Connection timed out"),
         Failure.GREYLISTED: _GREYLISTED,
         Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
+        Failure.UNREACHABLE: _UNREACHABLE,
     },
     sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h",
 )
@@ -289,12 +381,13 @@ SENDMAIL = MtaProfile(
         Failure.HOST_DOWN: Status("4.4.1", "Deferred: Connection timed out"),
         Failure.GREYLISTED: _GREYLISTED,
         Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
+        Failure.UNREACHABLE: _UNREACHABLE,
     },
     sources="reference 4a; sendmail cf/README",
 )
 
 PROFILES: dict[str, MtaProfile] = {
-    p.name: p for p in (EXCHANGE_2003, EXCHANGE_2016, EXCHANGE_ONLINE, POSTFIX, SENDMAIL)
+    p.name: p for p in (EXCHANGE_2003, EXCHANGE_2016, EXCHANGE_2016_EDGE, EXCHANGE_ONLINE, POSTFIX, SENDMAIL)
 }
 
 

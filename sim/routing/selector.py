@@ -1,16 +1,21 @@
 """Connector selection: the most specific address space wins, cost breaks ties.
 
-Exchange 2003 (KB 244986; reference/mta-semantics.md 1a): among connectors in scope
-whose address space matches, the closest match wins even against a cheaper ``*``;
-cost (path cost + address-space cost) breaks ties between equal matches; equal cost
-shares the load; there is no failover to a less specific connector; no match at all
-is an NDR 5.0.0. Exchange 2007+ (connector-selection.md) then breaks ties by fewest
-hops (local server, same site, remote site) and the lowest connector name.
+Exchange 2003 (KB 244986; reference/mta-semantics.md 1a, 6d): disabled and
+out-of-scope connectors are dropped before matching (KB 287058); among the rest whose
+address space matches, the closest match wins even against a cheaper ``*``; whether
+its routing group can be reached chooses only among equally specific connectors;
+when none of them can be reached the mail waits as an "unreachable destination"
+(no failover to a less specific connector, bb219041); cost (path cost + address-space
+cost) breaks ties between equal matches; equal cost shares the load. Exchange 2007+
+(connector-selection.md) then breaks ties by fewest hops (local server, same site,
+remote site) and the lowest connector name. What happens when nothing matches at all
+is the profile's (``MtaProfile.no_match``): an NDR 5.0.0, or the Unreachable queue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sim.mta.profiles import MtaProfile
 from sim.routing.address_space import AddressSpace
@@ -50,12 +55,20 @@ class Route:
     virtual_server: str  # "SERVER/VS"
 
 
+class RouteState(StrEnum):
+    ROUTED = "routed"  # one or more connectors chosen
+    UNREACHABLE = "unreachable"  # the most specific connectors exist but none can be reached
+    NO_MATCH = "no-match"  # no enabled, in-scope connector's address space matches
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     domain: str
     source_server: str
     routes: tuple[Route, ...]  # the winners; more than one means the load is shared
     candidates: tuple[Candidate, ...] = field(default=())
+    state: RouteState = RouteState.ROUTED
+    reason: str = ""  # why the state is not ROUTED
 
     @property
     def chosen(self) -> Route | None:
@@ -68,8 +81,8 @@ class _Option:
     virtual_server: str
     space: AddressSpace
     specificity: tuple[int, int]
-    cost: int
-    hops: int
+    cost: int | None  # None: no source virtual server's routing group can be reached
+    hops: int | None
 
 
 class RouteSelector:
@@ -94,18 +107,36 @@ class RouteSelector:
             else:
                 options.append(option)
         if not options:
-            return RouteDecision(domain, source_server, (), tuple(losers))
+            reason = "no enabled, in-scope connector has an address space that matches"
+            return RouteDecision(domain, source_server, (), tuple(losers), RouteState.NO_MATCH, reason)
         winners, verdicts = self._rank(options)
         candidates = [
             Candidate(o.connector.name, o.virtual_server, o.space.pattern, o.specificity, o.cost, o.hops, verdicts[i])
             for i, o in enumerate(options)
         ]
         routes = tuple(Route(o.connector, o.virtual_server) for o in winners)
+        if not routes:
+            top = max(o.specificity for o in options)
+            names = ", ".join(o.connector.name for o in options if o.specificity == top)
+            reason = (
+                f"no path over links that are up to the routing group of {names} (no failover to a less specific route)"
+            )
+            return RouteDecision(domain, source_server, (), tuple(candidates + losers), RouteState.UNREACHABLE, reason)
         return RouteDecision(domain, source_server, routes, tuple(candidates + losers))
 
     def _consider(self, connector: Connector, source_server: str, domain: str) -> tuple[_Option | None, str]:
         if not connector.enabled:
             return None, "disabled"
+        origin = self._server_group[source_server]
+        # Scope first (KB 287058): an out-of-scope connector is invisible, so a less
+        # specific one in scope can win.
+        sources = [
+            source
+            for source in connector.source
+            if connector.scope == "organisation" or self._server_group[source.split("/", 1)[0]] == origin
+        ]
+        if not sources:
+            return None, "out of scope (routing-group scope, another routing group)"
         rules = self.profile.match_rules
         best: tuple[tuple[int, int], int, AddressSpace] | None = None
         for space in self._spaces_for(connector, domain):
@@ -117,25 +148,17 @@ class RouteSelector:
                 best = (specificity, space.cost, space)
         if best is None:
             return None, "no address space matches"
-        origin = self._server_group[source_server]
+        specificity, space_cost, space = best
         reachable: list[tuple[int, int, str]] = []
-        in_scope = False
-        for source in connector.source:
+        for source in sources:
             server = source.split("/", 1)[0]
             group = self._server_group[server]
-            if connector.scope == "routing_group" and group != origin:
-                continue
-            in_scope = True
             path_cost = self.graph.cost(origin, group)
-            if path_cost is None:
-                continue
-            reachable.append((path_cost, self._hops(source_server, server, origin, group), source))
-        if not in_scope:
-            return None, "out of scope (routing-group scope, another routing group)"
+            if path_cost is not None:
+                reachable.append((path_cost, self._hops(source_server, server, origin, group), source))
         if not reachable:
-            return None, "no path to its routing group over links that are up"
+            return _Option(connector, sources[0], space, specificity, None, None), ""
         path_cost, hops, virtual_server = min(reachable)
-        specificity, space_cost, space = best
         return _Option(connector, virtual_server, space, specificity, path_cost + space_cost, hops), ""
 
     def _spaces_for(self, connector: Connector, domain: str) -> list[AddressSpace]:
@@ -169,32 +192,39 @@ class RouteSelector:
         return 1 + links
 
     def _rank(self, options: list[_Option]) -> tuple[list[_Option], list[str]]:
-        """The winning options and, per option, why it won or lost."""
-        tie_breaks = self.profile.tie_break_hops_and_name
+        """The winning options (none when the most specific cannot be reached) and, per
+        option, why it won or lost."""
         top = max(o.specificity for o in options)
         specific = [o for o in options if o.specificity == top]
-        cheapest = min(o.cost for o in specific)
-        cheap = [o for o in specific if o.cost == cheapest]
-        if tie_breaks:
-            fewest = min(o.hops for o in cheap)
-            near = [o for o in cheap if o.hops == fewest]
-            winners = [min(near, key=lambda o: o.connector.name)]
-        else:
-            near = cheap
-            winners = sorted(cheap, key=lambda o: o.connector.name)
-        first = winners[0]
+        usable = [o for o in specific if o.cost is not None]
+        winners = self._tie_break(usable) if usable else []
+        best = specific[0]
         verdicts: list[str] = []
         for option in options:
             if option in winners:
-                verdicts.append(
-                    "chosen" if len(winners) == 1 else f"chosen (shares load with {len(winners) - 1} other)"
-                )
+                shared = len(winners) - 1
+                verdicts.append("chosen" if not shared else f"chosen (shares load with {shared} other)")
             elif option.specificity != top:
-                verdicts.append(f"less specific than {specific[0].space.pattern} on {specific[0].connector.name}")
-            elif option.cost != cheapest:
-                verdicts.append(f"costs {option.cost}, more than {cheapest} of {cheap[0].connector.name}")
-            elif option not in near:
-                verdicts.append(f"{option.hops} hops, more than {first.hops} of {first.connector.name}")
+                verdicts.append(f"less specific than {best.space.pattern} on {best.connector.name}")
+            elif option.cost is None:
+                verdicts.append("most specific, but its routing group cannot be reached over links that are up")
             else:
-                verdicts.append(f"name sorts after {first.connector.name}")
+                verdicts.append(self._why_lost(option, usable, winners[0]))
         return winners, verdicts
+
+    def _tie_break(self, usable: list[_Option]) -> list[_Option]:
+        cheapest = min(o.cost for o in usable if o.cost is not None)
+        cheap = [o for o in usable if o.cost == cheapest]
+        if not self.profile.tie_break_hops_and_name:
+            return sorted(cheap, key=lambda o: o.connector.name)  # Exchange 2003: equal cost shares load
+        fewest = min(o.hops for o in cheap if o.hops is not None)
+        return [min((o for o in cheap if o.hops == fewest), key=lambda o: o.connector.name)]
+
+    @staticmethod
+    def _why_lost(option: _Option, usable: list[_Option], first: _Option) -> str:
+        cheapest = min(o.cost for o in usable if o.cost is not None)
+        if option.cost != cheapest:
+            return f"costs {option.cost}, more than {cheapest} of {first.connector.name}"
+        if option.hops != first.hops:
+            return f"{option.hops} hops, more than {first.hops} of {first.connector.name}"
+        return f"name sorts after {first.connector.name}"

@@ -83,6 +83,16 @@ class DeliverySettings(Strict):
     queue_run_delay: Duration | None = None
     minimal_backoff_time: Duration | None = None
     maximal_backoff_time: Duration | None = None
+    # Postfix per-destination concurrency (reference 3e, 6b).
+    initial_destination_concurrency: int | None = Field(None, ge=1)
+    destination_concurrency_limit: int | None = Field(None, ge=1)
+    destination_concurrency_failed_cohort_limit: int | None = Field(None, ge=1)
+    # Exchange 2013+ Set-TransportService / EdgeTransport.exe.config names (reference 2b, 6d).
+    queue_glitch_retry_count: int | None = Field(None, ge=0, le=15)
+    queue_glitch_retry_interval: Duration | None = None
+    transient_failure_retry_count: int | None = Field(None, ge=0, le=15)
+    transient_failure_retry_interval: Duration | None = None
+    outbound_connection_failure_retry_interval: Duration | None = None
 
     @field_validator(
         "first_retry",
@@ -92,6 +102,9 @@ class DeliverySettings(Strict):
         "queue_run_delay",
         "minimal_backoff_time",
         "maximal_backoff_time",
+        "queue_glitch_retry_interval",
+        "transient_failure_retry_interval",
+        "outbound_connection_failure_retry_interval",
     )
     @classmethod
     def _positive_retry(cls, value: float | None) -> float | None:
