@@ -32,8 +32,8 @@ from sim.errors import ScenarioError
 from sim.mta.profiles import PROFILES, get_profile
 from sim.pki.authorities import our_certificate
 from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
+from sim.plan import build_plan, session_outcome
 from sim.results import write_atomic
-from sim.routing.selector import RouteSelector
 from sim.run import run as run_scenario
 from sim.scenario.loader import load_scenario, read_yaml, scenario_json_schema
 from sim.scenario.model import CertificateSpec, Scenario
@@ -172,44 +172,42 @@ def route(
     source = from_server or servers[0]
     if source not in servers:
         _fail(f"--from = {source!r}: no such server (accepted: {', '.join(servers)})")
-    profile = get_profile(scenario.organisation.profile)
-    decision = RouteSelector(scenario.organisation, profile).select(source, domain)
+    plan = build_plan(scenario)
+    planned = plan.route(source, domain)
+    decision = planned.decision
     chosen = decision.chosen
+    profile = get_profile(
+        next(s.profile for s in scenario.organisation.servers if s.name == source) or scenario.organisation.profile
+    )
+    queue = planned.queues[0] if planned.queues else None
     next_hop: str | None = None
-    if chosen is not None:
-        connector = chosen.connector
-        vs_smart_host = _virtual_server_smart_host(scenario, chosen.virtual_server)
-        if connector.delivery == "smart_host":
-            next_hop = "smart host " + ";".join(connector.smart_hosts)
-        elif vs_smart_host:
-            next_hop = f"smart host {vs_smart_host} (virtual server)"
+    if chosen is not None and queue is not None:
+        if chosen.connector.delivery == "smart_host":
+            next_hop = f"smart host {queue.next_hop}"
+        elif queue.next_hop != domain:
+            next_hop = f"smart host {queue.next_hop} (virtual server)"
         else:
             next_hop = f"MX of {domain}"
     payload: dict[str, Any] = {
         "recipient_domain": domain,
         "from": source,
         "profile": profile.name,
+        "state": decision.state.value,
+        "reason": decision.reason or None,
         "connector": chosen.connector.name if chosen else None,
         "virtual_server": chosen.virtual_server if chosen else None,
         "next_hop": next_hop,
+        "queue": queue.name if queue else None,
+        "tls_level": queue.policy.level.value if queue and chosen else None,
         "load_shared_with": [r.connector.name for r in decision.routes[1:]],
-        "ndr": None if chosen else profile.no_route.code,
+        "ndr": profile.no_route.code if planned.bounce else None,
+        "mx": [session_outcome(queue, host) for host in queue.hosts] if queue and chosen else [],
         "candidates": [c.as_dict() for c in decision.candidates],
     }
     if as_json:
         out.print_json(json.dumps(payload))
         return
-    if chosen is None:
-        out.print(
-            f"{domain}: no route - NDR {profile.no_route.code} (no connector address space matches)", highlight=False
-        )
-    else:
-        shared = f" (load shared with {', '.join(payload['load_shared_with'])})" if decision.routes[1:] else ""
-        out.print(
-            f"{domain}: connector {chosen.connector.name}{shared}, virtual server {chosen.virtual_server}, "
-            f"next hop {next_hop}",
-            highlight=False,
-        )
+    _print_route(payload, decision.routes[1:] != ())
     table = Table("connector", "virtual server", "address space", "specificity", "cost", "hops", "verdict")
     for c in decision.candidates:
         table.add_row(
@@ -222,6 +220,28 @@ def route(
             c.verdict,
         )
     out.print(table)
+
+
+def _print_route(payload: dict[str, Any], shared: bool) -> None:
+    domain = payload["recipient_domain"]
+    if payload["ndr"]:
+        out.print(f"{domain}: no route - NDR {payload['ndr']} ({payload['reason']})", highlight=False)
+    elif payload["state"] != "routed":
+        out.print(
+            f"{domain}: {payload['state']} - waits in the unreachable queue until it expires ({payload['reason']})",
+            highlight=False,
+        )
+    else:
+        also = f" (load shared with {', '.join(payload['load_shared_with'])})" if shared else ""
+        out.print(
+            f"{domain}: connector {payload['connector']}{also}, virtual server {payload['virtual_server']}, "
+            f"next hop {payload['next_hop']}, TLS level {payload['tls_level']}",
+            highlight=False,
+        )
+        for host in payload["mx"]:
+            status = f" ({host['status']})" if "status" in host else ""
+            then = f"; then {host['then']}" if "then" in host else ""
+            out.print(f"  {host['host']}: {host['outcome']}{status}{then}", highlight=False)
 
 
 @app.command()
@@ -379,15 +399,6 @@ def cert_make(
 def schema() -> None:
     """Print the JSON Schema of the scenario, organisation and remote-world formats."""
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
-
-
-def _virtual_server_smart_host(scenario: Scenario, name: str) -> str | None:
-    server_name, vs_name = name.split("/", 1)
-    for server in scenario.organisation.servers:
-        for vs in server.virtual_servers:
-            if server.name == server_name and vs.name == vs_name:
-                return vs.smart_host
-    return None
 
 
 def _text(value: object) -> str:

@@ -35,7 +35,7 @@ from sim.scenario.model import (
 )
 from sim.tls.policy import TlsPolicy, level_in_force
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import ClientTls, ServerTls, TlsLevel
+from sim.vocabulary import Channel, ClientTls, Failure, ServerTls, TlsLevel
 
 UNREACHABLE = "(unreachable)"
 
@@ -180,7 +180,7 @@ class Plan:
             return ";".join(connector.smart_hosts), [self.relays[name] for name in connector.smart_hosts]
         if vs.smart_host is not None:
             return vs.smart_host, [self.relays[vs.smart_host]]
-        return domain, self.mx[domain]
+        return domain, self.mx.get(domain, [])  # a domain outside the remote world: no hosts
 
     def _queue_for(self, route: Route, domain: str) -> QueuePlan:
         connector = route.connector
@@ -191,7 +191,7 @@ class Plan:
             return found
         vs = self.virtual_servers[route.virtual_server]
         # Postfix looks the policy map up by the next hop: the domain, or the relay's name.
-        lookup = next_hop if next_hop == domain else hosts[0].host
+        lookup = next_hop if next_hop == domain or not hosts else hosts[0].host
         level = level_in_force(
             vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
         )
@@ -204,7 +204,8 @@ class Plan:
             server_profile.client_tls_needs_certificate,
             self.roots.trusted(vs.trust),
         )
-        slots = min(vs.max_connections_per_domain, vs.max_connections, max(h.max_connections for h in hosts))
+        host_limit = max((h.max_connections for h in hosts), default=1)
+        slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
             slots = min(slots, profile.concurrency.limit)
         found = self._queues[key] = QueuePlan(
@@ -293,6 +294,32 @@ class Plan:
         default_name = f"{server}.{self.scenario.organisation.organisation}.example".lower()
         spec = vs.certificate or CertificateSpec(issuer="public-ca")
         return our_certificate(spec, default_name, self.start, Path(self.scenario.source).parent)
+
+
+def session_outcome(queue: QueuePlan, host: HostPlan, at: float = 0.0) -> dict[str, object]:
+    """What a session of ``queue`` with ``host`` comes to at simulated time ``at``:
+    ``tls-verified``, ``tls``, ``plaintext``, or the failure with the product's status."""
+    negotiation = host.sessions.at(at).negotiation
+    channel = negotiation.channel
+    if channel is not None:
+        names = {Channel.TLS_VERIFIED: "tls-verified", Channel.TLS_UNVERIFIED: "tls", Channel.PLAINTEXT: "plaintext"}
+        return {"host": host.host.host, "preference": host.host.preference, "outcome": names[channel]}
+    failure = negotiation.failure or Failure.HOST_DOWN
+    status = queue.profile.status(failure)
+    found: dict[str, object] = {
+        "host": host.host.host,
+        "preference": host.host.preference,
+        "outcome": failure.value,
+        "status": str(status),
+        "permanent": negotiation.permanent,
+    }
+    if (
+        failure is Failure.HANDSHAKE
+        and queue.policy.plaintext_fallback_after is not None
+        and (queue.policy.level is TlsLevel.OPPORTUNISTIC)
+    ):
+        found["then"] = f"plaintext once the message has waited {queue.policy.plaintext_fallback_after:g} s"
+    return found
 
 
 def policy_of(level: TlsLevel, profile: MtaProfile) -> TlsPolicy:

@@ -27,6 +27,15 @@ def domain_name(population: Population, rank: int) -> str:
     return f"{population.name}-{rank:06d}.example"
 
 
+def _requires_tls(population: Population, tls: ServerTls, rng: np.random.Generator) -> bool:
+    """Whether a generated host refuses plaintext; a host without STARTTLS draws only
+    when its share is set, so populations without it keep their draws."""
+    if tls is not ServerTls.NONE:
+        return bool(rng.random() < population.requires_tls)
+    share = population.requires_tls_without_starttls
+    return share > 0 and bool(rng.random() < share)
+
+
 def generate(population: Population) -> GeneratedPopulation:
     """The population's domains and popularity (cached: a sweep generates each once)."""
     return _generate(population.model_dump_json())
@@ -47,7 +56,7 @@ def _generate(spec: str) -> GeneratedPopulation:
         hosts = []
         for j in range(mx_counts[int(mx_draw[rank])]):
             tls = capabilities[int(rng.choice(len(capabilities), p=tls_shares))]
-            requires = tls is not ServerTls.NONE and bool(rng.random() < population.requires_tls)
+            requires = _requires_tls(population, tls, rng)
             outages = population.outages if rng.random() < population.outage_share else None
             greylist = population.greylist if rng.random() < population.greylist_share else None
             hosts.append(

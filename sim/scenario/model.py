@@ -280,7 +280,9 @@ class RemoteHost(Strict):
     preference: int = Field(10, ge=0, le=65535)
     tls: ServerTls = ServerTls.TRUSTED
     # RFC 3207 s.4: a server that requires TLS answers "530 Must issue a STARTTLS
-    # command first" to a client that has not issued STARTTLS.
+    # command first" to a client that has not issued STARTTLS. With tls: none this is
+    # the misconfigured host of reference 6c (STARTTLS off, the requirement left on):
+    # it can never accept mail.
     requires_tls: bool = False
     max_connections: int = Field(20, ge=1)
     bandwidth_mbps: float = Field(10.0, gt=0)
@@ -307,12 +309,6 @@ class RemoteHost(Strict):
             raise ValueError("not a host name (accepted: a DNS name such as mx1.example.com)")
         return value
 
-    @model_validator(mode="after")
-    def _requires_tls_needs_tls(self) -> RemoteHost:
-        if self.requires_tls and self.tls is ServerTls.NONE:
-            raise ValueError("requires_tls is true but tls is none: the host could never accept mail")
-        return self
-
 
 class RemoteDomain(Strict):
     name: str
@@ -337,6 +333,9 @@ class Population(Strict):
     mx_per_domain: dict[int, float] = Field(default_factory=lambda: {1: 1.0}, description="MX count -> share")
     tls: dict[ServerTls, float] = Field(description="share of hosts per TLS capability (sums to 1)")
     requires_tls: float = Field(0.0, ge=0, le=1, description="share of STARTTLS hosts that require TLS")
+    requires_tls_without_starttls: float = Field(
+        0.0, ge=0, le=1, description="share of hosts without STARTTLS that still answer plaintext with 530 (6c)"
+    )
     outage_share: float = Field(0.0, ge=0, le=1, description="share of hosts with random outages")
     outages: Outages | None = None
     greylist_share: float = Field(0.0, ge=0, le=1)

@@ -51,6 +51,8 @@ def negotiate(level: TlsLevel, server: ServerTls, server_requires_tls: bool) -> 
     * ``opportunistic`` uses STARTTLS when offered and accepts any certificate; a
       failed handshake is a ``HANDSHAKE`` failure (whether the sender then retries in
       plaintext is its profile's choice).
+    * a host that offers no STARTTLS but requires TLS (reference 6c): ``530 5.7.0`` at
+      ``off`` and ``opportunistic`` (permanent), ``NO_STARTTLS`` at ``required``/``verify``.
     * ``required``: no STARTTLS is a ``NO_STARTTLS`` failure (Exchange 2003: "The remote
       SMTP service does not support TLS", KB 329061); any certificate is accepted.
     * ``verify``: as required, and the certificate must chain to a trusted root, be in
@@ -64,7 +66,11 @@ def negotiate(level: TlsLevel, server: ServerTls, server_requires_tls: bool) -> 
     if level is TlsLevel.OFF:
         return Negotiation(None, Failure.MUST_STARTTLS) if server_requires_tls else PLAINTEXT
     if server is ServerTls.NONE:
-        return PLAINTEXT if level is TlsLevel.OPPORTUNISTIC else Negotiation(None, Failure.NO_STARTTLS)
+        if level is not TlsLevel.OPPORTUNISTIC:
+            return Negotiation(None, Failure.NO_STARTTLS)
+        # A host that offers no STARTTLS yet requires it (6c) refuses the plaintext
+        # fallback with 530: the sender must not, and cannot, deliver in clear.
+        return Negotiation(None, Failure.MUST_STARTTLS) if server_requires_tls else PLAINTEXT
     if server is ServerTls.HANDSHAKE_FAILS:
         return Negotiation(None, Failure.HANDSHAKE)
     if level is TlsLevel.VERIFY:
