@@ -99,6 +99,7 @@ def run(
 ) -> None:
     """Simulate a scenario, print its summary and write its tables."""
     scenario = _load(scenario_file, seed)
+    _print_notes(scenario)
     target = out_dir if out_dir is not None else Path("results") / scenario.name
     if quiet:
         result = run_scenario(scenario)
@@ -154,6 +155,13 @@ def validate(scenario_file: ScenarioArg) -> None:
         f"{len(scenario.traffic.outbound)} outbound flow(s)",
         highlight=False,
     )
+    _print_notes(scenario)
+
+
+def _print_notes(scenario: Scenario) -> None:
+    """One line per setting the real product does not have (simulated as a what-if)."""
+    for note in build_plan(scenario).what_if_levels():
+        err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -234,6 +234,27 @@ class Plan:
             )
         return found
 
+    def what_if_levels(self) -> list[str]:
+        """One line per TLS level in force that the product itself cannot be set to
+        (Exchange 2003 has no opportunistic outbound TLS, reference 6d): tlssim simulates
+        it, but it is a what-if, not a setting the architect could make."""
+        notes: dict[str, None] = {}
+        for connector in self.organisation.connectors:
+            for source in connector.source:
+                vs = self.virtual_servers[source]
+                profile = self.server_profile[source.split("/", 1)[0]]
+                ignore = connector.ignore_starttls
+                levels = {level_in_force(vs.outbound_tls, {}, "", connector.tls_level, ignore_starttls=ignore)}
+                levels |= {level_in_force(level, {}, "", connector.tls_level) for level in vs.tls_policy.values()}
+                for level in sorted(levels - profile.product_tls_levels):
+                    notes[_what_if(f"{source} via connector {connector.name}", level, profile)] = None
+        for flow in self.scenario.traffic.inbound:
+            profile = get_profile(flow.profile)
+            level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
+            if level not in profile.product_tls_levels:
+                notes[_what_if(f"inbound sender {flow.from_domain}", level, profile)] = None
+        return list(notes)
+
     # -- inbound -------------------------------------------------------------------------
 
     def sender_queue(self, flow: InboundFlow) -> QueuePlan:
@@ -320,6 +341,11 @@ def session_outcome(queue: QueuePlan, host: HostPlan, at: float = 0.0) -> dict[s
     ):
         found["then"] = f"plaintext once the message has waited {queue.policy.plaintext_fallback_after:g} s"
     return found
+
+
+def _what_if(where: str, level: TlsLevel, profile: MtaProfile) -> str:
+    offered = ", ".join(sorted(level.value for level in profile.product_tls_levels))
+    return f"{where}: TLS level {level.value} under {profile.name} is a what-if level (the product offers: {offered})"
 
 
 def policy_of(level: TlsLevel, profile: MtaProfile) -> TlsPolicy:

@@ -73,3 +73,97 @@ def test_populations_generate_such_hosts_only_when_a_share_is_given():
     total = sum(1 for d in with_share for h in d.mx if h.tls.value == "none")
     assert 0.4 * total < count < 0.6 * total
     assert len(none_requiring) == count
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_an_override_creates_a_section_the_file_leaves_at_its_default(tmp_path):
+    from worlds import ROOT
+
+    import sim
+    from sim.experiment.design import load_experiment
+
+    what_if = tmp_path / "w.yaml"
+    what_if.write_text(
+        (ROOT / "scenarios/article-force-tls.yaml")
+        .read_text()
+        .replace("../topology/", f"{ROOT}/topology/")
+        .replace(
+            "  servers.EX1.virtual_servers.default-smtp.outbound_tls: required\n",
+            "  servers.EX1.virtual_servers.default-smtp.outbound_tls: required\n"
+            "  servers.EX1.virtual_servers.default-smtp.delivery.expiration_timeout: 1d\n",
+        )
+    )
+    loaded = sim.load_scenario(what_if)
+    vs = loaded.organisation.servers[0].virtual_servers[0]
+    assert vs.delivery.expiration_timeout == DAY
+    # The same path as a sweep axis.
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(
+        "name: e\nbase: w.yaml\naxes:\n"
+        "  servers.EX1.virtual_servers.default-smtp.delivery.expiration_timeout: [1d, 3d]\n"
+        "replications: 1\n"
+    )
+    points = load_experiment(experiment).points
+    timeouts = [p.scenario.organisation.servers[0].virtual_servers[0].delivery.expiration_timeout for p in points]
+    assert timeouts == [DAY, 3 * DAY]
+
+
+def test_a_misspelt_section_created_by_an_override_is_still_refused(tmp_path):
+    from typer.testing import CliRunner
+    from worlds import ROOT
+
+    from sim.cli import app
+
+    what_if = tmp_path / "w.yaml"
+    what_if.write_text(
+        (ROOT / "scenarios/article-force-tls.yaml")
+        .read_text()
+        .replace("../topology/", f"{ROOT}/topology/")
+        .replace("outbound_tls: required", "delivry.expiration_timeout: 1d")
+    )
+    result = CliRunner().invoke(app, ["validate", str(what_if)])
+    assert result.exit_code == 2
+    assert "overrides.servers.EX1.virtual_servers.default-smtp.delivry.expiration_timeout" in result.output
+    assert "unknown field" in result.output
+
+
+# --------------------------------------------------------------------------- 6d: what a product cannot do
+
+
+def test_opportunistic_under_exchange2003_is_labelled_a_what_if(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+    from worlds import ROOT
+
+    from sim.cli import app
+
+    what_if = tmp_path / "w.yaml"
+    what_if.write_text(
+        (ROOT / "scenarios/article-force-tls.yaml")
+        .read_text()
+        .replace("../topology/", f"{ROOT}/topology/")
+        .replace("outbound_tls: required", "outbound_tls: opportunistic")
+        .replace("duration: 4d", "duration: 1h")
+    )
+    runner = CliRunner()
+    expected = (
+        "note: EX1/default-smtp via connector internet: TLS level opportunistic under exchange2003 "
+        "is a what-if level (the product offers: off, required)"
+    )
+    for args in (["validate", str(what_if)], ["run", str(what_if), "--quiet", "--out", str(tmp_path / "out")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert expected in result.stderr.splitlines()
+    forced = runner.invoke(app, ["validate", str(ROOT / "scenarios/article-force-tls.yaml")])
+    assert "note:" not in forced.stderr
+    profiles = {p["name"]: p for p in json.loads(runner.invoke(app, ["profiles", "--json"]).stdout)}
+    assert profiles["exchange2003"]["tls_levels"] == {
+        "off": "product setting",
+        "opportunistic": "what-if only",
+        "required": "product setting",
+        "verify": "what-if only",
+    }
+    assert set(profiles["postfix"]["tls_levels"].values()) == {"product setting"}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from sim.scenario.loader import check_references
 from sim.scenario.model import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, for tests that copy bundled files
 
 
 def organisation(

@@ -198,8 +198,9 @@ def _to_scenario_error(
 
 def _names_path(loc: tuple[Any, ...], path: tuple[str, ...]) -> bool:
     # Overrides address list entries by name while pydantic reports indices; treat an
-    # error anywhere under the overridden field's leaf name as caused by the override.
-    return bool(loc) and bool(path) and str(loc[-1]) == path[-1]
+    # error at the overridden field's leaf name, or at a section the override created
+    # (an unknown field there), as caused by the override.
+    return bool(loc) and bool(path) and str(loc[-1]) in path
 
 
 def _format_loc(loc: Iterable[Any]) -> str:

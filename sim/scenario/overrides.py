@@ -2,7 +2,9 @@
 
 A segment picks a mapping key, a list entry by its ``name`` (or ``host``), or a list
 entry by index. Names may contain dots (``fabrikam.com``), so at each step the longest
-run of segments that names an existing entry wins. The same paths serve as sweep axes.
+run of segments that names an existing entry wins. A path into a section the file
+leaves at its default creates that section (``...default-smtp.delivery.expiration_timeout``
+with no ``delivery`` written). The same paths serve as sweep axes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ def set_path(document: dict[str, Any], path: str, value: Any) -> None:
         if last:
             _assign(node, step, value)
             return
+        if isinstance(node, dict) and node.get(step) is None:
+            # A section the file leaves at its default (absent or null): create it; the
+            # schema then decides whether the field inside is allowed.
+            node[step] = {}
         node = node[step]
         i += used
 
@@ -40,9 +46,7 @@ def _step(node: Any, segments: list[str], i: int) -> tuple[Any, int]:
             key = ".".join(remaining[:used])
             if key in node:
                 return key, used
-        if len(remaining) == 1:
-            return remaining[0], 1  # a new key: the schema decides whether it is allowed
-        raise OverrideError(f"no field {remaining[0]!r} here (available: {', '.join(map(str, node)) or 'none'})")
+        return remaining[0], 1  # a new key or section: the schema decides whether it is allowed
     if isinstance(node, list):
         for used in range(len(remaining), 0, -1):
             wanted = ".".join(remaining[:used])
