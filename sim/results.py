@@ -35,6 +35,8 @@ SUMMARY_COLUMNS = tuple(
         "out_expired",
         "out_delay_dsn",
         "out_deferrals",
+        "out_deferrals_suspended",
+        "out_connections",
         "out_queued_at_end",
         "delay_mean_s",
         "delay_p50_s",
@@ -64,6 +66,7 @@ PER_DOMAIN_COLUMNS = tuple(
         "expired",
         "delay_dsn",
         "queued_at_end",
+        "connections",
         "delay_mean_s",
         "delay_max_s",
     ]
@@ -143,6 +146,7 @@ class RunResult:
                 "expired": s.expired,
                 "delay_dsn": s.delay_notices,
                 "queued_at_end": s.queued,
+                "connections": s.connections,
                 "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
                 "delay_max_s": s.delay_max if s.delivered else math.nan,
             }

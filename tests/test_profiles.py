@@ -105,15 +105,30 @@ def test_postfix_per_destination_tls_policy_map():
     assert per_domain.loc["a.corp.example", "queued_at_end"] == 1
 
 
-def test_postfix_dead_destination_defers_new_mail_without_an_attempt():
+def test_postfix_one_failure_does_not_kill_the_destination_a_failed_cohort_does():
+    # 6b: one failed session lowers the window but the destination stays alive (the
+    # in-core queue is then empty and discarded): a new message makes its own connection.
     org = organisation("encrypt", profile="postfix")
     sim = Simulation(scenario(org, remotes(d_example="none"), duration="10m"), trace=True)
     sim.inject(0, "d.example")
-    sim.inject(60, "d.example")  # inside minimal_backoff_time after the failure
+    sim.inject(60, "d.example")
     events = [(t, i, e) for t, i, e, _ in sim.run().trace]
-    assert [(t, i) for t, i, e in events if e == "attempt"] == [(0, 0), (300, 0)]
-    assert (60, 1, "deferred") in events
-    # The second message's own backoff (age 0 -> 300 s) makes it eligible at 360: scan at 600.
+    # Message 1 failed at 60 s with age 0: stamped 360, due from 359: the 600 s scan.
+    assert [(t, i) for t, i, e in events if e == "attempt"] == [(0, 0), (60, 1), (300, 0)]
+    # Three messages at once: three parallel sessions fail, the third failure completes
+    # the cohort (1/5 + 1/3 + 1/2 >= 1), and mail arriving while it is dead is deferred
+    # "delivery temporarily suspended" without a connection.
+    sim = Simulation(scenario(org, remotes(d_example="none"), duration="10m"), trace=True)
+    for _ in range(3):
+        sim.inject(0, "d.example")
+    sim.inject(60, "d.example")
+    result = sim.run()
+    events = [(t, i, e, d) for t, i, e, d in result.trace]
+    assert [(t, i) for t, i, e, _ in events if e == "attempt"][:4] == [(0, 0), (0, 1), (0, 2), (300, 0)]
+    [(t, i, d)] = [(t, i, d) for t, i, e, d in events if e == "suspended" and t < 300]
+    assert (t, i) == (60, 3)
+    assert d == "4.7.4 delivery temporarily suspended: TLS is required, but was not offered by host"
+    assert result.summary_row["out_deferrals_suspended"] >= 1
 
 
 # -- Sendmail -----------------------------------------------------------------------------

@@ -1,24 +1,44 @@
-"""Per-message backoff, as Postfix's queue manager does it (reference 3b, 3d, 3e).
+"""Per-message backoff and per-destination concurrency, as Postfix's queue manager does it
+(reference 3d, 3e, corrected by 6a and 6b).
 
-A message that cannot be delivered is deferred on its own: it waits clamp(its age,
-minimal_backoff_time, maximal_backoff_time) and is picked up by the next scan of the
-deferred queue, every queue_run_delay. Expiry and the delay warning are checked only
-after a failed attempt, and the bounce carries the last deferral's status. A
-connection failure, or a TLS failure at a mandatory level, marks the destination dead
-for minimal_backoff_time: mail for it is deferred without an attempt. A failed
-handshake under ``may`` does not (HEAD smtp_proto.c, SMTP_MISC_FAIL_NONE).
+**The retry grid (6a).** Postfix works in whole seconds: when a delivery fails it
+stamps the message's deferred file ``event_time() + clamp(age)``, where ``age =
+event_time() - create_time``, clamped to [minimal_backoff_time, maximal_backoff_time];
+the deferred queue is scanned every queue_run_delay, and a scan takes every file due
+within the next second (``qmgr_active_feed`` skips only ``mtime > now + 1``). Expiry
+(``event_time() >= create_time + maximal_queue_lifetime``) and the delay warning
+(``event_time() >= warn_time - 1``, only on a pass that does not expire) are checked
+after a failed delivery; the bounce carries the last deferral's status.
+
+**Concurrency and dead destinations (6b).** Deliveries to one destination start
+``initial_destination_concurrency`` at a time, in parallel, each taking its session
+time. A failed session adds 1/window to a failure count and lowers the window
+(negative feedback 1, qmgr_queue_throttle); when the count reaches the failed-cohort
+limit the destination is dead: queued mail is deferred at once with the dead
+destination's reason ("delivery temporarily suspended"), without a connection, until
+minimal_backoff_time later it is re-enabled. A success resets the count and widens the
+window. The in-core queue is discarded when it holds nothing (and is not dead), so the
+next mail for the destination starts afresh.
+
+**TLS (3b, 6a).** A failed handshake under ``may`` is retried in plaintext only when
+the message waited at least minimal_backoff_time before entering the active queue
+(PREACTIVE_DELAY, whole seconds), and it does not count against the destination.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Any
 
 from simpy.events import Timeout
 
 from sim.model.message import Message
-from sim.model.queue import EPSILON, DeliveryQueue
+from sim.model.queue import DeliveryQueue
+from sim.mta.profiles import DestinationConcurrency
 from sim.vocabulary import Failure, Status
+
+_UNLIMITED = DestinationConcurrency(initial=1_000_000, limit=1_000_000, failed_cohort_limit=0)
 
 
 class BackoffQueue(DeliveryQueue):
@@ -26,54 +46,145 @@ class BackoffQueue(DeliveryQueue):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Deferred mail by the queue run that will pick it up: a message eligible at e is
-        # scanned at the first run at or after e, so messages are bucketed by that run
-        # (a dict of lists plus a heap of run times), not kept in a per-message heap.
+        # Deferred mail by the queue run that will pick it up (a dict of lists plus a
+        # heap of run times), not a per-message heap.
         self.deferred: dict[float, list[Message]] = {}
         self._runs: list[float] = []
         self._deferred_count = 0
-        self.dead_until = -1.0
-        self.dead_status: Status | None = None
         self.scan_armed = False
+        concurrency = self.profile.concurrency or _UNLIMITED
+        self._initial = min(concurrency.initial, self.slots)
+        self._limit = min(concurrency.limit, self.slots)
+        self._cohort_limit = concurrency.failed_cohort_limit
+        self.window = self._initial
+        self._fail_cohorts = 0.0
+        self._failure_feedback = 0.0
+        self.dead_status: Status | None = None  # set while the destination is dead
+        self._dead_until = 0.0
 
     @property
     def depth(self) -> int:
         return len(self.pending) + self.busy + self._deferred_count
 
+    def accept(self, message: Message) -> None:
+        message.activated = self.env.now
+        super().accept(message)
+
+    # -- the active queue ------------------------------------------------------------------
+
     def _pump(self) -> None:
-        env, pending = self.env, self.pending
-        while pending and self.busy < self.slots:
-            now = env.now
+        pending = self.pending
+        if self.dead_status is not None:
+            # Re-enabling comes ahead of a scan due at the same instant: real sessions
+            # take time, so a real destination dies a little after the grid point its
+            # mail was tried at, and comes back a little after a later scan's grid point
+            # (6b: 3 messages -> 21 connections needs this order).
+            if self.env.now < self._dead_until - 1e-9:
+                self._suspend_all()
+                return
+            self._revive()
+        while pending and self.busy < self.window:
+            now = self.env.now
             message = pending.popleft()
-            if now < self.dead_until and self.dead_status is not None:
-                self._defer(message, self.dead_status, now)
-                continue
-            link, outcome = self._connect(message, now)
+            link, outcome, spent = self._connect(message, now)
             self._trace_attempt(message, link)
             if link is not None:
-                self._deliver(message, link, outcome)
+                self._deliver(message, link, outcome, spent)
                 continue
-            failure = outcome.failure or Failure.HOST_DOWN
-            status = self._status_of(outcome)
-            self._defer(message, status, now)
-            if self.policy.throttles(failure):
-                self.dead_until = now + self.profile.retry.minimal_backoff
-                self.dead_status = status
+            # The session takes its set-up time before the failure is known; meanwhile
+            # its slot is busy, so a first batch of ``window`` sessions runs in parallel.
+            self.busy += 1
+            session = Timeout(self.env, spent, (message, outcome))
+            session.callbacks.append(self._session_failed)
+        self._discard_if_idle()
 
-    def _defer(self, message: Message, status: Status, now: float) -> None:
-        self.metrics.deferrals += 1
+    def _session_failed(self, event: Any) -> None:
+        message, outcome = event.value
+        self.busy -= 1
+        failure = outcome.failure or Failure.HOST_DOWN
+        status = self._status_of(outcome)
+        if self.dead_status is None and self.policy.throttles(failure):
+            self._throttle(status)
+        self._defer(message, status, self.env.now)
+        self._pump()
+
+    def _throttle(self, status: Status) -> None:
+        """qmgr_queue_throttle: one failed session against the destination."""
+        self._fail_cohorts += 1.0 / self.window
+        if self._cohort_limit and self._fail_cohorts >= self._cohort_limit:
+            self.dead_status = status
+            self.in_retry = True
+            self._dead_until = self.env.now + self.profile.retry.minimal_backoff
+            Timeout(self.env, self.profile.retry.minimal_backoff).callbacks.append(self._unthrottle)
+            return
+        # Negative feedback of 1 with hysteresis 1, as the loop in qmgr_queue_throttle
+        # runs it: the first failure after a reset lowers the window by 2, later ones by 1.
+        self._failure_feedback -= 1.0
+        while self._failure_feedback - 0.5 < 0:
+            self.window -= 1
+            self._failure_feedback += 1.0
+        self.window = max(self.window, 1)
+
+    def _unthrottle(self, _event: Any) -> None:
+        if self.dead_status is not None:
+            self._revive()
+        self._pump()
+
+    def _revive(self) -> None:
+        """Back from the dead after minimal_backoff_time (qmgr_queue_unthrottle)."""
+        self.dead_status = None
+        self.in_retry = False
+        self.window = self.busy if self.busy > 0 else self._initial
+        self._fail_cohorts = self._failure_feedback = 0.0
+
+    def _delivered(self) -> None:
+        """A success: the failure count restarts and the window may widen."""
+        self._fail_cohorts = 0.0
+        if self.dead_status is None and self.window < min(self._limit, self.busy + self._initial):
+            self.window += 1
+            self._failure_feedback = 0.0
+
+    def _discard_if_idle(self) -> None:
+        # An empty in-core queue is deleted (qmgr_queue_done); the next one starts afresh.
+        if not self.pending and not self.busy and self.dead_status is None:
+            self.window = self._initial
+            self._fail_cohorts = self._failure_feedback = 0.0
+
+    def _suspend_all(self) -> None:
+        """Defer every queued message with the dead destination's reason, no connection."""
+        status = self.dead_status
+        assert status is not None
+        suspended = Status(status.code, f"delivery temporarily suspended: {status.text}")
+        pending, now = self.pending, self.env.now
+        while pending:
+            self._defer(pending.popleft(), suspended, now, suspended=True)
+
+    # -- the deferred queue ----------------------------------------------------------------
+
+    def _waited(self, message: Message, now: float) -> float:
+        """PREACTIVE_DELAY: active-queue arrival minus creation, in whole seconds (smtp.h)."""
+        return math.floor(message.activated) - math.floor(message.arrival)
+
+    def _defer(self, message: Message, status: Status, now: float, *, suspended: bool = False) -> None:
+        if suspended:
+            self.metrics.deferrals_suspended += 1
+        else:
+            self.metrics.deferrals += 1
         message.last = status
-        self._trace(message, "deferred", str(status))
-        age = now - message.arrival
-        if age >= self._expiration - EPSILON:
+        self._trace(message, "suspended" if suspended else "deferred", str(status))
+        event_time = math.floor(now)
+        age = event_time - math.floor(message.arrival)
+        if age >= self._expiration:
             self._expire(message, now)
             return
         notice = self._notice
-        if notice is not None and not message.notified and age >= notice - EPSILON:
+        if notice is not None and not message.notified and age >= notice - 1:
             message.notified = True
             self.metrics.delay_notice(message, now)
         retry = self.profile.retry
-        run = retry.run_at_or_after(now + retry.backoff(age))
+        stamp = event_time + retry.backoff(age)
+        # A scan takes files due within the next second: the first run at or after stamp - 1.
+        run = retry.run_at_or_after(stamp - 1)
         if run <= now:
             run = retry.run_after(now)
         bucket = self.deferred.get(run)
@@ -92,11 +203,13 @@ class BackoffQueue(DeliveryQueue):
 
     def _scan(self, _event: Any) -> None:
         self.scan_armed = False
-        limit = self.env.now + EPSILON
+        now = self.env.now
         runs = self._runs
-        while runs and runs[0] <= limit:
+        while runs and runs[0] <= now + 1e-9:
             bucket = self.deferred.pop(heapq.heappop(runs))
             self._deferred_count -= len(bucket)
+            for message in bucket:
+                message.activated = now
             self.pending.extend(bucket)
         self._arm_scan()
         self._pump()

@@ -12,6 +12,7 @@ class DomainStats:
     """Streaming counters for one remote domain (a recipient, or an inbound sender)."""
 
     __slots__ = (
+        "connections",
         "delay_max",
         "delay_notices",
         "delay_sum",
@@ -29,6 +30,7 @@ class DomainStats:
     def __init__(self, domain: str) -> None:
         self.domain = domain
         self.messages = 0
+        self.connections = 0
         self.delivered = 0
         self.delivered_tls = 0
         self.delivered_verified = 0
@@ -48,7 +50,7 @@ class DomainStats:
 class Message:
     """One message for one domain (recipients in one domain travel together)."""
 
-    __slots__ = ("arrival", "done", "id", "last", "notified", "size", "stats")
+    __slots__ = ("activated", "arrival", "done", "id", "last", "notified", "size", "stats")
 
     def __init__(self, ident: int, arrival: float, size: float, stats: DomainStats) -> None:
         self.id = ident
@@ -58,3 +60,4 @@ class Message:
         self.done = False
         self.notified = False
         self.last: Status | None = None  # the last deferral, for per-message retry (Postfix)
+        self.activated = arrival  # when it last entered the active queue (Postfix PREACTIVE_DELAY)

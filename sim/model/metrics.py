@@ -30,6 +30,8 @@ class Metrics:
         self.expired = 0
         self.delay_notices = 0
         self.deferrals = 0  # failed attempts that left mail queued
+        self.deferrals_suspended = 0  # Postfix: deferred without a connection, destination dead
+        self.connections = 0  # sessions opened with a host that answered
         self.rejections = 0  # messages refused with a 5xx at once
         self.depth = 0
         self.peak_depth = 0
@@ -112,4 +114,6 @@ class Metrics:
             "out_expired": self.expired,
             "out_delay_dsn": self.delay_notices,
             "out_deferrals": self.deferrals,
+            "out_deferrals_suspended": self.deferrals_suspended,
+            "out_connections": self.connections,
         }

@@ -93,28 +93,40 @@ class DeliveryQueue:
 
     # -- one session -----------------------------------------------------------------------
 
-    def _connect(self, message: Message, now: float) -> tuple[HostLink | None, Negotiation]:
+    def _connect(self, message: Message, now: float) -> tuple[HostLink | None, Negotiation, float]:
         """Try the hosts in preference order; the first that carries mail or answers 5xx wins.
 
         Otherwise return the last host's failure: when every MX defers, so does the attempt.
+        Also return the session set-up time spent on hosts that answered and failed (a
+        host that is down costs none), and count each session opened with a host that
+        answered, including a plaintext retry after a failed handshake.
         """
         last = HOST_DOWN if self.hosts else self._no_hosts
+        spent = 0.0
+        stats = message.stats
         for link in self.hosts:
             endpoint = link.endpoint
             if endpoint.has_outages and not endpoint.is_up(now):
                 last = HOST_DOWN
                 continue
+            self.metrics.connections += 1
+            stats.connections += 1
             if endpoint.greylist is not None and not self._passes_greylist(endpoint.name, endpoint.greylist, now):
                 last = GREYLISTED
+                spent += endpoint.session_setup
                 continue
             segment = link.plan.at(now)
             outcome = segment.negotiation
             if outcome.failure is Failure.HANDSHAKE and self.policy.falls_back(self._waited(message, now)):
+                self.metrics.connections += 1
+                stats.connections += 1
+                spent += endpoint.session_setup
                 outcome = segment.fallback
             if outcome.channel is not None or outcome.permanent:
-                return link, outcome
+                return link, outcome, spent
+            spent += endpoint.session_setup
             last = outcome
-        return None, last
+        return None, last, spent
 
     def _waited(self, message: Message, now: float) -> float:
         """How long the message had waited when this attempt started (Postfix's PREACTIVE_DELAY)."""
@@ -132,15 +144,16 @@ class DeliveryQueue:
             return False
         return now - first >= delay - EPSILON
 
-    def _deliver(self, message: Message, link: HostLink, outcome: Negotiation) -> None:
-        """Start the transfer of ``message``; or bounce it at once on a 5xx."""
+    def _deliver(self, message: Message, link: HostLink, outcome: Negotiation, after: float = 0.0) -> None:
+        """Start the transfer of ``message`` (``after`` seconds spent on hosts before this
+        one); or bounce it at once on a 5xx."""
         if outcome.channel is None:
             self.metrics.rejections += 1
             status = self.profile.status(outcome.failure or Failure.MUST_STARTTLS)
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
             return
         self.busy += 1
-        transfer = Timeout(self.env, link.endpoint.transfer_time(message.size), (message, outcome.channel))
+        transfer = Timeout(self.env, after + link.endpoint.transfer_time(message.size), (message, outcome.channel))
         transfer.callbacks.append(self._transfer_done)
 
     def _transfer_done(self, event: Any) -> None:
@@ -150,7 +163,11 @@ class DeliveryQueue:
         watch = self.watch
         while watch and watch[0].done:
             watch.popleft()
+        self._delivered()
         self._pump()
+
+    def _delivered(self) -> None:
+        """A hook for a discipline that learns from a success (Postfix concurrency feedback)."""
 
     def _trace(self, message: Message, event: str, detail: str) -> None:
         if self.metrics.trace is not None:
@@ -231,7 +248,7 @@ class QueueRetry(DeliveryQueue):
     def accept(self, message: Message) -> None:
         if self.in_retry and self._try_new_at_once and self.busy < self.slots:
             now = self.env.now
-            link, outcome = self._connect(message, now)
+            link, outcome, _ = self._connect(message, now)
             self._trace_attempt(message, link)
             if link is not None:
                 self._deliver(message, link, outcome)
@@ -243,7 +260,8 @@ class QueueRetry(DeliveryQueue):
     def _pump(self) -> None:
         env, pending = self.env, self.pending
         while pending and self.busy < self.slots and not self.in_retry:
-            link, outcome = self._connect(pending[0], env.now)
+            # Whole-queue retry: the attempt is decided at once (session times ignored).
+            link, outcome, _ = self._connect(pending[0], env.now)
             self._trace_attempt(pending[0], link)
             if link is None:
                 self._fail(outcome)
