@@ -89,9 +89,7 @@ def test_every_message_ends_exactly_once_and_mandatory_tls_is_never_plaintext(s)
     row = result.summary_row
     assert row["out_messages"] == row["out_delivered"] + row["out_ndr"] + row["out_queued_at_end"]
     assert row["out_delivered"] == row["out_delivered_tls"] + row["out_delivered_plaintext"]
-    never_accepts = {
-        d.name for d in s.remotes.domains if all(h.tls.value == "none" and h.requires_tls for h in d.mx)
-    }
+    never_accepts = {d.name for d in s.remotes.domains if all(h.tls.value == "none" and h.requires_tls for h in d.mx)}
     for d in result.per_domain_rows:
         assert d["messages"] == d["delivered"] + d["ndr"] + d["queued_at_end"]
         if d["domain"] in never_accepts:  # no STARTTLS, and plaintext refused with 530
