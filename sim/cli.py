@@ -160,7 +160,7 @@ def validate(scenario_file: ScenarioArg) -> None:
 
 def _print_notes(scenario: Scenario) -> None:
     """One line per setting the real product does not have (simulated as a what-if)."""
-    for note in build_plan(scenario).what_if_levels():
+    for note in build_plan(scenario).notes():
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -234,10 +234,11 @@ class Plan:
             )
         return found
 
-    def what_if_levels(self) -> list[str]:
+    def notes(self) -> list[str]:
         """One line per TLS level in force that the product itself cannot be set to
         (Exchange 2003 has no opportunistic outbound TLS, reference 6d): tlssim simulates
-        it, but it is a what-if, not a setting the architect could make."""
+        it, but it is a what-if, not a setting the architect could make; and one per
+        delivery setting that the server's product does not have (it changes nothing)."""
         notes: dict[str, None] = {}
         for connector in self.organisation.connectors:
             for source in connector.source:
@@ -253,6 +254,10 @@ class Plan:
             level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
             if level not in profile.product_tls_levels:
                 notes[_what_if(f"inbound sender {flow.from_domain}", level, profile)] = None
+        for name, vs in self.virtual_servers.items():
+            profile = self.server_profile[name.split("/", 1)[0]]
+            for field in sorted(vs.delivery.model_fields_set - set(applies_to(profile))):
+                notes[f"{name}: delivery.{field} has no effect under {profile.name}"] = None
         return list(notes)
 
     # -- inbound -------------------------------------------------------------------------
@@ -341,6 +346,37 @@ def session_outcome(queue: QueuePlan, host: HostPlan, at: float = 0.0) -> dict[s
     ):
         found["then"] = f"plaintext once the message has waited {queue.policy.plaintext_fallback_after:g} s"
     return found
+
+
+_EXCHANGE_RETRY = (
+    "queue_glitch_retry_count",
+    "queue_glitch_retry_interval",
+    "transient_failure_retry_count",
+    "transient_failure_retry_interval",
+    "outbound_connection_failure_retry_interval",
+)
+_POSTFIX_ONLY = (
+    "queue_run_delay",
+    "minimal_backoff_time",
+    "maximal_backoff_time",
+    "initial_destination_concurrency",
+    "destination_concurrency_limit",
+    "destination_concurrency_failed_cohort_limit",
+)
+_RETRY_STEPS = ("first_retry", "second_retry", "third_retry", "subsequent_retry")
+
+
+def applies_to(profile: MtaProfile) -> tuple[str, ...]:
+    """The delivery settings that change something under ``profile``."""
+    common = ("delay_notification", "expiration_timeout")
+    retry = profile.retry
+    if retry.discipline == "message":
+        return (*common, *_POSTFIX_ONLY)
+    if retry.queue_run_delay is not None:  # Sendmail: queue runs
+        return (*common, "queue_run_delay")
+    if retry.glitch is not None:
+        return (*common, *_RETRY_STEPS, *_EXCHANGE_RETRY)
+    return (*common, *_RETRY_STEPS)
 
 
 def _what_if(where: str, level: TlsLevel, profile: MtaProfile) -> str:

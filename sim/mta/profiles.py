@@ -142,18 +142,34 @@ class MtaProfile:
         if retry.discipline == "message":
             scan = format_duration(retry.queue_run_delay or 0)
             schedule = (
-                f"per message: clamp(age, {format_duration(retry.minimal_backoff)}, "
-                f"{format_duration(retry.maximal_backoff)}), scanned every {scan}"
+                f"per message: stamped now + clamp(age, {format_duration(retry.minimal_backoff)}, "
+                f"{format_duration(retry.maximal_backoff)}) in whole seconds, taken by the deferred-queue "
+                f"scan (every {scan}) at or after stamp - 1s"
             )
         elif retry.queue_run_delay is not None:
             schedule = f"whole queue: at each queue run, every {format_duration(retry.queue_run_delay)}"
+        elif retry.glitch is not None and retry.transient is not None:
+            (glitches, glitch), (transients, transient) = retry.glitch, retry.transient
+            schedule = (
+                f"whole queue: {glitches} x {format_duration(glitch)} (glitch), {transients} x "
+                f"{format_duration(transient)} (transient), then every {format_duration(retry.subsequent)}"
+            )
         else:
             steps = ", ".join(format_duration(i) for i in retry.intervals)
             schedule = f"whole queue: {steps}, then every {format_duration(retry.subsequent)}"
+        concurrency = self.concurrency
+        sessions = (
+            f"{concurrency.initial} in parallel per destination, up to {concurrency.limit}; dead after "
+            f"{concurrency.failed_cohort_limit} failed cohort, mail then deferred without a connection "
+            f"for {format_duration(self.retry.minimal_backoff)}"
+            if concurrency is not None
+            else "a failed attempt puts the whole queue in Retry"
+        )
         return {
             "name": self.name,
             "summary": self.summary,
             "retry": schedule,
+            "sessions": sessions,
             "delay_notification": format_duration(self.delay_notification) if self.delay_notification else "off",
             "expiration_timeout": format_duration(self.expiration_timeout),
             "expiry_takes_effect": "at the deadline" if self.timers == "deadline" else "after a failed attempt",
