@@ -29,10 +29,10 @@ from rich.table import Table
 
 from sim.durations import parse_duration
 from sim.errors import ScenarioError
-from sim.mta.profiles import PROFILES, get_profile
+from sim.mta.profiles import PROFILES
 from sim.pki.authorities import our_certificate
 from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
-from sim.plan import build_plan, session_outcome
+from sim.plan import build_plan
 from sim.results import write_atomic
 from sim.run import run as run_scenario
 from sim.scenario.loader import load_scenario, read_yaml, scenario_json_schema
@@ -180,52 +180,21 @@ def route(
     source = from_server or servers[0]
     if source not in servers:
         _fail(f"--from = {source!r}: no such server (accepted: {', '.join(servers)})")
-    plan = build_plan(scenario)
-    planned = plan.route(source, domain)
-    decision = planned.decision
-    chosen = decision.chosen
-    profile = get_profile(
-        next(s.profile for s in scenario.organisation.servers if s.name == source) or scenario.organisation.profile
-    )
-    queue = planned.queues[0] if planned.queues else None
-    next_hop: str | None = None
-    if chosen is not None and queue is not None:
-        if chosen.connector.delivery == "smart_host":
-            next_hop = f"smart host {queue.next_hop}"
-        elif queue.next_hop != domain:
-            next_hop = f"smart host {queue.next_hop} (virtual server)"
-        else:
-            next_hop = f"MX of {domain}"
-    payload: dict[str, Any] = {
-        "recipient_domain": domain,
-        "from": source,
-        "profile": profile.name,
-        "state": decision.state.value,
-        "reason": decision.reason or None,
-        "connector": chosen.connector.name if chosen else None,
-        "virtual_server": chosen.virtual_server if chosen else None,
-        "next_hop": next_hop,
-        "queue": queue.name if queue else None,
-        "tls_level": queue.policy.level.value if queue and chosen else None,
-        "load_shared_with": [r.connector.name for r in decision.routes[1:]],
-        "ndr": profile.no_route.code if planned.bounce else None,
-        "mx": [session_outcome(queue, host) for host in queue.hosts] if queue and chosen else [],
-        "candidates": [c.as_dict() for c in decision.candidates],
-    }
+    payload = build_plan(scenario).explain(source, domain)
     if as_json:
         out.print_json(json.dumps(payload))
         return
-    _print_route(payload, decision.routes[1:] != ())
+    _print_route(payload, bool(payload["load_shared_with"]))
     table = Table("connector", "virtual server", "address space", "specificity", "cost", "hops", "verdict")
-    for c in decision.candidates:
+    for c in payload["candidates"]:
         table.add_row(
-            c.connector,
-            c.virtual_server or "-",
-            c.address_space or "-",
-            str(c.specificity) if c.specificity else "-",
-            _text(c.cost),
-            _text(c.hops),
-            c.verdict,
+            c["connector"],
+            c["virtual_server"] or "-",
+            c["address_space"] or "-",
+            str(tuple(c["specificity"])) if c["specificity"] else "-",
+            _text(c["cost"]),
+            _text(c["hops"]),
+            c["verdict"],
         )
     out.print(table)
 

@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sim.mta.profiles import MtaProfile, get_profile
 from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
@@ -165,6 +166,39 @@ class Plan:
                 found = RoutePlan(decision, (self._unreachable_queue(source_server),))
             self._routes[key] = found
         return found
+
+    def explain(self, source_server: str, domain: str) -> dict[str, Any]:
+        """The route of mail from ``source_server`` to ``domain`` as plain data (what
+        ``tlssim route --json`` prints): state, connector, next hop, queue, TLS level in
+        force, the predicted session with each host, and every candidate's verdict."""
+        planned = self.route(source_server, domain)
+        decision, profile = planned.decision, self.server_profile[source_server]
+        chosen = decision.chosen
+        queue = planned.queues[0] if chosen is not None else None
+        next_hop: str | None = None
+        if chosen is not None and queue is not None:
+            if chosen.connector.delivery == "smart_host":
+                next_hop = f"smart host {queue.next_hop}"
+            elif queue.next_hop != domain:
+                next_hop = f"smart host {queue.next_hop} (virtual server)"
+            else:
+                next_hop = f"MX of {domain}"
+        return {
+            "recipient_domain": domain,
+            "from": source_server,
+            "profile": profile.name,
+            "state": decision.state.value,
+            "reason": decision.reason or None,
+            "connector": chosen.connector.name if chosen else None,
+            "virtual_server": chosen.virtual_server if chosen else None,
+            "next_hop": next_hop,
+            "queue": planned.queues[0].name if planned.queues else None,
+            "tls_level": queue.policy.level.value if queue else None,
+            "load_shared_with": [r.connector.name for r in decision.routes[1:]],
+            "ndr": profile.no_route.code if planned.bounce else None,
+            "mx": [session_outcome(queue, host) for host in queue.hosts] if queue else [],
+            "candidates": [c.as_dict() for c in decision.candidates],
+        }
 
     @property
     def queues(self) -> list[QueuePlan]:
