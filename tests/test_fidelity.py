@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from worlds import host, organisation, remotes, scenario
+import json
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+from worlds import ROOT, host, organisation, remotes, scenario
+
+import sim
+from sim.cli import app
 from sim.run import Simulation
 
 MIN = 60.0
@@ -12,12 +18,24 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
-def _run(org, rem, *, duration="1d", messages=((0.0, "strict.example"),)):
+def _run(org, rem, *, duration="1d", domain="strict.example", n=1):
+    """``n`` messages to ``domain`` at t = 0, traced."""
     simulation = Simulation(scenario(org, rem, duration=duration), trace=True)
-    for at, domain in messages:
-        simulation.inject(at, domain)
+    for _ in range(n):
+        simulation.inject(0, domain)
     result = simulation.run()
     return result, result.trace
+
+
+def _force_tls_copy(folder: Path, *edits: tuple[str, str]) -> Path:
+    """The bundled article-force-tls what-if, edited, in ``folder``."""
+    text = (ROOT / "scenarios/article-force-tls.yaml").read_text().replace("../topology/", f"{ROOT}/topology/")
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    path = folder / "w.yaml"
+    path.write_text(text)
+    return path
 
 
 # --------------------------------------------------------------------------- 6c
@@ -79,22 +97,11 @@ def test_populations_generate_such_hosts_only_when_a_share_is_given():
 
 
 def test_an_override_creates_a_section_the_file_leaves_at_its_default(tmp_path):
-    from worlds import ROOT
-
-    import sim
     from sim.experiment.design import load_experiment
 
-    what_if = tmp_path / "w.yaml"
-    what_if.write_text(
-        (ROOT / "scenarios/article-force-tls.yaml")
-        .read_text()
-        .replace("../topology/", f"{ROOT}/topology/")
-        .replace(
-            "  servers.EX1.virtual_servers.default-smtp.outbound_tls: required\n",
-            "  servers.EX1.virtual_servers.default-smtp.outbound_tls: required\n"
-            "  servers.EX1.virtual_servers.default-smtp.delivery.expiration_timeout: 1d\n",
-        )
-    )
+    forced = "  servers.EX1.virtual_servers.default-smtp.outbound_tls: required\n"
+    added = "  servers.EX1.virtual_servers.default-smtp.delivery.expiration_timeout: 1d\n"
+    what_if = _force_tls_copy(tmp_path, (forced, forced + added))
     loaded = sim.load_scenario(what_if)
     vs = loaded.organisation.servers[0].virtual_servers[0]
     assert vs.delivery.expiration_timeout == DAY
@@ -111,18 +118,7 @@ def test_an_override_creates_a_section_the_file_leaves_at_its_default(tmp_path):
 
 
 def test_a_misspelt_section_created_by_an_override_is_still_refused(tmp_path):
-    from typer.testing import CliRunner
-    from worlds import ROOT
-
-    from sim.cli import app
-
-    what_if = tmp_path / "w.yaml"
-    what_if.write_text(
-        (ROOT / "scenarios/article-force-tls.yaml")
-        .read_text()
-        .replace("../topology/", f"{ROOT}/topology/")
-        .replace("outbound_tls: required", "delivry.expiration_timeout: 1d")
-    )
+    what_if = _force_tls_copy(tmp_path, ("outbound_tls: required", "delivry.expiration_timeout: 1d"))
     result = CliRunner().invoke(app, ["validate", str(what_if)])
     assert result.exit_code == 2
     assert "overrides.servers.EX1.virtual_servers.default-smtp.delivry.expiration_timeout" in result.output
@@ -133,20 +129,8 @@ def test_a_misspelt_section_created_by_an_override_is_still_refused(tmp_path):
 
 
 def test_opportunistic_under_exchange2003_is_labelled_a_what_if(tmp_path):
-    import json
-
-    from typer.testing import CliRunner
-    from worlds import ROOT
-
-    from sim.cli import app
-
-    what_if = tmp_path / "w.yaml"
-    what_if.write_text(
-        (ROOT / "scenarios/article-force-tls.yaml")
-        .read_text()
-        .replace("../topology/", f"{ROOT}/topology/")
-        .replace("outbound_tls: required", "outbound_tls: opportunistic")
-        .replace("duration: 4d", "duration: 1h")
+    what_if = _force_tls_copy(
+        tmp_path, ("outbound_tls: required", "outbound_tls: opportunistic"), ("duration: 4d", "duration: 1h")
     )
     runner = CliRunner()
     expected = (
@@ -176,11 +160,7 @@ GRID = {"queue_run_delay": 1, "minimal_backoff_time": 2, "maximal_backoff_time":
 
 def _postfix(level, n=1, *, tls="none", duration="60s", **delivery):
     org = organisation(level, profile="postfix", delivery={**GRID, **delivery})
-    simulation = Simulation(scenario(org, remotes(d_example=tls), duration=duration), trace=True)
-    for _ in range(n):
-        simulation.inject(0, "d.example")
-    result = simulation.run()
-    return result, result.trace
+    return _run(org, remotes(d_example=tls), duration=duration, domain="d.example", n=n)
 
 
 def test_postfix_retries_on_its_whole_second_grid():
