@@ -60,6 +60,10 @@ class BackoffQueue(DeliveryQueue):
         self._fail_cohorts = 0.0
         self._failure_feedback = 0.0
         self.dead_status: Status | None = None  # set while the destination is dead
+        retry = self.profile.retry
+        assert retry.queue_run_delay is not None
+        self._scan_interval = retry.queue_run_delay
+        self._min_backoff, self._max_backoff = retry.minimal_backoff, retry.maximal_backoff
         self._dead_until = 0.0
 
     @property
@@ -163,37 +167,42 @@ class BackoffQueue(DeliveryQueue):
 
     def _waited(self, message: Message, now: float) -> float:
         """PREACTIVE_DELAY: active-queue arrival minus creation, in whole seconds (smtp.h)."""
-        return math.floor(message.activated) - math.floor(message.arrival)
+        return int(message.activated) - int(message.arrival)
 
     def _defer(self, message: Message, status: Status, now: float, *, suspended: bool = False) -> None:
+        # On the hot path (every deferral of a backlog passes here): locals, no method
+        # calls for the clamp, and the trace text only when a trace is kept.
+        metrics = self.metrics
         if suspended:
-            self.metrics.deferrals_suspended += 1
+            metrics.deferrals_suspended += 1
         else:
-            self.metrics.deferrals += 1
+            metrics.deferrals += 1
         message.last = status
-        self._trace(message, "suspended" if suspended else "deferred", str(status))
-        event_time = math.floor(now)
-        age = event_time - math.floor(message.arrival)
+        if metrics.trace is not None:
+            self._trace(message, "suspended" if suspended else "deferred", str(status))
+        event_time = int(now)  # simulated time is never negative: int() floors
+        age = event_time - int(message.arrival)
         if age >= self._expiration:
             self._expire(message, now)
             return
         notice = self._notice
         if notice is not None and not message.notified and age >= notice - 1:
             message.notified = True
-            self.metrics.delay_notice(message, now)
-        retry = self.profile.retry
-        stamp = event_time + retry.backoff(age)
+            metrics.delay_notice(message, now)
+        backoff = self._min_backoff if age < self._min_backoff else min(age, self._max_backoff)
         # A scan takes files due within the next second: the first run at or after stamp - 1.
-        run = retry.run_at_or_after(stamp - 1)
+        grid = self._scan_interval
+        run = math.ceil((event_time + backoff - 1) / grid - 1e-9) * grid
         if run <= now:
-            run = retry.run_after(now)
+            run = self.profile.retry.run_after(now)
         bucket = self.deferred.get(run)
         if bucket is None:
             bucket = self.deferred[run] = []
             heapq.heappush(self._runs, run)
         bucket.append(message)
         self._deferred_count += 1
-        self._arm_scan()
+        if not self.scan_armed:
+            self._arm_scan()
 
     def _arm_scan(self) -> None:
         if self.scan_armed or not self._runs:

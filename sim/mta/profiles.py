@@ -33,9 +33,10 @@ class RetrySchedule:
     from the previous attempt. With ``queue_run_delay`` set the retry happens at the next
     queue run instead (Sendmail ``-q``), runs falling on multiples of it.
 
-    ``discipline="message"`` (Postfix): each message waits clamp(its age,
-    ``minimal_backoff``, ``maximal_backoff``) and is picked up by the next scan of the
-    deferred queue, every ``queue_run_delay`` (qmgr_active.c).
+    ``discipline="message"`` (Postfix): each message is stamped now + clamp(its age,
+    ``minimal_backoff``, ``maximal_backoff``) in whole seconds and picked up by the first
+    scan of the deferred queue (every ``queue_run_delay``) at or after the stamp less one
+    second (qmgr_active.c; reference 6a; ``sim/model/backoff.py``).
     """
 
     discipline: Literal["queue", "message"]
@@ -65,15 +66,6 @@ class RetrySchedule:
         if failures <= len(self.intervals):
             return self.intervals[failures - 1]
         return self.subsequent
-
-    def backoff(self, age: float) -> float:
-        """Postfix: next = now + clamp(message age, minimal_backoff_time, maximal_backoff_time)."""
-        return min(max(age, self.minimal_backoff), self.maximal_backoff)
-
-    def run_at_or_after(self, at: float) -> float:
-        """The first queue run at or after ``at`` (runs fall on multiples of queue_run_delay)."""
-        assert self.queue_run_delay is not None
-        return math.ceil(at / self.queue_run_delay - 1e-9) * self.queue_run_delay
 
     def run_after(self, at: float) -> float:
         """The first queue run strictly after ``at``."""
