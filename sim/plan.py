@@ -15,38 +15,49 @@ order of the questions.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sim.mta.profiles import MtaProfile, get_profile
 from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
+from sim.policy.transport import NONE as NO_POLICIES
+from sim.policy.transport import PLAIN as PLAIN_RULE
+from sim.policy.transport import Governs, HostRule, SenderPolicies, host_rule, under_rule
 from sim.population import generate
 from sim.routing.selector import Route, RouteDecision, RouteSelector, RouteState
 from sim.scenario.model import (
     AddressSpaceSpec,
     CertificateSpec,
+    DaneUse,
     InboundFlow,
     Organisation,
     RemoteDomain,
     RemoteHost,
     Scenario,
+    StsUse,
     VirtualServer,
 )
+from sim.scenario.policies import MtaStsPolicy
 from sim.tls.policy import TlsPolicy, level_in_force
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import Channel, ClientTls, Failure, ServerTls, TlsLevel
+from sim.vocabulary import Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Tlsa, TlsLevel
 
 UNREACHABLE = "(unreachable)"
 
 
 @dataclass(frozen=True, slots=True)
 class HostPlan:
-    """One host a queue delivers to, and what a session with it comes to over time."""
+    """One host a queue delivers to, and what a session with it comes to over time:
+    without an enforced MTA-STS policy (``sessions``, DANE included), and with one in
+    effect (``enforced``; ``None`` when the sender never enforces MTA-STS here)."""
 
     host: RemoteHost
     sessions: SessionPlan
+    rule: HostRule = PLAIN_RULE
+    enforced: SessionPlan | None = None
+    enforced_rule: HostRule | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +72,12 @@ class QueuePlan:
     policy: TlsPolicy
     profile: MtaProfile
     slots: int
+    # Transport policies: what the sender applies, and what the next hop publishes.
+    policies: SenderPolicies = NO_POLICIES
+    sts: MtaStsPolicy | None = None  # the destination's published policy, when the sender applies MTA-STS
+    policy_domain: str = ""
+    rua: str | None = None  # where TLS-RPT reports for this destination go, when the sender reports
+    reporter: tuple[str, str] | None = None  # (organization-name, contact-info) of the reports
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +155,7 @@ class Plan:
             f"{server.name}/{vs.name}": vs for server in self.organisation.servers for vs in server.virtual_servers
         }
         self.mx: dict[str, list[RemoteHost]] = {d.name: sorted(d.mx, key=lambda h: h.preference) for d in domains}
+        self.domains: dict[str, RemoteDomain] = {d.name: d for d in domains}
         self.relays: dict[str, RemoteHost] = {h.host: h for h in scenario.remotes.hosts}
         self._routes: dict[tuple[str, str], RoutePlan] = {}
         self._queues: dict[tuple[str, str, str], QueuePlan] = {}
@@ -242,17 +260,62 @@ class Plan:
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
             slots = min(slots, profile.concurrency.limit)
+        policies = sender_policies(profile, connector.mta_sts or vs.mta_sts, connector.dane or vs.dane)
+        # The recipient domain's policies apply to MX delivery; through a smart host
+        # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
+        published = self.domains.get(domain) if next_hop == domain else None
+        dnssec = published.dnssec if published is not None else Dnssec.INSECURE
+        sts = published.mta_sts if published is not None and policies.sts else None
+        receivers = [(host, _receiver_of(host, self.roots), host.tlsa, host.tls) for host in hosts]
         found = self._queues[key] = QueuePlan(
             f"{route.virtual_server}|{connector.name}|{next_hop}",
             route.virtual_server,
             connector.name,
             next_hop,
-            tuple(HostPlan(host, self._sessions(sender, _receiver_of(host, self.roots))) for host in hosts),
+            self._host_plans(sender, receivers, policies, dnssec, sts),
             policy_of(level, profile),
             profile,
             slots,
+            policies,
+            sts,
+            next_hop,
+            published.tls_rpt if published is not None and policies.reports else None,
+            (self.organisation.organisation, _our_contact(self.organisation)),
         )
         return found
+
+    def _host_plans(
+        self,
+        sender: Sender,
+        receivers: list[tuple[RemoteHost, Receiver, Tlsa, ServerTls]],
+        policies: SenderPolicies,
+        dnssec: Dnssec,
+        sts: MtaStsPolicy | None,
+    ) -> tuple[HostPlan, ...]:
+        """Each host's sessions under the transport policies the sender applies."""
+        found = []
+        for host, receiver, tlsa, served in receivers:
+            base = self._sessions(sender, receiver)
+            rule = host_rule(policies, dnssec, host.host, tlsa, host.tlsa_usage, None)
+            enforced = enforced_rule = None
+            if sts is not None and sts.mx:
+                enforced_rule = host_rule(policies, dnssec, host.host, tlsa, host.tlsa_usage, sts.mx)
+                enforced = self._under(enforced_rule, sender, receiver, base, served)
+            sessions = self._under(rule, sender, receiver, base, served)
+            found.append(HostPlan(host, sessions, rule, enforced, enforced_rule))
+        return tuple(found)
+
+    def _under(
+        self, rule: HostRule, sender: Sender, receiver: Receiver, base: SessionPlan, served: ServerTls
+    ) -> SessionPlan:
+        """The session plan under ``rule``: at the level the rule needs, then mapped."""
+        if rule.governs is Governs.PLAIN:
+            return base
+        if rule.governs is Governs.REFUSE:
+            return SessionPlan.constant(under_rule(rule, base.first.negotiation, served))
+        level = TlsLevel.VERIFY if rule.governs is Governs.STS else TlsLevel.REQUIRED
+        at_level = base if sender.level is level else self._sessions(replace(sender, level=level), receiver)
+        return at_level.mapped(lambda outcome: under_rule(rule, outcome, served))
 
     def _unreachable_queue(self, source_server: str) -> QueuePlan:
         """The source server's queue of mail with no usable route (6d): it is retried on
@@ -297,27 +360,48 @@ class Plan:
     # -- inbound -------------------------------------------------------------------------
 
     def sender_queue(self, flow: InboundFlow) -> QueuePlan:
-        """The queue at a remote sender that holds its mail for us."""
-        target = flow.to or next(iter(self.virtual_servers))
+        """The queue at a remote sender that holds its mail for us: to ``flow.to``, or to
+        the MX hosts we publish, or to our first virtual server."""
         level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
         sender_profile = get_profile(flow.profile).with_delivery(flow.delivery)
         # Remote senders are assumed to hold whatever certificate their own TLS needs.
         sender = Sender(level, sender_profile.tls_versions, roots=self.roots.trusted(flow.trust))
-        receiver = self._us_as_receiver(target, flow.tls)
-        # Our side as a host the sender connects to (no outages, no greylisting).
-        us = RemoteHost.model_construct(host=receiver.name, session_setup=0.5, bandwidth_mbps=10.0)
+        ours = self.organisation.publishes
+        if flow.to is not None or ours is None or not ours.mx:
+            target = flow.to or next(iter(self.virtual_servers))
+            targets = [(self.certificates[target].names[0], target)]
+        else:
+            targets = [(mx.host, mx.virtual_server) for mx in sorted(ours.mx, key=lambda mx: mx.preference)]
+        policies = sender_policies(sender_profile, flow.mta_sts, flow.dane)
+        receivers = []
+        for name, virtual_server in targets:
+            receiver = self._us_as_receiver(virtual_server, flow.tls, name)
+            # Our side as a host the sender connects to (no outages, no greylisting).
+            us = RemoteHost.model_construct(host=name, session_setup=0.5, bandwidth_mbps=10.0, tlsa_usage=3)
+            tlsa = ours.tlsa.get(name, Tlsa.NONE) if ours is not None else Tlsa.NONE
+            receivers.append((us, receiver, tlsa, receiver.tls))
+        dnssec = ours.dnssec if ours is not None else Dnssec.INSECURE
+        sts = ours.mta_sts if ours is not None and policies.sts else None
+        reporter = sender_profile.reporter
+        if reporter is not None and reporter[0] == "postfix":  # a Postfix sender reports as its own domain
+            reporter = (flow.from_domain, f"postmaster@{flow.from_domain}")
         return QueuePlan(
-            f"{flow.from_domain}|{target}",
-            target,
+            f"{flow.from_domain}|{targets[0][1]}",
+            targets[0][1],
             "",
-            receiver.name,
-            (HostPlan(us, self._sessions(sender, receiver)),),
+            ours.domain if ours is not None else targets[0][0],
+            self._host_plans(sender, receivers, policies, dnssec, sts),
             policy_of(level, sender_profile),
             sender_profile,
             20,
+            policies,
+            sts,
+            ours.domain if ours is not None else "",
+            ours.tls_rpt if ours is not None and policies.reports else None,
+            reporter,
         )
 
-    def _us_as_receiver(self, target: str, client: ClientTls) -> Receiver:
+    def _us_as_receiver(self, target: str, client: ClientTls, name: str | None = None) -> Receiver:
         """Our virtual server as one remote sender meets it.
 
         A sender that cannot meet the strength we require (40-bit against "Require
@@ -336,7 +420,7 @@ class Plan:
             tls = ServerTls.TRUSTED
         profile = self.server_profile[target.split("/", 1)[0]]
         return Receiver(
-            certificate.names[0],
+            name or certificate.names[0],
             tls,
             inbound.tls == "offered" and inbound.require_secure_channel,
             versions=vs.tls_versions or profile.tls_versions,
@@ -416,6 +500,27 @@ def applies_to(profile: MtaProfile) -> tuple[str, ...]:
 def _what_if(where: str, level: TlsLevel, profile: MtaProfile) -> str:
     offered = ", ".join(sorted(level.value for level in profile.product_tls_levels))
     return f"{where}: TLS level {level.value} under {profile.name} is a what-if level (the product offers: {offered})"
+
+
+def sender_policies(profile: MtaProfile, sts: StsUse | None, dane: DaneUse | None) -> SenderPolicies:
+    """What a sender applies: its settings, else the product's defaults, within what the
+    product can do at all (a product without a mechanism ignores it)."""
+    mechanisms = profile.mechanisms
+    dane_use: DaneUse = dane or profile.dane_default
+    return SenderPolicies(
+        sts=Mechanism.MTA_STS in mechanisms and (sts or profile.sts_default) == "apply",
+        dane=dane_use if Mechanism.DANE in mechanisms else "none",
+        sts_mx_check=profile.sts_mx_check,
+        dane_over_sts=profile.dane_over_sts,
+        requiretls=Mechanism.REQUIRETLS in mechanisms,
+        reports=Mechanism.TLS_RPT in mechanisms,
+        sts_testing_reported=profile.sts_testing_reported,
+    )
+
+
+def _our_contact(organisation: Organisation) -> str:
+    ours = organisation.publishes
+    return f"tlsrpt@{ours.domain}" if ours is not None else f"postmaster@{organisation.organisation}.example"
 
 
 def policy_of(level: TlsLevel, profile: MtaProfile) -> TlsPolicy:

@@ -72,7 +72,71 @@ class ClientTls(StrEnum):
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 ClientCertificatePolicy = Literal["ignore", "reject-self-signed", "require-valid"]
 TrustName = Literal["public", "enterprise", "standalone"]
-ProfileName = Literal["exchange2003", "exchange2016", "exchange2016-edge", "exchange-online", "postfix", "sendmail"]
+ProfileName = Literal[
+    "exchange2003", "exchange2016", "exchange2016-edge", "exchange-online", "postfix", "postfix-3.11", "sendmail"
+]
+
+# --------------------------------------------------------------------------- transport policies
+
+
+class StsMode(StrEnum):
+    """An MTA-STS policy's mode (RFC 8461 s.5; reference modern-policies 1c)."""
+
+    ENFORCE = "enforce"
+    TESTING = "testing"
+    NONE = "none"
+
+
+class PolicyHost(StrEnum):
+    """How a domain's MTA-STS policy host (https://mta-sts.<domain>/) answers a fetch."""
+
+    OK = "ok"
+    UNREACHABLE = "unreachable"  # sts-policy-fetch-error
+    BROKEN = "broken"  # serves a policy that does not parse: sts-policy-invalid
+
+
+class Dnssec(StrEnum):
+    """What a validating resolver says about a domain's zone (RFC 7672 s.2.1; modern-policies 2)."""
+
+    SECURE = "secure"
+    INSECURE = "insecure"
+    BOGUS = "bogus"
+    LOOKUP_FAILS = "lookup-fails"  # SERVFAIL or timeout
+
+
+class Tlsa(StrEnum):
+    """A host's TLSA records, against the certificate it serves (RFC 7672 s.3.1)."""
+
+    NONE = "none"
+    MATCH = "match"  # a usable record (usage 2 or 3) matches the served chain
+    MISMATCH = "mismatch"  # usable records, none matches (e.g. not updated at a rollover)
+    UNUSABLE = "unusable"  # only usages 0/1 or unknown parameters: encrypt, do not authenticate
+
+
+class Mechanism(StrEnum):
+    """Transport-security mechanisms a product may apply as a sender (modern-policies 5)."""
+
+    MTA_STS = "mta-sts"
+    DANE = "dane"
+    REQUIRETLS = "requiretls"
+    TLS_RPT = "tls-rpt"
+
+
+class ResultType(StrEnum):
+    """IANA "STARTTLS Validation Result Types" (RFC 8460 s.4.3; modern-policies 4d)."""
+
+    STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
+    CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"
+    CERTIFICATE_EXPIRED = "certificate-expired"
+    CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
+    VALIDATION_FAILURE = "validation-failure"
+    TLSA_INVALID = "tlsa-invalid"
+    DNSSEC_INVALID = "dnssec-invalid"
+    DANE_REQUIRED = "dane-required"
+    STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
+    STS_POLICY_INVALID = "sts-policy-invalid"
+    STS_WEBPKI_INVALID = "sts-webpki-invalid"
+
 
 # --------------------------------------------------------------------------- outcomes
 
@@ -94,9 +158,23 @@ class Failure(StrEnum):
     GREYLISTED = "greylisted"  # 4xx until the greylisting delay has passed
     NO_CERTIFICATE = "no-certificate"  # our server has no certificate (yet), so it cannot do TLS
     UNREACHABLE = "unreachable"  # no usable route: the mail waits in the unreachable queue
+    # Transport policies (modern-policies 1-3): the failure says which mechanism refused.
+    STS_MX_MISMATCH = "sts-mx-mismatch"  # MX name outside the enforced policy's mx patterns
+    STS_NO_STARTTLS = "sts-no-starttls"  # enforced MTA-STS, no STARTTLS
+    STS_CERTIFICATE = "sts-certificate"  # enforced MTA-STS, certificate fails validation
+    DANE_NO_STARTTLS = "dane-no-starttls"  # usable TLSA, no STARTTLS
+    DANE_MISMATCH = "dane-mismatch"  # usable TLSA, none matches the served chain
+    DANE_LOOKUP = "dane-lookup"  # TLSA lookup bogus or failing: host not used (RFC 7672 s.2.1.2)
+    DANE_REQUIRED = "dane-required"  # mandatory DANE, no secure usable TLSA
+    REQUIRETLS = "requiretls"  # REQUIRETLS message, no verified path advertising REQUIRETLS: 5.7.30
+    REQUIRETLS_UNVERIFIED = "requiretls-unverified"  # REQUIRETLS, certificate not verified: 5.7.10
 
 
 PERMANENT = frozenset({Failure.MUST_STARTTLS})
+# Refused before any connection: the host is not used (counts no session).
+NO_CONNECTION = frozenset({Failure.STS_MX_MISMATCH, Failure.DANE_LOOKUP, Failure.DANE_REQUIRED})
+# Ends a REQUIRETLS message after every MX was tried (Postfix SMTP_MISC_FAIL_SOFT_NON_FINAL).
+RETURNS_REQUIRETLS = frozenset({Failure.REQUIRETLS, Failure.REQUIRETLS_UNVERIFIED})
 """RFC 3207 s.4: "530 Must issue a STARTTLS command first" is a 5xx reply: the sender
 returns the message at once (Postfix: permanent; Exchange 2003 NDR #5.7.0, KB 329061)."""
 

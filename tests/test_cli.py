@@ -219,6 +219,7 @@ def test_profiles_lists_every_profile_with_its_defaults():
         "exchange2016-edge",
         "exchange-online",
         "postfix",
+        "postfix-3.11",
         "sendmail",
     }
     assert profiles["exchange2003"]["retry"] == "whole queue: 15m, 30m, 1h, then every 4h"

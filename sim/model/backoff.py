@@ -36,7 +36,7 @@ from simpy.events import Timeout
 from sim.model.message import Message
 from sim.model.queue import DeliveryQueue
 from sim.mta.profiles import DestinationConcurrency
-from sim.vocabulary import Failure, Status
+from sim.vocabulary import RETURNS_REQUIRETLS, Failure, Status
 
 _UNLIMITED = DestinationConcurrency(initial=1_000_000, limit=1_000_000, failed_cohort_limit=0)
 
@@ -107,6 +107,11 @@ class BackoffQueue(DeliveryQueue):
         self.busy -= 1
         failure = outcome.failure or Failure.HOST_DOWN
         status = self._status_of(outcome)
+        if failure in RETURNS_REQUIRETLS:
+            # Every MX was tried (soft non-final): the REQUIRETLS message is returned.
+            self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
+            self._pump()
+            return
         if self.dead_status is None and self.policy.throttles(failure):
             self._throttle(status)
         self._defer(message, status, self.env.now)

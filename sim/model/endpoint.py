@@ -81,7 +81,13 @@ def _merge(periods: list[tuple[float, float]]) -> list[tuple[float, float]]:
 @dataclass(frozen=True, slots=True)
 class HostLink:
     """One queue's view of a host: where it is (availability, speed) and what a session
-    with it comes to at each instant (``SessionPlan``)."""
+    with it comes to at each instant (``SessionPlan``), also under an enforced MTA-STS
+    policy (``enforced``), with the policy type that governs each (for REQUIRETLS and
+    TLS-RPT), and whether it advertises REQUIRETLS."""
 
     endpoint: Endpoint
     plan: SessionPlan
+    enforced: SessionPlan | None = None
+    policy_type: str | None = None  # "sts", "tlsa" or None
+    enforced_type: str | None = None
+    requiretls: bool = False

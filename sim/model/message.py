@@ -24,6 +24,7 @@ class DomainStats:
         "expired",
         "messages",
         "ndr",
+        "refusals",
         "route",
     )
 
@@ -31,6 +32,7 @@ class DomainStats:
         self.domain = domain
         self.messages = 0
         self.connections = 0
+        self.refusals = 0  # hosts not used for a transport policy, before connecting
         self.delivered = 0
         self.delivered_tls = 0
         self.delivered_verified = 0
@@ -50,7 +52,7 @@ class DomainStats:
 class Message:
     """One message for one domain (recipients in one domain travel together)."""
 
-    __slots__ = ("activated", "arrival", "done", "id", "last", "notified", "size", "stats")
+    __slots__ = ("activated", "arrival", "done", "id", "last", "notified", "requiretls", "size", "stats")
 
     def __init__(self, ident: int, arrival: float, size: float, stats: DomainStats) -> None:
         self.id = ident
@@ -61,3 +63,4 @@ class Message:
         self.notified = False
         self.last: Status | None = None  # the last deferral, for per-message retry (Postfix)
         self.activated = arrival  # when it last entered the active queue (Postfix PREACTIVE_DELAY)
+        self.requiretls = False  # sent with MAIL FROM ... REQUIRETLS (RFC 8689)

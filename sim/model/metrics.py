@@ -11,6 +11,7 @@ from typing import Any
 
 from sim.model.message import DomainStats, Message
 from sim.model.sketch import LatencySketch
+from sim.model.tlsrpt import TlsRptLog
 from sim.vocabulary import Channel
 
 TraceRecord = tuple[float, int, str, str]
@@ -33,6 +34,8 @@ class Metrics:
         self.deferrals_suspended = 0  # Postfix: deferred without a connection, destination dead
         self.connections = 0  # sessions opened with a host that answered
         self.rejections = 0  # messages refused with a 5xx at once
+        self.refusals = 0  # hosts not used for a transport policy (no connection)
+        self.tlsrpt = TlsRptLog()
         self.depth = 0
         self.peak_depth = 0
         self.peak_time = 0.0
@@ -116,4 +119,5 @@ class Metrics:
             "out_deferrals": self.deferrals,
             "out_deferrals_suspended": self.deferrals_suspended,
             "out_connections": self.connections,
+            "out_policy_refusals": self.refusals,
         }

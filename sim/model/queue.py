@@ -24,10 +24,13 @@ from simpy.events import Timeout
 from sim.model.endpoint import HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
+from sim.model.sts import StsCache
+from sim.model.tlsrpt import Reporting, result_of
 from sim.mta.profiles import MtaProfile
+from sim.scenario.policies import MtaStsPolicy
 from sim.tls.negotiation import Negotiation
 from sim.tls.policy import TlsPolicy
-from sim.vocabulary import Failure, Status, TlsLevel
+from sim.vocabulary import NO_CONNECTION, Channel, Failure, Status, StsMode, TlsLevel
 
 EPSILON = 1e-9  # float slack when a timer lands on its own deadline
 
@@ -49,10 +52,17 @@ class DeliveryQueue:
         metrics: Metrics,
         *,
         policy: TlsPolicy = OPPORTUNISTIC,
+        sts: MtaStsPolicy | None = None,
+        reporting: Reporting | None = None,
+        sts_testing_reported: bool = False,
     ) -> None:
         self.env = env
         self.name = name
         self.policy = policy
+        # The destination's MTA-STS policy as this sender caches it, and who reports.
+        self.sts = StsCache(sts) if sts is not None else None
+        self.reporting = reporting
+        self._report_testing = sts_testing_reported
         self.hosts = hosts  # in MX preference order
         self.profile = profile
         self.slots = slots
@@ -99,34 +109,69 @@ class DeliveryQueue:
         Otherwise return the last host's failure: when every MX defers, so does the attempt.
         Also return the session set-up time spent on hosts that answered and failed (a
         host that is down costs none), and count each session opened with a host that
-        answered, including a plaintext retry after a failed handshake.
+        answered, including a plaintext retry after a failed handshake. A host that a
+        transport policy refuses before connecting (a failing TLSA lookup, an MX outside
+        an enforced MTA-STS policy) is skipped without a session.
         """
         last = HOST_DOWN if self.hosts else self._no_hosts
         spent = 0.0
         stats = message.stats
+        metrics = self.metrics
+        sts = self.sts.in_effect(now) if self.sts is not None else None
+        enforced = sts is not None and sts.mode is StsMode.ENFORCE
         for link in self.hosts:
             endpoint = link.endpoint
             if endpoint.has_outages and not endpoint.is_up(now):
                 last = HOST_DOWN
                 continue
-            self.metrics.connections += 1
+            plan = link.enforced if enforced and link.enforced is not None else link.plan
+            segment = plan.at(now)
+            outcome = segment.negotiation
+            if outcome.failure in NO_CONNECTION:
+                metrics.refusals += 1
+                stats.refusals += 1
+                if self.reporting is not None:
+                    self._report(link, outcome, enforced, now)
+                last = outcome
+                continue
+            metrics.connections += 1
             stats.connections += 1
             if endpoint.greylist is not None and not self._passes_greylist(endpoint.name, endpoint.greylist, now):
                 last = GREYLISTED
                 spent += endpoint.session_setup
                 continue
-            segment = link.plan.at(now)
-            outcome = segment.negotiation
-            if outcome.failure is Failure.HANDSHAKE and self.policy.falls_back(self._waited(message, now)):
-                self.metrics.connections += 1
+            if (
+                outcome.failure is Failure.HANDSHAKE
+                and not message.requiretls
+                and self.policy.falls_back(self._waited(message, now))
+            ):
+                metrics.connections += 1
                 stats.connections += 1
                 spent += endpoint.session_setup
                 outcome = segment.fallback
+            if message.requiretls:
+                outcome = _requiretls(link, outcome, enforced)
+            if self.reporting is not None:
+                self._report(link, outcome, enforced, now)
             if outcome.channel is not None or outcome.permanent:
                 return link, outcome, spent
             spent += endpoint.session_setup
             last = outcome
         return None, last, spent
+
+    def _report(self, link: HostLink, outcome: Negotiation, enforced: bool, now: float) -> None:
+        """Tally the session for TLS-RPT. Under a ``testing`` policy the delivery is as
+        without MTA-STS, but a reporting product counts what enforcing would have found."""
+        assert self.reporting is not None
+        kind = link.enforced_type if enforced else link.policy_type
+        if not enforced and self._report_testing and link.enforced is not None and self.sts is not None:
+            cached = self.sts.cached
+            if cached is not None and cached.mode is StsMode.TESTING and link.policy_type is None:
+                kind, outcome = "sts", link.enforced.at(now).negotiation
+        result = result_of(outcome.channel, outcome.failure, outcome.detail)
+        if kind == "sts" and result is None and self.sts is not None and self.sts.fetch_failure is not None:
+            result = self.sts.fetch_failure
+        self.metrics.tlsrpt.session(self.reporting, kind, link.endpoint.name, now, result)
 
     def _waited(self, message: Message, now: float) -> float:
         """How long the message had waited when this attempt started (Postfix's PREACTIVE_DELAY)."""
@@ -228,6 +273,28 @@ class DeliveryQueue:
         self.timer_armed = False
         self._expire_and_notify_due(self.env.now)
         self._arm_timer()
+
+
+def _requiretls(link: HostLink, outcome: Negotiation, enforced: bool) -> Negotiation:
+    """A REQUIRETLS message (RFC 8689; Postfix >= 3.11, modern-policies 3): only over TLS
+    verified by DANE or an enforced MTA-STS policy, to a host that advertises
+    REQUIRETLS. Else 5.7.10 (not verified) or 5.7.30 (no TLS, or no REQUIRETLS), each
+    tried on the next MX before the message is returned."""
+    channel = outcome.channel
+    if channel is None:
+        failure = outcome.failure
+        if failure in (Failure.HOST_DOWN, Failure.GREYLISTED) or failure in NO_CONNECTION:
+            return outcome
+        if failure in (Failure.CERTIFICATE, Failure.STS_CERTIFICATE, Failure.DANE_MISMATCH, Failure.HANDSHAKE):
+            return Negotiation(None, Failure.REQUIRETLS_UNVERIFIED, outcome.detail)
+        return Negotiation(None, Failure.REQUIRETLS, outcome.detail)
+    governed = link.enforced_type if enforced and link.enforced is not None else link.policy_type
+    if channel is not Channel.TLS_VERIFIED or governed is None:
+        detail = "no DANE or enforced MTA-STS policy authenticates the host"
+        return Negotiation(None, Failure.REQUIRETLS_UNVERIFIED, detail)
+    if not link.requiretls:
+        return Negotiation(None, Failure.REQUIRETLS, f"{link.endpoint.name} does not advertise REQUIRETLS")
+    return outcome
 
 
 class QueueRetry(DeliveryQueue):

@@ -24,6 +24,7 @@ class Stream(IntEnum):
     AVAILABILITY = 4
     INBOUND_ARRIVALS = 5
     INBOUND_SIZES = 6
+    REQUIRETLS = 7
 
 
 def generator(seed: int, replication: int, stream: Stream, index: int = 0) -> np.random.Generator:

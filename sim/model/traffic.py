@@ -97,9 +97,13 @@ def outbound_source(
     pick = BlockDraws(lambda n: picks.choice(len(names), n, p=probabilities))
     size = size_sampler(flow.size, generator(seed, replication, Stream.SIZES, index))
     source = flow.from_server or world.scenario.organisation.servers[0].name
+    share = flow.requiretls
+    marks = BlockDraws(generator(seed, replication, Stream.REQUIRETLS, index).random) if share > 0 else None
 
     def emit() -> None:
         message = Message(ids.take(), env.now, size(), stats[int(pick())])
+        if marks is not None and marks() < share:
+            message.requiretls = True
         metrics.accepted(message)
         world.submit(source, message)
 

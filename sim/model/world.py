@@ -18,8 +18,13 @@ from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.streams import BlockDraws, Stream, generator
-from sim.plan import Plan, QueuePlan, RoutePlan, build_plan
+from sim.model.tlsrpt import Reporting
+from sim.plan import HostPlan, Plan, QueuePlan, RoutePlan, build_plan
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
+from sim.vocabulary import Mechanism, Status
+
+_REQUIRETLS = frozenset({Mechanism.REQUIRETLS})
+_REQUIRETLS_UNSUPPORTED = Status("5.7.30", "REQUIRETLS support required: this server does not implement REQUIRETLS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +42,27 @@ class Dispatch:
 def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics) -> DeliveryQueue:
     """The queue discipline of the planned queue's profile: whole-queue retry, or per-message backoff."""
     kind = BackoffQueue if planned.profile.retry.discipline == "message" else QueueRetry
-    return kind(env, planned.name, links, planned.profile, planned.slots, metrics, policy=planned.policy)
+    reporting = None
+    if planned.rua is not None and planned.reporter is not None:
+        reporting = Reporting(planned.reporter[0], planned.reporter[1], planned.policy_domain)
+    return kind(
+        env,
+        planned.name,
+        links,
+        planned.profile,
+        planned.slots,
+        metrics,
+        policy=planned.policy,
+        sts=planned.sts,
+        reporting=reporting,
+        sts_testing_reported=planned.policies.sts_testing_reported,
+    )
+
+
+def link_to(endpoint: Endpoint, host: HostPlan) -> HostLink:
+    """A queue's view of a planned host."""
+    enforced_type = host.enforced_rule.policy_type if host.enforced_rule is not None else None
+    return HostLink(endpoint, host.sessions, host.enforced, host.rule.policy_type, enforced_type, host.host.requiretls)
 
 
 class World:
@@ -63,6 +88,10 @@ class World:
         self._by_plan: dict[int, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
         self._share = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
+        # TLS-RPT days are UTC days: seconds from the midnight before the start to t = 0.
+        start = scenario.run.start
+        offset = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+        self.metrics.tlsrpt.day_offset = self.inbound_metrics.tlsrpt.day_offset = offset
 
     # -- routing -----------------------------------------------------------------------
 
@@ -77,6 +106,12 @@ class World:
     def submit(self, source_server: str, message: Message) -> None:
         """Route one accepted message and hand it to its queue (or bounce it: no route)."""
         stats = message.stats
+        if message.requiretls and not self.plan.server_profile[source_server].mechanisms & _REQUIRETLS:
+            # RFC 8689: a server that does not implement REQUIRETLS cannot take such a
+            # message on; it is returned at once, never sent in clear.
+            status = _REQUIRETLS_UNSUPPORTED
+            self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
+            return
         dispatch = self.dispatch(source_server, stats.domain)
         if not stats.route:
             stats.route = dispatch.route_label
@@ -107,7 +142,7 @@ class World:
     def _queue(self, planned: QueuePlan) -> DeliveryQueue:
         found = self._by_plan.get(id(planned))
         if found is None:
-            links = [HostLink(self.endpoint(h.host), h.sessions) for h in planned.hosts]
+            links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
             found = self._by_plan[id(planned)] = make_queue(self.env, planned, links, self.metrics)
             self.queues[(planned.virtual_server, planned.connector, planned.next_hop)] = found
         return found
@@ -119,10 +154,10 @@ class World:
         found = self.sender_queues.get(flow.from_domain)
         if found is None:
             planned = self.plan.sender_queue(flow)
-            host = planned.hosts[0]
-            # Our own server is not one of the remote endpoints: it is never down.
-            endpoint = Endpoint(host.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None)
-            found = self.sender_queues[flow.from_domain] = make_queue(
-                self.env, planned, [HostLink(endpoint, host.sessions)], self.inbound_metrics
-            )
+            # Our own servers are not among the remote endpoints: they are never down.
+            links = [
+                link_to(Endpoint(h.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None), h)
+                for h in planned.hosts
+            ]
+            found = self.sender_queues[flow.from_domain] = make_queue(self.env, planned, links, self.inbound_metrics)
         return found

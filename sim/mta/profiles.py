@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from sim.durations import format_duration
 from sim.scenario.model import DeliverySettings
-from sim.vocabulary import Failure, MatchRules, Status, TlsLevel, TlsVersion
+from sim.vocabulary import Failure, MatchRules, Mechanism, Status, TlsLevel, TlsVersion
 
 _T = TypeVar("_T")
 
@@ -126,6 +126,24 @@ class MtaProfile:
     # The outbound TLS levels the product itself offers; the others are what-if levels
     # that tlssim can simulate but no setting of the product produces (6d).
     product_tls_levels: frozenset[TlsLevel] = frozenset(TlsLevel)
+    # Transport policies (modern-policies 5): what the product can apply as a sender,
+    # what it applies unless told otherwise, and how.
+    mechanisms: frozenset[Mechanism] = frozenset()
+    sts_default: Literal["apply", "ignore"] = "ignore"
+    dane_default: Literal["none", "opportunistic", "mandatory"] = "none"
+    # How enforced MTA-STS mx patterns are checked: "mx-name" (RFC 8461: an MX outside
+    # the patterns is skipped; "*." matches one label), or "certificate" (Postfix 3.7
+    # with postfix-mta-sts-resolver: only the certificate is matched against the
+    # patterns, a "*." pattern matching any number of labels; modern-policies 8).
+    sts_mx_check: Literal["mx-name", "certificate"] = "mx-name"
+    # MTA-STS testing mode shows in the product's TLS-RPT (Exchange Online); the Postfix
+    # plug-in answers nothing for it by default (modern-policies 5).
+    sts_testing_reported: bool = False
+    # RFC 8461 s.2: DANE takes precedence over MTA-STS. Postfix with a policy plug-in
+    # does the reverse: an MTA-STS answer replaces DANE (modern-policies 8).
+    dane_over_sts: bool = True
+    # The organization-name and contact-info of its TLS-RPT reports (modern-policies 4f).
+    reporter: tuple[str, str] | None = None
     sources: str = ""
 
     def describe(self) -> dict[str, object]:
@@ -180,12 +198,17 @@ class MtaProfile:
                 level.value: "product setting" if level in self.product_tls_levels else "what-if only"
                 for level in TlsLevel
             },
+            "transport_policies": {
+                mechanism.value: "applies" if mechanism in self.mechanisms else "ignores" for mechanism in Mechanism
+            },
+            "transport_policy_defaults": f"mta_sts: {self.sts_default}, dane: {self.dane_default}",
             "statuses": {failure.value: str(status) for failure, status in self.statuses.items()},
             "sources": self.sources,
         }
 
     def status(self, failure: Failure) -> Status:
-        return self.statuses[failure]
+        found = self.statuses.get(failure)
+        return found if found is not None else _POLICY_STATUSES[failure]
 
     def with_delivery(self, settings: DeliverySettings) -> MtaProfile:
         """This profile with a virtual server's delivery overrides applied."""
@@ -247,6 +270,22 @@ _NO_CERTIFICATE = Status("4.7.0", "TLS unavailable: no certificate on the virtua
 # No usable route (6d): Exchange 2003's "Messages with an unreachable destination" queue
 # (bb219041), Exchange 2007+'s Unreachable queue. RFC 3463 X.4.4 "unable to route".
 _UNREACHABLE = Status("4.4.4", "Unreachable destination: no route is available (waiting in the unreachable queue)")
+
+# Transport-policy failures, as Postfix writes them (modern-policies 5 and 8); a profile
+# maps its own where its product has them. REQUIRETLS codes: RFC 8689 (registry).
+_POLICY_STATUSES = {
+    Failure.STS_MX_MISMATCH: Status("4.7.5", "MX name does not match the MTA-STS mx patterns"),  # DSN NOT VERIFIED
+    Failure.STS_NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),
+    Failure.STS_CERTIFICATE: Status("4.7.5", "Server certificate not verified"),
+    Failure.DANE_NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),
+    Failure.DANE_MISMATCH: Status("4.7.5", "Server certificate not verified"),
+    Failure.DANE_LOOKUP: Status("4.7.5", "TLSA lookup error for host:25"),
+    Failure.DANE_REQUIRED: Status("4.7.5", "DANE required"),
+    Failure.REQUIRETLS: Status(
+        "5.7.30", "Sender requested REQUIRETLS, but no server was found that supports REQUIRETLS"
+    ),
+    Failure.REQUIRETLS_UNVERIFIED: Status("5.7.10", "Sender requested REQUIRETLS, but the server was not verified"),
+}
 
 EXCHANGE_2003 = MtaProfile(
     name="exchange2003",
@@ -330,6 +369,28 @@ EXCHANGE_2016_EDGE = replace(
 EXCHANGE_ONLINE = replace(
     EXCHANGE_2016,
     name="exchange-online",
+    # Outbound MTA-STS always on since Feb 2022, DANE on by default since 2022, TLS-RPT
+    # reports as "Microsoft Corporation"; no documented REQUIRETLS (modern-policies 5).
+    mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE, Mechanism.TLS_RPT}),
+    sts_default="apply",
+    dane_default="opportunistic",
+    sts_testing_reported=True,
+    reporter=("Microsoft Corporation", "tlsrpt-noreply@microsoft.com"),
+    statuses={
+        **_EXCHANGE_2016_STATUSES,
+        # "Email non-delivery reports and SMTP errors in Exchange Online" (modern-policies 5).
+        Failure.STS_MX_MISMATCH: Status("4.4.8", "MX hosts of the domain failed MTA-STS validation"),
+        Failure.STS_NO_STARTTLS: Status(
+            "4.7.321", "starttls-not-supported: Destination mail server must support TLS to receive mail."
+        ),
+        Failure.STS_CERTIFICATE: Status("4.7.5", "Remote certificate failed MTA-STS validation"),
+        Failure.DANE_NO_STARTTLS: Status(
+            "4.7.321", "starttls-not-supported: Destination mail server must support TLS to receive mail."
+        ),
+        Failure.DANE_MISMATCH: Status("4.7.323", "tlsa-invalid: The domain failed DANE validation."),
+        Failure.DANE_LOOKUP: Status("4.7.324", "dnssec-invalid"),
+        Failure.DANE_REQUIRED: Status("4.7.323", "tlsa-invalid: The domain failed DANE validation."),  # assumption
+    },
     summary="Exchange Online outbound connectors",
     # EXO connector delivery is "retried 24 h, then NDR" (2b, connectors-mail-flow-intelligence.md).
     # EXO's retry intervals are not published; we keep the on-premises ones (assumption).
@@ -365,7 +426,25 @@ POSTFIX = MtaProfile(
         Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
         Failure.UNREACHABLE: _UNREACHABLE,
     },
-    sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h",
+    # DANE (dane/dane-only since 2.11) and MTA-STS through a policy-map plug-in
+    # (postfix-mta-sts-resolver): modelled as Postfix 3.7 measured (modern-policies 8).
+    mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE}),
+    sts_mx_check="certificate",
+    dane_over_sts=False,
+    sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h; modern-policies 5, 8",
+)
+
+POSTFIX_3_11 = replace(
+    POSTFIX,
+    name="postfix-3.11",
+    summary="Postfix 3.11: MTA-STS mx-name check (3.10.5), TLS-RPT (3.10), REQUIRETLS (3.11)",
+    # smtp_tls_enforce_sts_mx_patterns (3.10.5): an MX outside the patterns is skipped;
+    # TLSRPT with libtlsrpt (3.10); REQUIRETLS (3.11); MTA-STS still through a plug-in
+    # that answers nothing for "testing" and replaces DANE (modern-policies 3, 5).
+    mechanisms=frozenset(Mechanism),
+    sts_mx_check="mx-name",
+    reporter=("postfix", "postmaster"),  # the sending organisation's own name and contact (assumption)
+    sources="modern-policies 3, 4b, 5; REQUIRETLS_README; TLSRPT_README",
 )
 
 SENDMAIL = MtaProfile(
@@ -391,11 +470,16 @@ SENDMAIL = MtaProfile(
         Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
         Failure.UNREACHABLE: _UNREACHABLE,
     },
-    sources="reference 4a; sendmail cf/README",
+    # 8.17.1: experimental MTA-STS (_FFR_MTA_STS, through postfix-mta-sts-resolver) and
+    # DANE; off unless configured; their status codes NOT FOUND (modern-policies 5).
+    mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE}),
+    sts_mx_check="certificate",
+    sources="reference 4a; sendmail cf/README; modern-policies 5",
 )
 
 PROFILES: dict[str, MtaProfile] = {
-    p.name: p for p in (EXCHANGE_2003, EXCHANGE_2016, EXCHANGE_2016_EDGE, EXCHANGE_ONLINE, POSTFIX, SENDMAIL)
+    p.name: p
+    for p in (EXCHANGE_2003, EXCHANGE_2016, EXCHANGE_2016_EDGE, EXCHANGE_ONLINE, POSTFIX, POSTFIX_3_11, SENDMAIL)
 }
 
 

@@ -12,12 +12,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.durations import Duration
+from sim.scenario.policies import MtaStsPolicy, Outage, Publishing, Rua
 from sim.vocabulary import (
     TLS_ALIASES,
     ClientCertificatePolicy,
     ClientTls,
+    Dnssec,
     ProfileName,
     ServerTls,
+    Tlsa,
     TlsLevel,
     TlsVersion,
     TrustName,
@@ -36,6 +39,8 @@ def _tls_alias(value: object) -> object:
 
 TlsSetting = Annotated[TlsLevel, BeforeValidator(_tls_alias)]
 Profile = ProfileName
+StsUse = Literal["apply", "ignore"]
+DaneUse = Literal["none", "opportunistic", "mandatory"]
 
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
@@ -158,6 +163,10 @@ class VirtualServer(Strict):
     max_connections: int = Field(1000, ge=1)
     max_connections_per_domain: int = Field(100, ge=1)
     smart_host: str | None = None
+    # Transport policies this sender applies (modern-policies 5); unset: the profile's
+    # default. A product that lacks a mechanism ignores it (tlssim notes it).
+    mta_sts: StsUse | None = Field(None, description="apply: honour recipients' MTA-STS; ignore")
+    dane: DaneUse | None = Field(None, description="none | opportunistic (Postfix dane) | mandatory (dane-only)")
 
 
 class Server(Strict):
@@ -204,6 +213,9 @@ class Connector(Strict):
     delivery: Literal["dns", "smart_host"] = "dns"
     smart_hosts: list[str] = Field(default_factory=list)
     enabled: bool = True
+    # Exchange Online outbound connectors: -MtaStsMode, -SmtpDaneMode (modern-policies 5).
+    mta_sts: StsUse | None = None
+    dane: DaneUse | None = None
 
     @model_validator(mode="after")
     def _exchange_tls_settings_agree(self) -> Connector:
@@ -246,24 +258,10 @@ class Organisation(Strict):
     routing_group_connectors: list[RoutingGroupConnector] = Field(default_factory=list)
     servers: list[Server] = Field(min_length=1)
     connectors: list[Connector] = Field(default_factory=list)
+    publishes: Publishing | None = Field(None, description="our MTA-STS, DANE and TLS-RPT, for inbound senders")
 
 
 # --------------------------------------------------------------------------- remote world
-
-
-class Outage(Strict):
-    """A fixed period during which a host does not answer."""
-
-    start: Duration = Field(alias="from")
-    end: Duration = Field(alias="to")
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Outage:
-        if self.end <= self.start:
-            raise ValueError("an outage must end after it starts")
-        return self
 
 
 class Outages(Strict):
@@ -300,6 +298,12 @@ class RemoteHost(Strict):
     # Greylisting: the first attempt from a new sending queue is refused with 450 4.7.1,
     # and so is every attempt until this delay has passed (postgrey default 300 s).
     greylist: Duration | None = None
+    # DANE (RFC 7672): what this host's TLSA records say of the certificate it serves;
+    # used only when its domain's zone is DNSSEC-secure.
+    tlsa: Tlsa = Tlsa.NONE
+    tlsa_usage: Literal[2, 3] = Field(3, description="2: DANE-TA (chain and name checked), 3: DANE-EE (key only)")
+    # RFC 8689: whether it advertises REQUIRETLS ("as of 2025, only a few servers").
+    requiretls: bool = False
 
     @field_validator("host")
     @classmethod
@@ -313,6 +317,9 @@ class RemoteHost(Strict):
 class RemoteDomain(Strict):
     name: str
     mx: list[RemoteHost] = Field(min_length=1)
+    mta_sts: MtaStsPolicy | None = None
+    dnssec: Dnssec = Field(Dnssec.INSECURE, description="its zone, as a validating resolver sees it")
+    tls_rpt: Rua | None = Field(None, description="TLS-RPT rua: mailto:... or https://...")
 
     @field_validator("name")
     @classmethod
@@ -385,6 +392,7 @@ class OutboundFlow(Strict):
     rate_per_hour: float = Field(gt=0)
     domains: dict[str, float] = Field(default_factory=dict, description="recipient domain -> weight")
     population_weight: float = Field(0.0, ge=0, description="weight of the generated population, split by popularity")
+    requiretls: float = Field(0.0, ge=0, le=1, description="share of messages sent with REQUIRETLS (RFC 8689)")
     size: MessageSize = MessageSize()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -418,6 +426,8 @@ class InboundFlow(Strict):
     trust: list[TrustName] = Field(["public"], description="roots the sender trusts when it verifies us")
     size: MessageSize = MessageSize()
     delivery: DeliverySettings = DeliverySettings()
+    mta_sts: StsUse | None = Field(None, description="whether the sender applies our MTA-STS; default its profile's")
+    dane: DaneUse | None = Field(None, description="whether the sender applies our DANE; default its profile's")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from sim.vocabulary import Failure, TlsLevel
 
+# A 4xx to one recipient, and REQUIRETLS refusals of one message: not the destination's fault.
+_NOT_SITE_FAILURES = frozenset({Failure.GREYLISTED, Failure.REQUIRETLS, Failure.REQUIRETLS_UNVERIFIED})
+
 
 @dataclass(frozen=True, slots=True)
 class TlsPolicy:
@@ -38,7 +41,7 @@ class TlsPolicy:
         logic, reference 3e/6b). A handshake failure under ``may`` does not (Postfix HEAD
         smtp_proto.c, SMTP_MISC_FAIL_NONE, 3b); greylisting is a 4xx to one recipient,
         not a site failure."""
-        if failure is Failure.GREYLISTED:
+        if failure in _NOT_SITE_FAILURES:
             return False
         return not (failure is Failure.HANDSHAKE and self.level is TlsLevel.OPPORTUNISTIC)
 

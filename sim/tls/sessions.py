@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -69,6 +70,16 @@ class SessionPlan:
         if len(self._segments) == 1:
             return self.first
         return self._segments[bisect_right(self._starts, now) - 1]
+
+    def mapped(self, rule: Callable[[Negotiation], Negotiation]) -> SessionPlan:
+        """This plan with every outcome passed through ``rule``; no plaintext fallback
+        (a transport policy that governs a session never allows one)."""
+        segments = [Segment(rule(s.negotiation), rule(s.negotiation)) for s in self._segments]
+        return SessionPlan(list(self._starts), segments)
+
+    @classmethod
+    def constant(cls, outcome: Negotiation) -> SessionPlan:
+        return cls([0.0], [Segment(outcome, outcome)])
 
 
 def plan(sender: Sender, receiver: Receiver, start: dt.datetime, horizon: float) -> SessionPlan:

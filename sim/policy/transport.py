@@ -1,0 +1,171 @@
+"""Which transport policy governs a session with one host, and what it makes of it.
+
+Pure functions of (what the sender applies, what the destination publishes, the host)
+-> a ``HostRule``, and of (rule, the plain TLS outcome) -> the outcome under the
+policy. Each table row cites modern-policies.md (MP) or RFC sections; the tests pin
+them (``tests/test_policies.py``).
+
+* **DANE** (RFC 7672, MP 2, 8). Only in a DNSSEC-secure zone. A bogus or failing TLSA
+  lookup means the host is not used (no connection; s.2.1.2). Usable records that
+  match: TLS, authenticated by the records (DANE-EE: key only, no name or expiry
+  check; DANE-TA: the chain and the name). Usable records that do not match: no
+  delivery. Only unusable records: TLS required, not authenticated. Mandatory DANE
+  (Postfix ``dane-only``, EXO ``SmtpDaneMode Mandatory``) refuses a host without
+  secure usable records.
+* **MTA-STS enforce** (RFC 8461 s.4, s.5; MP 1c, 5, 8). The MX must match the
+  policy's ``mx`` patterns, offer STARTTLS and present a certificate valid for its
+  name. RFC checkers skip a non-matching MX ("*." = one label); Postfix 3.7 with its
+  plug-in matches only the certificate against the patterns ("*." = any depth) and
+  so connects and fails "Server certificate not verified". ``testing`` and ``none``
+  never change delivery.
+* **Precedence**: DANE over MTA-STS (RFC 8461 s.2; EXO), or MTA-STS replacing DANE
+  (Postfix + plug-in, MP 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from sim.tls.negotiation import Negotiation
+from sim.vocabulary import Channel, Dnssec, Failure, ServerTls, Tlsa
+
+DaneUse = Literal["none", "opportunistic", "mandatory"]
+MxCheck = Literal["mx-name", "certificate"]
+PolicyType = Literal["sts", "tlsa"]
+
+
+@dataclass(frozen=True, slots=True)
+class SenderPolicies:
+    """The transport policies one sending queue applies."""
+
+    sts: bool = False
+    dane: DaneUse = "none"
+    sts_mx_check: MxCheck = "mx-name"
+    dane_over_sts: bool = True
+    requiretls: bool = False
+    reports: bool = False
+    sts_testing_reported: bool = False
+
+
+NONE = SenderPolicies()
+
+
+class Governs(StrEnum):
+    PLAIN = "plain"  # no policy: the queue's own TLS level
+    DANE = "dane"  # authenticate by the TLSA records
+    DANE_ENCRYPT = "dane-encrypt"  # TLS required, not authenticated (unusable records)
+    STS = "sts"  # enforced MTA-STS: TLS with a certificate valid for the MX name
+    STS_OUTSIDE = "sts-outside"  # certificate-only checker, MX outside the patterns: fails after TLS
+    REFUSE = "refuse"  # the host is not used: no connection
+
+
+@dataclass(frozen=True, slots=True)
+class HostRule:
+    governs: Governs
+    policy_type: PolicyType | None = None
+    failure: Failure | None = None
+    detail: str = ""
+    usage: int = 3
+    tlsa: Tlsa = Tlsa.NONE
+
+
+PLAIN = HostRule(Governs.PLAIN)
+
+
+def sts_matches(host: str, pattern: str, check: MxCheck) -> bool:
+    """Whether an MTA-STS ``mx`` pattern covers ``host``.
+
+    >>> sts_matches("mail.example.com", "*.example.com", "mx-name")
+    True
+    >>> sts_matches("a.b.example.com", "*.example.com", "mx-name")  # one label only (RFC 8461 s.4.1)
+    False
+    >>> sts_matches("a.b.example.com", "*.example.com", "certificate")  # Postfix 3.7 plug-in (MP 8)
+    True
+    >>> sts_matches("example.com", "*.example.com", "mx-name")
+    False
+    """
+    if not pattern.startswith("*."):
+        return host == pattern
+    suffix = pattern[1:]  # ".example.com"
+    if not host.endswith(suffix) or host == suffix[1:]:
+        return False
+    return check == "certificate" or "." not in host[: -len(suffix)]
+
+
+def dane_rule(dane: DaneUse, dnssec: Dnssec, tlsa: Tlsa, usage: int) -> HostRule | None:
+    """The DANE row for one host, or ``None`` when DANE does not govern it."""
+    if dane == "none":
+        return None
+    if dnssec in (Dnssec.BOGUS, Dnssec.LOOKUP_FAILS):  # RFC 7672 s.2.1.2: treat as unreachable
+        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"TLSA lookup {dnssec.value}")
+    if dnssec is Dnssec.SECURE and tlsa in (Tlsa.MATCH, Tlsa.MISMATCH):
+        return HostRule(Governs.DANE, "tlsa", usage=usage, tlsa=tlsa)
+    if dnssec is Dnssec.SECURE and tlsa is Tlsa.UNUSABLE:
+        if dane == "mandatory":
+            return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_REQUIRED, "TLSA records unusable")
+        return HostRule(Governs.DANE_ENCRYPT, "tlsa", tlsa=tlsa)
+    if dane == "mandatory":  # MP 8: dane-only, no connection
+        detail = "no TLSA records found" if dnssec is Dnssec.SECURE else "non DNSSEC destination"
+        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_REQUIRED, detail)
+    return None
+
+
+def sts_rule(host: str, patterns: list[str], check: MxCheck) -> HostRule:
+    """The enforced MTA-STS row for one host."""
+    if any(sts_matches(host, pattern, check) for pattern in patterns):
+        return HostRule(Governs.STS, "sts")
+    if check == "mx-name":  # skipped as though unreachable (RFC 8461 s.5.1, s.8.4)
+        return HostRule(Governs.REFUSE, "sts", Failure.STS_MX_MISMATCH, f"{host} is outside the policy's mx")
+    return HostRule(Governs.STS_OUTSIDE, "sts")
+
+
+def host_rule(
+    sender: SenderPolicies,
+    dnssec: Dnssec,
+    host: str,
+    tlsa: Tlsa,
+    usage: int,
+    enforced_patterns: list[str] | None,
+) -> HostRule:
+    """The rule for a session with ``host``; ``enforced_patterns`` when an enforced
+    MTA-STS policy is in effect for the sender (else ``None``)."""
+    dane = dane_rule(sender.dane, dnssec, tlsa, usage)
+    sts = sts_rule(host, enforced_patterns, sender.sts_mx_check) if sender.sts and enforced_patterns else None
+    if sender.dane_over_sts:
+        return dane or sts or PLAIN
+    return sts or dane or PLAIN
+
+
+def under_rule(rule: HostRule, outcome: Negotiation, served: ServerTls) -> Negotiation:
+    """What the session comes to under ``rule``.
+
+    ``outcome`` is the plain session at the level the rule needs: ``verify`` for
+    ``STS`` (PKIX against the MX name), ``required`` for the DANE rows and
+    ``STS_OUTSIDE``, the queue's own level for ``PLAIN``. ``served`` is the host's
+    certificate kind, for the DANE-TA name check.
+    """
+    governs = rule.governs
+    if governs is Governs.PLAIN:
+        return outcome
+    if governs is Governs.REFUSE:
+        return Negotiation(None, rule.failure, rule.detail)
+    failure = outcome.failure
+    if outcome.channel is None:
+        if failure is Failure.NO_STARTTLS:
+            no_tls = Failure.STS_NO_STARTTLS if rule.policy_type == "sts" else Failure.DANE_NO_STARTTLS
+            return Negotiation(None, no_tls, outcome.detail)
+        if failure is Failure.CERTIFICATE:
+            return Negotiation(None, Failure.STS_CERTIFICATE, outcome.detail)
+        return outcome
+    if governs is Governs.STS_OUTSIDE:
+        return Negotiation(None, Failure.STS_CERTIFICATE, "certificate does not match the MTA-STS mx patterns")
+    if governs is Governs.DANE:
+        if rule.tlsa is Tlsa.MISMATCH:
+            return Negotiation(None, Failure.DANE_MISMATCH, "no TLSA record matches")
+        if rule.usage == 2 and served in (ServerTls.NAME_MISMATCH, ServerTls.EXPIRED):
+            # DANE-TA checks the chain's names (RFC 7672 s.3.1.2); expiry too (assumption).
+            return Negotiation(None, Failure.DANE_MISMATCH, f"DANE-TA: {served.value} certificate")
+        return Negotiation(Channel.TLS_VERIFIED)
+    return outcome  # DANE_ENCRYPT and STS: as negotiated

@@ -1,0 +1,132 @@
+"""The file format of transport policies: MTA-STS, DANE/DNSSEC, TLS-RPT, and what our
+organisation publishes (reference modern-policies.md).
+
+A remote domain may publish an MTA-STS policy, sign its zone (DNSSEC) and publish
+TLSA records per MX host, and ask for TLS-RPT reports; so may our organisation, for
+the senders that deliver to us.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sim.durations import Duration
+from sim.vocabulary import Dnssec, PolicyHost, StsMode, Tlsa, is_domain
+
+MAX_AGE_LIMIT = 31_557_600.0  # RFC 8461 s.3.2: max_age at most one year
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Outage(Strict):
+    """A fixed period during which a host does not answer."""
+
+    start: Duration = Field(alias="from")
+    end: Duration = Field(alias="to")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Outage:
+        if self.end <= self.start:
+            raise ValueError("an outage must end after it starts")
+        return self
+
+
+def is_sts_pattern(pattern: str) -> bool:
+    """An MTA-STS ``mx`` pattern: a host name, or ``*.`` and a domain (RFC 8461 s.3.2)."""
+    body = pattern[2:] if pattern.startswith("*.") else pattern
+    return is_domain(body)
+
+
+class MtaStsPolicy(Strict):
+    """A published MTA-STS policy (``mta-sts.txt``) and how its policy host behaves.
+
+    ``policy_host``: ``ok``, ``unreachable`` (every fetch fails) or ``broken`` (it
+    serves a policy that does not parse); ``policy_host_down``: periods during which
+    fetches fail although it is otherwise ``ok``. Senders cache a fetched policy for
+    ``max_age`` and refetch when its id changes (any change of these fields) or daily.
+    """
+
+    mode: StsMode = StsMode.ENFORCE
+    mx: list[str] = Field(default_factory=list, description='patterns: "mx1.example.com" or "*.example.com"')
+    max_age: Duration = Field(7 * 86400.0, description="how long senders may cache it (at most 1 year)")
+    policy_host: PolicyHost = PolicyHost.OK
+    policy_host_down: list[Outage] = Field(default_factory=list)
+
+    @field_validator("mx")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        patterns = [p.strip().lower() for p in value]
+        for pattern in patterns:
+            if not is_sts_pattern(pattern):
+                raise ValueError(f"{pattern!r} is not an mx pattern (accepted: mx1.example.com or *.example.com)")
+        return patterns
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age(cls, value: float) -> float:
+        if not 0 < value <= MAX_AGE_LIMIT:
+            raise ValueError("max_age must be longer than 0s and at most 31557600s (RFC 8461 s.3.2)")
+        return value
+
+    @model_validator(mode="after")
+    def _mx_unless_none(self) -> MtaStsPolicy:
+        if self.mode is not StsMode.NONE and not self.mx:
+            raise ValueError("a policy in mode enforce or testing needs at least one mx pattern (RFC 8461 s.3.2)")
+        return self
+
+
+def _rua(value: str) -> str:
+    if not value.startswith(("mailto:", "https://")):
+        raise ValueError("a TLS-RPT rua is a mailto: or https:// URI (RFC 8460 s.3)")
+    return value
+
+
+Rua = Annotated[str, AfterValidator(_rua)]
+
+
+class PublishedMx(Strict):
+    """One of our inbound MX hosts: its DNS name, and the virtual server behind it (whose
+    certificate it serves: a certificate without this name fails verifying senders)."""
+
+    host: str
+    virtual_server: str
+    preference: int = Field(10, ge=0, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not is_domain(value):
+            raise ValueError("not a host name (accepted: a DNS name such as mx1.contoso.com)")
+        return value
+
+
+class Publishing(Strict):
+    """What our organisation publishes for the senders that deliver to it.
+
+    ``mx``: our inbound MX hosts (name, virtual server, preference); inbound senders
+    without a ``to`` deliver to them in preference order. ``tlsa`` gives, per MX host
+    name, what its TLSA records say of the certificate it serves.
+    """
+
+    domain: str
+    mx: list[PublishedMx] = Field(default_factory=list, description="our MX hosts: host, virtual_server, preference")
+    mta_sts: MtaStsPolicy | None = None
+    dnssec: Dnssec = Dnssec.INSECURE
+    tlsa: dict[str, Tlsa] = Field(default_factory=dict, description="MX host -> none | match | mismatch | unusable")
+    tlsa_usage: Literal[2, 3] = 3
+    tls_rpt: Rua | None = Field(None, description="rua: mailto:... or https://...")
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not is_domain(value):
+            raise ValueError("not a domain name (accepted: a DNS name such as contoso.com)")
+        return value
