@@ -37,6 +37,7 @@ SUMMARY_COLUMNS = tuple(
         "out_deferrals",
         "out_deferrals_suspended",
         "out_connections",
+        "out_policy_refusals",
         "out_queued_at_end",
         "delay_mean_s",
         "delay_p50_s",

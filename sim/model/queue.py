@@ -288,6 +288,8 @@ def _requiretls(link: HostLink, outcome: Negotiation, enforced: bool) -> Negotia
         if failure in (Failure.CERTIFICATE, Failure.STS_CERTIFICATE, Failure.DANE_MISMATCH, Failure.HANDSHAKE):
             return Negotiation(None, Failure.REQUIRETLS_UNVERIFIED, outcome.detail)
         return Negotiation(None, Failure.REQUIRETLS, outcome.detail)
+    if channel is Channel.PLAINTEXT:  # Postfix: 5.7.30 also when STARTTLS is not offered
+        return Negotiation(None, Failure.REQUIRETLS, f"{link.endpoint.name} offers no STARTTLS")
     governed = link.enforced_type if enforced and link.enforced is not None else link.policy_type
     if channel is not Channel.TLS_VERIFIED or governed is None:
         detail = "no DANE or enforced MTA-STS policy authenticates the host"
