@@ -8,12 +8,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from sim.scenario.model import Scenario
+from sim.tlsrpt import PolicyText, build_reports, tlsa_string
 
 if TYPE_CHECKING:
     from sim.model.metrics import TraceRecord
@@ -49,6 +51,7 @@ SUMMARY_COLUMNS = tuple(
         "in_accepted",
         "in_accepted_tls",
         "in_rejected_attempts",
+        "in_tlsrpt_sessions",
         "in_lost",
         "in_queued_remote_at_end",
         "wall_s",
@@ -105,6 +108,9 @@ class RunResult:
     trace: list[TraceRecord] | None = None
     inbound_rows: list[dict[str, Any]] = field(default_factory=list)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
+    # RFC 8460 reports as (file name, JSON document): received by us, sent by our senders.
+    tlsrpt_received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tlsrpt_sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
     def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, wall: float) -> RunResult:
@@ -130,6 +136,7 @@ class RunResult:
             "in_accepted": inbound.delivered,
             "in_accepted_tls": inbound.delivered_tls,
             "in_rejected_attempts": inbound.deferrals + inbound.rejections,
+            "in_tlsrpt_sessions": inbound.tlsrpt.total,
             "in_lost": inbound.bounced,
             "in_queued_remote_at_end": sum(q.depth for q in world.sender_queues.values()),
             "wall_s": wall,
@@ -175,6 +182,13 @@ class RunResult:
         trace = metrics.trace
         if trace is not None and inbound.trace:
             trace = sorted(trace + inbound.trace, key=lambda record: (record[0], record[1]))
+        describe = _describe_policies(world)
+        received = build_reports(
+            inbound.tlsrpt.sessions.items(), scenario.run.start, describe, per="reporter", sending_prefix="198.51.100"
+        )
+        sent = build_reports(
+            metrics.tlsrpt.sessions.items(), scenario.run.start, describe, per="recipient", sending_prefix="192.0.2"
+        )
         return cls(
             scenario.name,
             scenario.run.seed,
@@ -187,6 +201,8 @@ class RunResult:
             wall,
             trace,
             inbound_rows=senders,
+            tlsrpt_received=received,
+            tlsrpt_sent=sent,
         )
 
     # -- tables --------------------------------------------------------------------------
@@ -224,11 +240,28 @@ class RunResult:
             **self.manifest_extra,
         }
 
+    def _write_tlsrpt(self, folder: Path) -> list[Path]:
+        """``tls-rpt/received/`` and ``tls-rpt/sent/``: one JSON file per report, the
+        folders emptied of an earlier run's reports first."""
+        written = []
+        for name, reports in (("received", self.tlsrpt_received), ("sent", self.tlsrpt_sent)):
+            target = folder / name
+            if target.is_dir():
+                for old in target.glob("*.json"):
+                    old.unlink()
+            if not reports:
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            for file_name, document in reports:
+                written.append(write_atomic(target / file_name, partial(_write_json, document=document)))
+        return written
+
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write every table into ``out_dir``; each file appears whole or not at all."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = [
+            *self._write_tlsrpt(out / "tls-rpt"),
             write_atomic(out / "summary.csv", lambda p: self.summary.to_csv(p, index=False)),
             write_atomic(out / "per_domain.csv", lambda p: self.per_domain.to_csv(p, index=False)),
             write_atomic(out / "ndr.csv", lambda p: self.ndr.to_csv(p, index=False)),
@@ -240,6 +273,35 @@ class RunResult:
             ),
         ]
         return written
+
+
+def _describe_policies(world: World) -> PolicyText:
+    """The policy-string and mx-host of each reported policy, from the scenario's end state."""
+    plan = world.plan
+    ours = plan.organisation.publishes
+
+    def describe(kind: str, policy_domain: str, recipient: str) -> tuple[list[str], list[str]]:
+        if kind == "sts":
+            domain = plan.domains.get(policy_domain)
+            policy = ours.mta_sts if ours is not None and policy_domain == ours.domain else None
+            policy = policy or (domain.mta_sts if domain is not None else None)
+            if policy is None:
+                return [], []
+            lines = ["version: STSv1", f"mode: {policy.mode.value}", *(f"mx: {p}" for p in policy.mx)]
+            return [*lines, f"max_age: {int(policy.max_age)}"], list(policy.mx)
+        if kind == "tlsa":
+            usage = ours.tlsa_usage if ours is not None and recipient == ours.domain else 3
+            for host in plan.mx.get(recipient, []):
+                if host.host == policy_domain:
+                    usage = host.tlsa_usage
+            return [tlsa_string(policy_domain, usage)], [policy_domain]
+        return [], []
+
+    return describe
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from sim.vocabulary import Channel, Failure, ResultType
 
-SessionKey = tuple[str, str, str, str, int, str, str]
-"""(organization-name, contact-info, policy type, policy domain, UTC day number, MX, result)."""
+SessionKey = tuple[str, str, str, str, str, int, str, str]
+"""(organization-name, contact-info, recipient domain, policy type, policy domain, UTC day
+number, MX, result)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,8 @@ class TlsRptLog:
         kind = policy_type or "no-policy-found"
         domain = mx if kind == "tlsa" else reporting.domain
         day = int((now + self.day_offset) // 86400)
-        key = (reporting.organisation, reporting.contact, kind, domain, day, mx, result.value if result else "")
+        result_text = result.value if result else ""
+        key = (reporting.organisation, reporting.contact, reporting.domain, kind, domain, day, mx, result_text)
         self.sessions[key] += 1
 
     @property
