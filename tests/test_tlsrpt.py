@@ -206,7 +206,7 @@ def test_sent_reports_say_what_failed_where(written):
 
 
 def test_received_reports_one_per_reporting_organisation_per_day(written):
-    simulation, result, out = written
+    _, result, out = written
     received = _load(out / "tls-rpt/received")
     orgs = sorted((doc["organization-name"], doc["date-range"]["start-datetime"][:10]) for doc in received.values())
     assert orgs == [
