@@ -203,6 +203,7 @@ class RunResult:
             inbound_rows=senders,
             tlsrpt_received=received,
             tlsrpt_sent=sent,
+            manifest_extra={"changes": [{"at_s": c.at, "set": c.set} for c in scenario.changes]},
         )
 
     # -- tables --------------------------------------------------------------------------

@@ -85,6 +85,21 @@ class DeliveryQueue:
     def depth(self) -> int:
         return len(self.pending) + self.busy
 
+    def replan(
+        self, policy: TlsPolicy, hosts: list[HostLink], sts: MtaStsPolicy | None, reporting: Reporting | None
+    ) -> None:
+        """A policy calendar change: new TLS policy, host sessions and transport policies.
+        A cached MTA-STS policy stays cached; the sender sees the new one at its next fetch."""
+        self.policy = policy
+        self.hosts = hosts
+        if sts is None:
+            self.sts = None
+        elif self.sts is None:
+            self.sts = StsCache(sts)
+        else:
+            self.sts.publish(sts)
+        self.reporting = reporting
+
     def submit(self, message: Message) -> None:
         self.submitted += 1
         self.metrics.entered_queue(self.env.now)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import simpy
+from simpy.events import Timeout
 
 from sim.model.backoff import BackoffQueue
 from sim.model.endpoint import Endpoint, HostLink
@@ -20,6 +23,7 @@ from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.streams import BlockDraws, Stream, generator
 from sim.model.tlsrpt import Reporting
 from sim.plan import HostPlan, Plan, QueuePlan, RoutePlan, build_plan
+from sim.scenario.calendar import scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
 from sim.vocabulary import Mechanism, Status
 
@@ -42,9 +46,6 @@ class Dispatch:
 def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics) -> DeliveryQueue:
     """The queue discipline of the planned queue's profile: whole-queue retry, or per-message backoff."""
     kind = BackoffQueue if planned.profile.retry.discipline == "message" else QueueRetry
-    reporting = None
-    if planned.rua is not None and planned.reporter is not None:
-        reporting = Reporting(planned.reporter[0], planned.reporter[1], planned.policy_domain)
     return kind(
         env,
         planned.name,
@@ -54,9 +55,22 @@ def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink]
         metrics,
         policy=planned.policy,
         sts=planned.sts,
-        reporting=reporting,
+        reporting=reporting_of(planned),
         sts_testing_reported=planned.policies.sts_testing_reported,
     )
+
+
+def reporting_of(planned: QueuePlan) -> Reporting | None:
+    """Who reports this queue's sessions (TLS-RPT), if the sender reports and the
+    destination asks for reports."""
+    if planned.rua is None or planned.reporter is None:
+        return None
+    return Reporting(planned.reporter[0], planned.reporter[1], planned.policy_domain)
+
+
+def _our_endpoint(host: HostPlan) -> Endpoint:
+    """One of our own servers as a remote sender meets it: never down, no greylisting."""
+    return Endpoint(host.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None)
 
 
 def link_to(endpoint: Endpoint, host: HostPlan) -> HostLink:
@@ -85,13 +99,16 @@ class World:
         self._endpoints: dict[str, Endpoint] = {}
         self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
         self.sender_queues: dict[str, DeliveryQueue] = {}
-        self._by_plan: dict[int, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
         self._share = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
         # TLS-RPT days are UTC days: seconds from the midnight before the start to t = 0.
         start = scenario.run.start
         offset = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
         self.metrics.tlsrpt.day_offset = self.inbound_metrics.tlsrpt.day_offset = offset
+        self._flows = {flow.from_domain: flow for flow in scenario.traffic.inbound}
+        for count, change in enumerate(scenario.changes, start=1):
+            if change.at < scenario.run.duration:
+                Timeout(env, change.at).callbacks.append(partial(self._change, count))
 
     # -- routing -----------------------------------------------------------------------
 
@@ -140,12 +157,35 @@ class World:
         return found
 
     def _queue(self, planned: QueuePlan) -> DeliveryQueue:
-        found = self._by_plan.get(id(planned))
+        key = (planned.virtual_server, planned.connector, planned.next_hop)
+        found = self.queues.get(key)
         if found is None:
             links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
-            found = self._by_plan[id(planned)] = make_queue(self.env, planned, links, self.metrics)
-            self.queues[(planned.virtual_server, planned.connector, planned.next_hop)] = found
+            found = self.queues[key] = make_queue(self.env, planned, links, self.metrics)
         return found
+
+    # -- the policy calendar -------------------------------------------------------------
+
+    def _change(self, count: int, _event: Any) -> None:
+        """The first ``count`` changes now hold: rebuild the plan and hand every existing
+        queue its new TLS policy, hosts and transport policies. Mail already queued stays
+        in its queue (a changed route applies to new mail); timers and host availability
+        keep the values the queue was made with."""
+        self.plan = plan = build_plan(scenario_after(self.scenario, count))
+        self.virtual_servers = plan.virtual_servers
+        for source, domain in list(self._dispatch):
+            for planned in plan.route(source, domain).queues:
+                queue = self.queues.get((planned.virtual_server, planned.connector, planned.next_hop))
+                if queue is not None:
+                    links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
+                    queue.replan(planned.policy, links, planned.sts, reporting_of(planned))
+        self._dispatch.clear()
+        for sender, queue in self.sender_queues.items():
+            planned = plan.sender_queue(self._flows[sender])
+            links = [link_to(_our_endpoint(h), h) for h in planned.hosts]
+            queue.replan(planned.policy, links, planned.sts, reporting_of(planned))
+        now = self.env.now
+        self.metrics.samples.append((now, f"(change {count})", 0, False))
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -155,9 +195,6 @@ class World:
         if found is None:
             planned = self.plan.sender_queue(flow)
             # Our own servers are not among the remote endpoints: they are never down.
-            links = [
-                link_to(Endpoint(h.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None), h)
-                for h in planned.hosts
-            ]
+            links = [link_to(_our_endpoint(h), h) for h in planned.hosts]
             found = self.sender_queues[flow.from_domain] = make_queue(self.env, planned, links, self.inbound_metrics)
         return found

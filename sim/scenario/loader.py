@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import NO_VALUE, ScenarioError
 from sim.pki.certs import CertificateFileError, load_certificate
+from sim.scenario.calendar import CHANGEABLE_ROOTS, absolute_path, changed_document
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
 from sim.vocabulary import is_domain
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_ABSOLUTE_ROOTS = ("organisation", "remotes", "traffic", "run", "name", "description")
+_ABSOLUTE_ROOTS = ("organisation", "remotes", "traffic", "run", "name", "description", "changes")
 
 
 class ScenarioFile(BaseModel):
@@ -41,6 +42,7 @@ class ScenarioFile(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     traffic: dict[str, Any] = Field(default_factory=dict)
     run: dict[str, Any] = Field(default_factory=dict)
+    changes: list[Any] = Field(default_factory=list)
 
 
 def read_yaml(path: Path) -> Any:
@@ -89,6 +91,7 @@ def scenario_from_raw(
         "remotes": remotes,
         "traffic": _flows_as_lists(copy.deepcopy(spec.traffic)),
         "run": copy.deepcopy(spec.run),
+        "changes": copy.deepcopy(spec.changes),
         "source": str(anchor),
     }
     if seed is not None:
@@ -99,7 +102,37 @@ def scenario_from_raw(
         check_references(scenario, blame)
     except ScenarioError as exc:
         raise _attribute(exc, {"organisation": organisation_file, "remotes": remotes_file}, touched) from None
+    check_changes(scenario, blame)
     return scenario
+
+
+def check_changes(scenario: Scenario, file: Path | str) -> None:
+    """Each change of the calendar, applied in turn, must leave a valid scenario."""
+    previous = 0.0
+    for i, change in enumerate(scenario.changes):
+        field = f"changes[{i}]"
+        if change.at < previous:
+            raise ScenarioError(file, f"{field}.at", change.at, "changes must be listed in time order")
+        previous = change.at
+        for key, value in change.set.items():
+            if absolute_path(key).split(".", 1)[0] not in CHANGEABLE_ROOTS:
+                raise ScenarioError(
+                    file,
+                    f"{field}.set.{key}",
+                    value,
+                    "a change sets organisation or remotes fields only (accepted: "
+                    "organisation.*, remotes.*, or a path relative to the organisation)",
+                )
+        try:
+            changed = Scenario.model_validate(changed_document(scenario, i + 1))
+            check_references(changed, file)
+        except OverrideError as exc:
+            raise ScenarioError(file, f"{field}.set", NO_VALUE, str(exc)) from None
+        except ValidationError as exc:
+            error = _to_scenario_error(exc, Scenario, file, {}, "")
+            raise ScenarioError(file, f"{field}.set: {error.field}", error.value, error.problem) from None
+        except ScenarioError as exc:
+            raise ScenarioError(file, f"{field}.set: {exc.field}", exc.value, exc.problem) from None
 
 
 def _flows_as_lists(traffic: dict[str, Any]) -> dict[str, Any]:

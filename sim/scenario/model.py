@@ -7,7 +7,7 @@ Fields left unset (``None``) take the MTA profile's default when the world is bu
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -461,6 +461,14 @@ class RunSettings(Strict):
         return value
 
 
+class Change(Strict):
+    """One entry of a policy calendar: from simulated time ``at``, these overrides hold
+    (dotted paths as in ``overrides``, into the organisation and the remote world)."""
+
+    at: Duration  # durations are never negative
+    set: dict[str, Any] = Field(min_length=1)
+
+
 class Scenario(Strict):
     """A resolved what-if: the organisation and remote world with overrides applied."""
 
@@ -470,4 +478,5 @@ class Scenario(Strict):
     remotes: Remotes
     traffic: Traffic
     run: RunSettings = RunSettings()
+    changes: list[Change] = Field(default_factory=list, description="the policy calendar, in time order")
     source: str = Field("<memory>", description="the file this scenario was loaded from")
