@@ -14,7 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from sim.scenario.model import Population, RemoteDomain, RemoteHost
-from sim.vocabulary import ServerTls
+from sim.scenario.policies import MtaStsPolicy, PopulationPolicies
+from sim.vocabulary import Dnssec, PolicyHost, ServerTls, StsMode, Tlsa
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,59 @@ def _requires_tls(population: Population, tls: ServerTls, rng: np.random.Generat
         return bool(rng.random() < population.requires_tls)
     share = population.requires_tls_without_starttls
     return share > 0 and bool(rng.random() < share)
+
+
+def with_policies(domains: list[RemoteDomain], shares: PopulationPolicies, seed: int) -> list[RemoteDomain]:
+    """The domains with transport policies drawn from ``shares``, from a stream of their own.
+
+    Every domain draws the same six numbers and every host two, whatever the shares,
+    so changing one share moves no other domain's or host's draws.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0xB0B, 1)))
+    per_domain = rng.random((len(domains), 6))
+    per_host = rng.random((sum(len(d.mx) for d in domains), 2))
+    modes = list(shares.mta_sts.items())
+    out, h = [], 0
+    for rank, (domain, draws) in enumerate(zip(domains, per_domain, strict=True)):
+        mode = StsMode.ENFORCE if rank < shares.mta_sts_top else _pick(modes, float(draws[0]))
+        zone = float(draws[3])
+        dnssec = (
+            Dnssec.SECURE
+            if zone < shares.dnssec_signed
+            else Dnssec.BOGUS
+            if zone < shares.dnssec_signed + shares.dnssec_bogus
+            else Dnssec.INSECURE
+        )
+        has_dane = dnssec is Dnssec.SECURE and float(draws[4]) < shares.dane
+        hosts = []
+        for host in domain.mx:
+            tlsa = Tlsa.NONE
+            if has_dane:
+                tlsa = Tlsa.MISMATCH if float(per_host[h, 0]) < shares.tlsa_mismatch else Tlsa.MATCH
+            advertises = float(per_host[h, 1]) < shares.requiretls
+            hosts.append(host.model_copy(update={"tlsa": tlsa, "requiretls": advertises}))
+            h += 1
+        sts = None
+        if mode is not None:
+            mismatch = rank >= shares.mta_sts_top and float(draws[1]) < shares.mta_sts_mismatch
+            unreachable = rank >= shares.mta_sts_top and float(draws[2]) < shares.mta_sts_unreachable
+            pattern = f"*.mail.{domain.name}" if mismatch else f"*.{domain.name}"
+            sts = MtaStsPolicy(
+                mode=mode, mx=[pattern], policy_host=PolicyHost.UNREACHABLE if unreachable else PolicyHost.OK
+            )
+        rua = f"mailto:tlsrpt@{domain.name}" if float(draws[5]) < shares.tls_rpt else None
+        out.append(domain.model_copy(update={"mx": hosts, "mta_sts": sts, "dnssec": dnssec, "tls_rpt": rua}))
+    return out
+
+
+def _pick(modes: list[tuple[StsMode, float]], draw: float) -> StsMode | None:
+    """The mode whose cumulative share first exceeds ``draw``; ``None`` past them all."""
+    total = 0.0
+    for mode, share in modes:
+        total += share
+        if draw < total:
+            return mode
+    return None
 
 
 def generate(population: Population) -> GeneratedPopulation:
@@ -71,6 +125,8 @@ def _generate(spec: str) -> GeneratedPopulation:
                 )
             )
         domains.append(RemoteDomain(name=name, mx=hosts))
+    if population.policies is not None:
+        domains = with_policies(domains, population.policies, population.seed)
     weights = 1.0 / np.arange(1, count + 1, dtype=float) ** population.zipf_exponent
     weights /= weights.sum()
     return GeneratedPopulation(tuple(domains), tuple(weights.tolist()))

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.durations import Duration
-from sim.scenario.policies import MtaStsPolicy, Outage, Publishing, Rua
+from sim.scenario.policies import MtaStsPolicy, Outage, PopulationPolicies, Publishing, Rua
 from sim.vocabulary import (
     TLS_ALIASES,
     ClientCertificatePolicy,
@@ -348,6 +348,7 @@ class Population(Strict):
     greylist_share: float = Field(0.0, ge=0, le=1)
     greylist: Duration = 300.0
     max_connections: int = Field(20, ge=1)
+    policies: PopulationPolicies | None = Field(None, description="MTA-STS, DANE, TLS-RPT, REQUIRETLS shares")
 
     @field_validator("tls", "mx_per_domain")
     @classmethod

@@ -81,6 +81,43 @@ class MtaStsPolicy(Strict):
         return self
 
 
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class PopulationPolicies(Strict):
+    """Shares of transport policies in a generated population (``population.policies``).
+
+    ``mta_sts_top``: the most popular domains publish an ``enforce`` policy (the big
+    providers do); ``mta_sts``: share of the other domains per mode; of those that
+    publish, ``mta_sts_mismatch`` list mx patterns that match none of their MX and
+    ``mta_sts_unreachable`` have a policy host that never answers. ``dnssec_signed`` and
+    ``dnssec_bogus``: shares of zones; ``dane``: share of signed domains with TLSA at
+    every MX, ``tlsa_mismatch`` of those hosts not matching the served certificate;
+    ``tls_rpt``: share of domains with a rua; ``requiretls``: share of hosts
+    advertising REQUIRETLS. Drawn from a stream of their own: adding them changes no
+    other draw of the population.
+    """
+
+    mta_sts_top: int = Field(0, ge=0)
+    mta_sts: dict[StsMode, Share] = Field(default_factory=dict)
+    mta_sts_mismatch: Share = 0.0
+    mta_sts_unreachable: Share = 0.0
+    dnssec_signed: Share = 0.0
+    dnssec_bogus: Share = 0.0
+    dane: Share = 0.0
+    tlsa_mismatch: Share = 0.0
+    tls_rpt: Share = 0.0
+    requiretls: Share = 0.0
+
+    @model_validator(mode="after")
+    def _zones(self) -> PopulationPolicies:
+        if self.dnssec_signed + self.dnssec_bogus > 1:
+            raise ValueError("dnssec_signed + dnssec_bogus cannot exceed 1")
+        if sum(self.mta_sts.values()) > 1:
+            raise ValueError("the mta_sts shares cannot sum to more than 1")
+        return self
+
+
 def _rua(value: str) -> str:
     if not value.startswith(("mailto:", "https://")):
         raise ValueError("a TLS-RPT rua is a mailto: or https:// URI (RFC 8460 s.3)")
