@@ -123,7 +123,10 @@ def run(
         _print_table("Per domain", result.per_domain_rows, PER_DOMAIN_VIEW, "per_domain.csv")
         _print_table("Inbound, per sending domain", result.inbound_rows, INBOUND_VIEW, "inbound.csv")
         _print_table("NDRs", result.ndr_rows, {c: c for c in ("domain", "status", "count", "reason")}, "ndr.csv")
-    out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
+    tables = [p.name for p in written if p.parent == target]
+    reports = len(written) - len(tables)
+    also = f" and {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
+    out.print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
 
 
 @app.command()

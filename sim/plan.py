@@ -39,7 +39,7 @@ from sim.scenario.model import (
     StsUse,
     VirtualServer,
 )
-from sim.scenario.policies import MtaStsPolicy
+from sim.scenario.policies import MtaStsPolicy, Outage
 from sim.tls.policy import TlsPolicy, level_in_force
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
 from sim.vocabulary import Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Tlsa, TlsLevel
@@ -367,17 +367,22 @@ class Plan:
         # Remote senders are assumed to hold whatever certificate their own TLS needs.
         sender = Sender(level, sender_profile.tls_versions, roots=self.roots.trusted(flow.trust))
         ours = self.organisation.publishes
-        if flow.to is not None or ours is None or not ours.mx:
-            target = flow.to or next(iter(self.virtual_servers))
-            targets = [(self.certificates[target].names[0], target)]
+        targets: list[tuple[str, str, list[Outage]]]
+        published_mx = sorted(ours.mx, key=lambda mx: mx.preference) if ours is not None else []
+        ours_mx = flow.to is None and bool(published_mx)
+        if ours_mx:
+            targets = [(mx.host, mx.virtual_server, mx.down) for mx in published_mx]
         else:
-            targets = [(mx.host, mx.virtual_server) for mx in sorted(ours.mx, key=lambda mx: mx.preference)]
+            target = flow.to or next(iter(self.virtual_servers))
+            targets = [(self.certificates[target].names[0], target, [])]
         policies = sender_policies(sender_profile, flow.mta_sts, flow.dane)
         receivers = []
-        for name, virtual_server in targets:
+        for name, virtual_server, down in targets:
             receiver = self._us_as_receiver(virtual_server, flow.tls, name)
-            # Our side as a host the sender connects to (no outages, no greylisting).
-            us = RemoteHost.model_construct(host=name, session_setup=0.5, bandwidth_mbps=10.0, tlsa_usage=3)
+            # Our side as a host the sender connects to (no greylisting).
+            us = RemoteHost.model_construct(
+                host=name, session_setup=0.5, bandwidth_mbps=10.0, tlsa_usage=3, down=down, requiretls=False
+            )
             tlsa = ours.tlsa.get(name, Tlsa.NONE) if ours is not None else Tlsa.NONE
             receivers.append((us, receiver, tlsa, receiver.tls))
         dnssec = ours.dnssec if ours is not None else Dnssec.INSECURE
@@ -385,8 +390,10 @@ class Plan:
         reporter = sender_profile.reporter
         if reporter is not None and reporter[0] == "postfix":  # a Postfix sender reports as its own domain
             reporter = (flow.from_domain, f"postmaster@{flow.from_domain}")
+        # The receiver: the virtual server, or our MX host names in preference order.
+        receiving = targets[0][1] if len(targets) == 1 and not ours_mx else ";".join(t[0] for t in targets)
         return QueuePlan(
-            f"{flow.from_domain}|{targets[0][1]}",
+            f"{flow.from_domain}|{receiving}",
             targets[0][1],
             "",
             ours.domain if ours is not None else targets[0][0],

@@ -281,14 +281,14 @@ def _describe_policies(world: World) -> PolicyText:
     plan = world.plan
     ours = plan.organisation.publishes
 
-    def describe(kind: str, policy_domain: str, recipient: str) -> tuple[list[str], list[str]]:
+    def describe(kind: str, policy_domain: str, recipient: str, mode: str) -> tuple[list[str], list[str]]:
         if kind == "sts":
             domain = plan.domains.get(policy_domain)
             policy = ours.mta_sts if ours is not None and policy_domain == ours.domain else None
             policy = policy or (domain.mta_sts if domain is not None else None)
             if policy is None:
                 return [], []
-            lines = ["version: STSv1", f"mode: {policy.mode.value}", *(f"mx: {p}" for p in policy.mx)]
+            lines = ["version: STSv1", f"mode: {mode or policy.mode.value}", *(f"mx: {p}" for p in policy.mx)]
             return [*lines, f"max_age: {int(policy.max_age)}"], list(policy.mx)
         if kind == "tlsa":
             usage = ours.tlsa_usage if ours is not None and recipient == ours.domain else 3

@@ -21,8 +21,8 @@ from typing import Any
 
 from sim.model.tlsrpt import SessionKey
 
-PolicyText = Callable[[str, str, str], tuple[list[str], list[str]]]
-"""(policy type, policy domain, recipient domain) -> (policy-string, mx-host)."""
+PolicyText = Callable[[str, str, str, str], tuple[list[str], list[str]]]
+"""(policy type, policy domain, recipient domain, MTA-STS mode) -> (policy-string, mx-host)."""
 
 
 def _ip(prefix: str, name: str) -> str:
@@ -87,7 +87,8 @@ def _policy_entry(
     org: str,
 ) -> dict[str, Any]:
     policy_domain, recipient = key.split("\0")
-    strings, mx_hosts = describe(kind, policy_domain, recipient)
+    kind, _, mode = kind.partition(":")
+    strings, mx_hosts = describe(kind, policy_domain, recipient, mode)
     success = sum(n for (_, result), n in outcomes.items() if not result)
     failures = [
         {

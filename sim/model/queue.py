@@ -184,8 +184,11 @@ class DeliveryQueue:
             if cached is not None and cached.mode is StsMode.TESTING and link.policy_type is None:
                 kind, outcome = "sts", link.enforced.at(now).negotiation
         result = result_of(outcome.channel, outcome.failure, outcome.detail)
-        if kind == "sts" and result is None and self.sts is not None and self.sts.fetch_failure is not None:
-            result = self.sts.fetch_failure
+        if kind == "sts" and self.sts is not None:
+            if result is None and self.sts.fetch_failure is not None:
+                result = self.sts.fetch_failure
+            policy = self.sts.cached or self.sts.published
+            kind = f"sts:{policy.mode.value}"  # the report's policy-string shows the mode in force
         self.metrics.tlsrpt.session(self.reporting, kind, link.endpoint.name, now, result)
 
     def _waited(self, message: Message, now: float) -> float:

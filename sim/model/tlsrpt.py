@@ -37,7 +37,7 @@ class TlsRptLog:
     def session(
         self, reporting: Reporting, policy_type: str | None, mx: str, now: float, result: ResultType | None
     ) -> None:
-        kind = policy_type or "no-policy-found"
+        kind = policy_type or "no-policy-found"  # "sts:<mode>", "tlsa" or "no-policy-found"
         domain = mx if kind == "tlsa" else reporting.domain
         day = int((now + self.day_offset) // 86400)
         result_text = result.value if result else ""

@@ -117,8 +117,8 @@ def inbound_source(
     seed, replication = world.scenario.run.seed, world.replication
     metrics: Metrics = world.inbound_metrics
     stats = metrics.domain(flow.from_domain)
-    stats.route = flow.to or next(iter(world.virtual_servers))
     queue = world.sender_queue(flow)
+    stats.route = queue.name.split("|", 1)[1]  # the receiving virtual server, or our MX hosts
     size = size_sampler(flow.size, generator(seed, replication, Stream.INBOUND_SIZES, index))
 
     def emit() -> None:

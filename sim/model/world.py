@@ -69,8 +69,9 @@ def reporting_of(planned: QueuePlan) -> Reporting | None:
 
 
 def _our_endpoint(host: HostPlan) -> Endpoint:
-    """One of our own servers as a remote sender meets it: never down, no greylisting."""
-    return Endpoint(host.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=[], greylist=None)
+    """One of our own MX hosts as a remote sender meets it: down only when we say so."""
+    down = [(o.start, o.end) for o in host.host.down]
+    return Endpoint(host.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=down, greylist=None)
 
 
 def link_to(endpoint: Endpoint, host: HostPlan) -> HostLink:

@@ -314,6 +314,18 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
             _known(file, f"organisation.connectors[{i}].source[{j}]", source, virtual_servers, "virtual server")
         for j, host in enumerate(connector.smart_hosts):
             _known(file, f"organisation.connectors[{i}].smart_hosts[{j}]", host, relays, "host in remotes.hosts")
+    if org.publishes is not None:
+        for i, mx in enumerate(org.publishes.mx):
+            _known(
+                file,
+                f"organisation.publishes.mx[{i}].virtual_server",
+                mx.virtual_server,
+                virtual_servers,
+                "virtual server",
+            )
+        names = {mx.host for mx in org.publishes.mx}
+        for host in org.publishes.tlsa:
+            _known(file, f"organisation.publishes.tlsa.{host}", host, names, "MX host in publishes.mx")
     servers = {s.name for s in org.servers}
     domains = {d.name for d in remotes.domains}
     for i, flow in enumerate(scenario.traffic.outbound):

@@ -134,6 +134,7 @@ class PublishedMx(Strict):
     host: str
     virtual_server: str
     preference: int = Field(10, ge=0, le=65535)
+    down: list[Outage] = Field(default_factory=list, description="periods when this MX does not answer")
 
     @field_validator("host")
     @classmethod
