@@ -59,17 +59,21 @@ def with_policies(domains: list[RemoteDomain], shares: PopulationPolicies, seed:
             else Dnssec.INSECURE
         )
         has_dane = dnssec is Dnssec.SECURE and float(draws[4]) < shares.dane
+        mismatch = mode is not None and rank >= shares.mta_sts_top and float(draws[1]) < shares.mta_sts_mismatch
         hosts = []
         for host in domain.mx:
             tlsa = Tlsa.NONE
             if has_dane:
                 tlsa = Tlsa.MISMATCH if float(per_host[h, 0]) < shares.tlsa_mismatch else Tlsa.MATCH
-            advertises = float(per_host[h, 1]) < shares.requiretls
-            hosts.append(host.model_copy(update={"tlsa": tlsa, "requiretls": advertises}))
+            update: dict[str, object] = {"tlsa": tlsa, "requiretls": float(per_host[h, 1]) < shares.requiretls}
+            if mode is not None and not mismatch:
+                # A domain that publishes MTA-STS serves certificates that validate
+                # (assumption); the measured failing share is ``mta_sts_mismatch``.
+                update.update(tls=ServerTls.TRUSTED, requires_tls=False)
+            hosts.append(host.model_copy(update=update))
             h += 1
         sts = None
         if mode is not None:
-            mismatch = rank >= shares.mta_sts_top and float(draws[1]) < shares.mta_sts_mismatch
             unreachable = rank >= shares.mta_sts_top and float(draws[2]) < shares.mta_sts_unreachable
             pattern = f"*.mail.{domain.name}" if mismatch else f"*.{domain.name}"
             sts = MtaStsPolicy(

@@ -128,3 +128,33 @@ def test_same_calendar_and_seed_give_identical_tables(tmp_path):
 
 def test_scenario_helper_without_changes_is_unchanged():
     assert scenario(organisation(), remotes(d_example="none")).changes == []
+
+
+def test_sweep_axes_reach_the_new_fields(tmp_path):
+    # Issue 9 item 8: MTA-STS mode x population year as sweep axes.
+    from worlds import ROOT
+
+    from sim.experiment.design import load_experiment
+
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(
+        f"name: e\nbase: {ROOT}/scenarios/mta-sts-testing-to-enforce.yaml\n"
+        "axes:\n"
+        "  publishes.mta_sts.mode: [testing, enforce]\n"
+        "  year:\n"
+        f"    y2024: {{remotes: {ROOT}/topology/internet-2024.yaml}}\n"
+        f"    y2026: {{remotes: {ROOT}/topology/internet-2026.yaml}}\n"
+        "  changes.0.at: [1d, 2d]\n"
+        "replications: 1\n"
+    )
+    points = load_experiment(experiment).points
+    assert len(points) == 8
+    seen = {
+        (
+            p.scenario.organisation.publishes.mta_sts.mode.value,
+            p.scenario.remotes.population.name,
+            p.scenario.changes[0].at,
+        )
+        for p in points
+    }
+    assert len(seen) == 8

@@ -94,12 +94,12 @@ def sts_matches(host: str, pattern: str, check: MxCheck) -> bool:
     return check == "certificate" or "." not in host[: -len(suffix)]
 
 
-def dane_rule(dane: DaneUse, dnssec: Dnssec, tlsa: Tlsa, usage: int) -> HostRule | None:
+def dane_rule(dane: DaneUse, dnssec: Dnssec, tlsa: Tlsa, usage: int, host: str = "host") -> HostRule | None:
     """The DANE row for one host, or ``None`` when DANE does not govern it."""
     if dane == "none":
         return None
     if dnssec in (Dnssec.BOGUS, Dnssec.LOOKUP_FAILS):  # RFC 7672 s.2.1.2: treat as unreachable
-        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"TLSA lookup {dnssec.value}")
+        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"{host}:25 ({dnssec.value})")
     if dnssec is Dnssec.SECURE and tlsa in (Tlsa.MATCH, Tlsa.MISMATCH):
         return HostRule(Governs.DANE, "tlsa", usage=usage, tlsa=tlsa)
     if dnssec is Dnssec.SECURE and tlsa is Tlsa.UNUSABLE:
@@ -131,7 +131,7 @@ def host_rule(
 ) -> HostRule:
     """The rule for a session with ``host``; ``enforced_patterns`` when an enforced
     MTA-STS policy is in effect for the sender (else ``None``)."""
-    dane = dane_rule(sender.dane, dnssec, tlsa, usage)
+    dane = dane_rule(sender.dane, dnssec, tlsa, usage, host)
     sts = sts_rule(host, enforced_patterns, sender.sts_mx_check) if sender.sts and enforced_patterns else None
     if sender.dane_over_sts:
         return dane or sts or PLAIN
