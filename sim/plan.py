@@ -40,9 +40,10 @@ from sim.scenario.model import (
     VirtualServer,
 )
 from sim.scenario.policies import MtaStsPolicy, Outage
+from sim.tls.negotiation import Negotiation
 from sim.tls.policy import TlsPolicy, level_in_force
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Tlsa, TlsLevel
+from sim.vocabulary import Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Status, Tlsa, TlsLevel
 
 UNREACHABLE = "(unreachable)"
 
@@ -355,6 +356,16 @@ class Plan:
             profile = self.server_profile[name.split("/", 1)[0]]
             for field in sorted(vs.delivery.model_fields_set - set(applies_to(profile))):
                 notes[f"{name}: delivery.{field} has no effect under {profile.name}"] = None
+            lacking = [
+                f"{setting} {value}"
+                for setting, value, mechanism in (
+                    ("mta_sts", vs.mta_sts, Mechanism.MTA_STS),
+                    ("dane", vs.dane, Mechanism.DANE),
+                )
+                if value not in (None, "ignore", "none") and mechanism not in profile.mechanisms
+            ]
+            for setting in lacking:
+                notes[f"{name}: {setting} has no effect: {profile.name} does not apply it"] = None
         return list(notes)
 
     # -- inbound -------------------------------------------------------------------------
@@ -450,13 +461,23 @@ class Plan:
 def session_outcome(queue: QueuePlan, host: HostPlan, at: float = 0.0) -> dict[str, object]:
     """What a session of ``queue`` with ``host`` comes to at simulated time ``at``:
     ``tls-verified``, ``tls``, ``plaintext``, or the failure with the product's status."""
-    negotiation = host.sessions.at(at).negotiation
+    found = _outcome(queue, host, host.sessions.at(at).negotiation)
+    if host.rule.policy_type is not None:
+        found["transport_policy"] = host.rule.policy_type
+    if host.enforced is not None:
+        found["under_enforced_mta_sts"] = _outcome(queue, host, host.enforced.at(at).negotiation)["outcome"]
+    return found
+
+
+def _outcome(queue: QueuePlan, host: HostPlan, negotiation: Negotiation) -> dict[str, object]:
     channel = negotiation.channel
     if channel is not None:
         names = {Channel.TLS_VERIFIED: "tls-verified", Channel.TLS_UNVERIFIED: "tls", Channel.PLAINTEXT: "plaintext"}
         return {"host": host.host.host, "preference": host.host.preference, "outcome": names[channel]}
     failure = negotiation.failure or Failure.HOST_DOWN
     status = queue.profile.status(failure)
+    if negotiation.detail:
+        status = Status(status.code, f"{status.text}: {negotiation.detail}")
     found: dict[str, object] = {
         "host": host.host.host,
         "preference": host.host.preference,

@@ -279,7 +279,7 @@ _POLICY_STATUSES = {
     Failure.STS_CERTIFICATE: Status("4.7.5", "Server certificate not verified"),
     Failure.DANE_NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),
     Failure.DANE_MISMATCH: Status("4.7.5", "Server certificate not verified"),
-    Failure.DANE_LOOKUP: Status("4.7.5", "TLSA lookup error for"),
+    Failure.DANE_LOOKUP: Status("4.7.5", "TLSA lookup error"),
     Failure.DANE_REQUIRED: Status("4.7.5", "DANE required"),
     Failure.REQUIRETLS: Status(
         "5.7.30", "Sender requested REQUIRETLS, but no server was found that supports REQUIRETLS"

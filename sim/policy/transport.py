@@ -99,7 +99,7 @@ def dane_rule(dane: DaneUse, dnssec: Dnssec, tlsa: Tlsa, usage: int, host: str =
     if dane == "none":
         return None
     if dnssec in (Dnssec.BOGUS, Dnssec.LOOKUP_FAILS):  # RFC 7672 s.2.1.2: treat as unreachable
-        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"{host}:25 ({dnssec.value})")
+        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"for {host}:25 ({dnssec.value})")
     if dnssec is Dnssec.SECURE and tlsa in (Tlsa.MATCH, Tlsa.MISMATCH):
         return HostRule(Governs.DANE, "tlsa", usage=usage, tlsa=tlsa)
     if dnssec is Dnssec.SECURE and tlsa is Tlsa.UNUSABLE:
