@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.durations import Duration
-from sim.scenario.policies import MtaStsPolicy, Outage, PopulationPolicies, Publishing, Rua
+from sim.scenario.policies import DomainName, HostName, MtaStsPolicy, Outage, PopulationPolicies, Publishing, Rua
 from sim.vocabulary import (
     TLS_ALIASES,
     ClientCertificatePolicy,
@@ -274,7 +274,7 @@ class Outages(Strict):
 class RemoteHost(Strict):
     """A remote SMTP host: its TLS capability, inbound policy, capacity and availability."""
 
-    host: str
+    host: HostName
     preference: int = Field(10, ge=0, le=65535)
     tls: ServerTls = ServerTls.TRUSTED
     # RFC 3207 s.4: a server that requires TLS answers "530 Must issue a STARTTLS
@@ -305,29 +305,13 @@ class RemoteHost(Strict):
     # RFC 8689: whether it advertises REQUIRETLS ("as of 2025, only a few servers").
     requiretls: bool = False
 
-    @field_validator("host")
-    @classmethod
-    def _hostname(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not is_domain(value):
-            raise ValueError("not a host name (accepted: a DNS name such as mx1.example.com)")
-        return value
-
 
 class RemoteDomain(Strict):
-    name: str
+    name: DomainName
     mx: list[RemoteHost] = Field(min_length=1)
     mta_sts: MtaStsPolicy | None = None
     dnssec: Dnssec = Field(Dnssec.INSECURE, description="its zone, as a validating resolver sees it")
     tls_rpt: Rua | None = Field(None, description="TLS-RPT rua: mailto:... or https://...")
-
-    @field_validator("name")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not is_domain(value):
-            raise ValueError("not a domain name (accepted: a DNS name such as example.com)")
-        return value
 
 
 class Population(Strict):

@@ -18,6 +18,20 @@ from sim.vocabulary import Dnssec, PolicyHost, StsMode, Tlsa, is_domain
 MAX_AGE_LIMIT = 31_557_600.0  # RFC 8461 s.3.2: max_age at most one year
 
 
+def _dns_name(kind: str, example: str) -> AfterValidator:
+    def check(value: str) -> str:
+        value = value.strip().lower()
+        if not is_domain(value):
+            raise ValueError(f"not a {kind} (accepted: a DNS name such as {example})")
+        return value
+
+    return AfterValidator(check)
+
+
+HostName = Annotated[str, _dns_name("host name", "mx1.example.com")]
+DomainName = Annotated[str, _dns_name("domain name", "example.com")]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -131,18 +145,10 @@ class PublishedMx(Strict):
     """One of our inbound MX hosts: its DNS name, and the virtual server behind it (whose
     certificate it serves: a certificate without this name fails verifying senders)."""
 
-    host: str
+    host: HostName
     virtual_server: str
     preference: int = Field(10, ge=0, le=65535)
     down: list[Outage] = Field(default_factory=list, description="periods when this MX does not answer")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not is_domain(value):
-            raise ValueError("not a host name (accepted: a DNS name such as mx1.contoso.com)")
-        return value
 
 
 class Publishing(Strict):
@@ -153,18 +159,10 @@ class Publishing(Strict):
     name, what its TLSA records say of the certificate it serves.
     """
 
-    domain: str
+    domain: DomainName
     mx: list[PublishedMx] = Field(default_factory=list, description="our MX hosts: host, virtual_server, preference")
     mta_sts: MtaStsPolicy | None = None
     dnssec: Dnssec = Dnssec.INSECURE
     tlsa: dict[str, Tlsa] = Field(default_factory=dict, description="MX host -> none | match | mismatch | unusable")
     tlsa_usage: Literal[2, 3] = 3
     tls_rpt: Rua | None = Field(None, description="rua: mailto:... or https://...")
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not is_domain(value):
-            raise ValueError("not a domain name (accepted: a DNS name such as contoso.com)")
-        return value
