@@ -29,6 +29,7 @@ from rich.table import Table
 
 from sim.durations import parse_duration
 from sim.errors import ScenarioError
+from sim.importers.cli import import_app
 from sim.mta.profiles import PROFILES
 from sim.pki.authorities import our_certificate
 from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
@@ -307,6 +308,8 @@ def report(folder: Annotated[Path, typer.Argument(help="a sweep's results folder
         _fail(str(exc))
     out.print(f"wrote runs, summary and plots for {result.manifest['runs']} runs to {folder}", highlight=False)
 
+
+app.add_typer(import_app, name="import")
 
 cert_app = typer.Typer(help="Inspect and make X.509 certificates for scenarios.", no_args_is_help=True)
 app.add_typer(cert_app, name="cert")

@@ -1,0 +1,1 @@
+"""Importers: real configurations and mail logs -> the same YAML files a user would write."""
