@@ -34,6 +34,7 @@ from sim.mta.profiles import PROFILES
 from sim.pki.authorities import our_certificate
 from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
 from sim.plan import build_plan
+from sim.probe.cli import probe as probe_command
 from sim.results import write_atomic
 from sim.run import run as run_scenario
 from sim.scenario.loader import load_scenario, read_yaml, scenario_json_schema
@@ -310,6 +311,7 @@ def report(folder: Annotated[Path, typer.Argument(help="a sweep's results folder
 
 
 app.add_typer(import_app, name="import")
+app.command("probe")(probe_command)
 
 cert_app = typer.Typer(help="Inspect and make X.509 certificates for scenarios.", no_args_is_help=True)
 app.add_typer(cert_app, name="cert")

@@ -1,0 +1,63 @@
+"""``tlssim probe``: the command line of the probe."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sim.durations import parse_duration
+from sim.errors import ScenarioError
+from sim.importers.text import read_text_lines, write_yaml
+from sim.probe.dns import DnsResolver
+from sim.probe.run import probe_domains
+from sim.scenario.model import Remotes
+from sim.vocabulary import is_domain
+
+out = Console()
+err = Console(stderr=True)
+
+
+def probe(
+    domains: Annotated[list[str] | None, typer.Argument(help="recipient domains", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="a file of domains, one per line")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="the remote-world file to write")] = Path("remotes.yaml"),
+    timeout: Annotated[str, typer.Option(help="deadline per host, for the whole session")] = "20s",
+    concurrency: Annotated[int, typer.Option(help="sessions at once", min=1, max=64)] = 8,
+    cafile: Annotated[Path | None, typer.Option(help="trust these roots instead of the system's")] = None,
+) -> None:
+    """Probe recipient domains' MX hosts (EHLO, STARTTLS, certificate; never MAIL, RCPT or DATA)
+    and their MTA-STS, DANE and TLS-RPT records; write a remote-world file."""
+    try:
+        deadline = parse_duration(timeout)
+    except ValueError as exc:
+        _fail(f"--timeout = {timeout!r}: {exc}")
+    names = [d.strip().lower() for d in domains or []]
+    try:
+        if file is not None:
+            names += [line.split("#", 1)[0].strip().lower() for _, line in read_text_lines(file)]
+    except ScenarioError as exc:
+        _fail(str(exc))
+    names = [n for n in dict.fromkeys(names) if n]
+    bad = [n for n in names if not is_domain(n)]
+    if bad:
+        _fail(f"domain = {bad[0]!r}: not a domain name (accepted: a DNS name such as example.com)")
+    if not names:
+        _fail("no domains given (accepted: DOMAIN... or --file FILE)")
+    cafile_text = str(cafile) if cafile is not None else None
+    document, notes = asyncio.run(
+        probe_domains(names, DnsResolver(deadline), deadline=deadline, concurrency=concurrency, cafile=cafile_text)
+    )
+    Remotes.model_validate(document)  # what we write must load
+    header = [f"Probed by tlssim on {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}: what each host showed.", *notes]
+    write_yaml(out_file, document, header)
+    out.print(f"wrote {out_file}: {len(document['domains'])} domain(s)", highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
