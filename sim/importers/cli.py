@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from sim.errors import ScenarioError
+from sim.importers.exchange import import_exchange
+from sim.importers.exchange2003 import import_exchange2003
 from sim.importers.maillog import OBSERVED_COLUMNS, observed_rows, read_maillog
-from sim.importers.postfix import import_postfix
+from sim.importers.postfix import Imported, import_postfix
 from sim.importers.text import write_yaml
 from sim.importers.whatif import CAPABILITY_NOTES, hourly_profile, relative, remote_world, traffic_of
 from sim.results import write_atomic
@@ -46,9 +49,49 @@ def postfix(
     except ScenarioError as exc:
         _fail(str(exc))
         return
-    Organisation.model_validate(imported.document)  # what we write must load
+    _write_topology(imported, [postconf], out_dir)
+
+
+@import_app.command("exchange")
+def exchange(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Export-Clixml of Get-SendConnector, Get-TransportService, Get-ReceiveConnector"),
+    ],
+    out_dir: OutDir,
+) -> None:
+    """Exchange 2007-SE exports -> DIR/topology.yaml (profile exchange2016)."""
+    try:
+        imported = import_exchange(files)
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    _write_topology(imported, files, out_dir)
+
+
+@import_app.command("exchange2003")
+def exchange2003(
+    ldif: Annotated[Path, typer.Argument(help="ldifde export of SMTP virtual servers and connectors")],
+    out_dir: OutDir,
+) -> None:
+    """An Exchange 2000/2003 LDIFDE export -> DIR/topology.yaml (profile exchange2003)."""
+    try:
+        imported = import_exchange2003(ldif)
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    _write_topology(imported, [ldif], out_dir)
+
+
+def _write_topology(imported: Imported, sources: list[Path], out_dir: Path) -> None:
+    try:
+        Organisation.model_validate(imported.document)  # what we write must load
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        _fail(f"{sources[0]}: the imported organisation is not valid at {where}: {error['msg']}")
     header = [
-        f"Imported by tlssim from {postconf.name} on {dt.date.today().isoformat()}.",
+        f"Imported by tlssim from {', '.join(s.name for s in sources)} on {dt.date.today().isoformat()}.",
         "Settings that matter to TLS but that tlssim does not model (or models differently):",
         *(f"  {note}" for note in imported.notes),
     ]

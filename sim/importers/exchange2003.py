@@ -1,0 +1,172 @@
+"""``tlssim import exchange2003``: an LDIFDE export of the SMTP virtual servers and SMTP
+connectors from Active Directory -> an organisation file (reference probe-and-import.md
+B4). The IIS metabase is a one-way replica of AD, so AD is the source.
+
+LDIF rules (RFC 2849): ``attr: value`` per line, ``attr:: base64``, a line starting
+with one space continues the previous one, multi-valued attributes repeat, entries
+are separated by blank lines. Timers are in minutes. The attribute names of the
+remote-queue timers are NOT VERIFIED against a real export (the KB text is cut off);
+they follow the metabase names.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+from sim.errors import NO_VALUE, ScenarioError
+from sim.importers.postfix import Imported
+from sim.importers.text import read_text_lines
+
+_NAME = re.compile(r"[^A-Za-z0-9._-]")
+TLS_REQUIRED = 4  # msExchSmtpOutboundSecurityFlag bit: the "TLS encryption" box
+
+
+def read_ldif(path: Path) -> list[tuple[int, dict[str, list[str]]]]:
+    """Entries as (first line number, attribute -> values), attribute names lower-cased."""
+    entries: list[tuple[int, dict[str, list[str]]]] = []
+    current: dict[str, list[str]] = {}
+    start, last = 0, ""
+    for number, line in read_text_lines(path):
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if current:
+                entries.append((start, current))
+            current, last = {}, ""
+            continue
+        if line.startswith(" "):
+            if not last:
+                raise ScenarioError(path, f"line {number}", line.strip()[:40], "a continuation line outside an entry")
+            current[last][-1] += line[1:]
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise ScenarioError(path, f"line {number}", line[:60], "not an LDIF line (accepted: attribute: value)")
+        if value.startswith(":"):  # base64
+            try:
+                value = base64.b64decode(value[1:].strip()).decode("utf-8", "replace")
+            except ValueError:
+                raise ScenarioError(path, f"line {number}", value[:40], "bad base64 value") from None
+        if not current:
+            start = number
+        last = name.strip().lower()
+        current.setdefault(last, []).append(value.strip())
+    if current:
+        entries.append((start, current))
+    return entries
+
+
+def _dn_parts(dn: str) -> list[tuple[str, str]]:
+    return [(key, value) for key, _, value in (part.partition("=") for part in re.split(r",(?=\w+=)", dn)) if value]
+
+
+def _virtual_server_of(dn: str) -> tuple[str, str] | None:
+    """``CN=1,CN=SMTP,CN=Protocols,CN=<server>,CN=Servers,...`` -> (server, virtual server)."""
+    parts = _dn_parts(dn)
+    values = [v for _, v in parts]
+    for i in range(len(values) - 3):
+        if values[i + 1].upper() == "SMTP" and values[i + 2].lower() == "protocols":
+            return _NAME.sub("-", values[i + 3]), f"vs{_NAME.sub('-', values[i])}"
+    return None
+
+
+def _minutes(entry: dict[str, list[str]], name: str) -> float | None:
+    value = entry.get(name.lower(), [None])[0]
+    return float(value) * 60 if value is not None and value.isdigit() else None
+
+
+def import_exchange2003(path: Path) -> Imported:
+    notes: list[str] = []
+    servers: dict[str, dict[str, Any]] = {}
+    connectors = []
+    for number, entry in read_ldif(path):
+        dn = entry.get("dn", [""])[0]
+        classes = {c.lower() for c in entry.get("objectclass", [])}
+        located = _virtual_server_of(dn)
+        if located is not None and ("protocolcfgsmtpserver" in classes or not classes):
+            _virtual_server(entry, located, servers, notes)
+        elif "msexchroutingsmtpconnector" in classes or "routinglist" in entry:
+            connectors.append((number, entry))
+        else:
+            notes.append(f"line {number}: entry {dn[:60]} not used")
+    if not servers:
+        raise ScenarioError(path, "", NO_VALUE, "no SMTP virtual server entries (CN=<n>,CN=SMTP,CN=Protocols,...)")
+    document = {
+        "organisation": "imported",
+        "profile": "exchange2003",
+        "routing_groups": [{"name": "rg"}],
+        "servers": list(servers.values()),
+        "connectors": [_connector(path, number, entry, servers, notes) for number, entry in connectors],
+    }
+    return Imported(document, notes)
+
+
+def _virtual_server(
+    entry: dict[str, list[str]], located: tuple[str, str], servers: dict[str, dict[str, Any]], notes: list[str]
+) -> None:
+    server_name, vs_name = located
+    vs: dict[str, Any] = {"name": vs_name}
+    flags = entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0]
+    vs["outbound_tls"] = "required" if flags.isdigit() and int(flags) & TLS_REQUIRED else "off"
+    delivery: dict[str, Any] = {}
+    retries = entry.get("msexchsmtpremotequeueretries", [""])[0]
+    steps = [int(x) * 60 for x in retries.split(",") if x.strip().isdigit()]
+    for field, value in zip(("first_retry", "second_retry", "third_retry", "subsequent_retry"), steps, strict=False):
+        delivery[field] = value
+    for attribute, field in (
+        ("msExchSmtpRemoteQueueDelayNotification", "delay_notification"),
+        ("msExchSmtpRemoteQueueExpirationTimeout", "expiration_timeout"),
+    ):
+        seconds = _minutes(entry, attribute)
+        if seconds is not None:
+            delivery[field] = seconds
+    if delivery:
+        vs["delivery"] = delivery
+    for attribute, field in (
+        ("msexchsmtpmaxoutgoingconnections", "max_connections"),
+        ("msexchsmtpmaxoutgoingconnectionsperdomain", "max_connections_per_domain"),
+    ):
+        count = entry.get(attribute, [""])[0]
+        if count.isdigit():
+            vs[field] = int(count)
+    smart = entry.get("msexchsmtpsmarthost", [""])[0]
+    if smart:
+        notes.append(f"{server_name}/{vs_name}: smart host {smart}: not imported on the virtual server (add a relay)")
+    server = servers.setdefault(server_name, {"name": server_name, "routing_group": "rg", "virtual_servers": []})
+    server["virtual_servers"].append(vs)
+
+
+def _connector(
+    path: Path, number: int, entry: dict[str, list[str]], servers: dict[str, dict[str, Any]], notes: list[str]
+) -> dict[str, Any]:
+    name = _NAME.sub("-", entry.get("cn", [f"connector-{number}"])[0])
+    spaces = []
+    for raw in entry.get("routinglist", []):
+        kind, _, rest = raw.partition(":")
+        if kind.upper() != "SMTP":
+            notes.append(f"{name}: address space {raw} is not SMTP: skipped")
+            continue
+        pattern, _, cost = rest.partition(";")
+        spaces.append({"pattern": pattern.strip(), "cost": int(cost) if cost.strip().isdigit() else 1})
+    sources = []
+    for dn in entry.get("msexchsourcebridgeheadserversdn", []):
+        located = _virtual_server_of(dn)
+        if located is not None and located[0] in servers:
+            sources.append(f"{located[0]}/{located[1]}")
+    if not sources:
+        raise ScenarioError(
+            path, f"line {number}: msExchSourceBridgeheadServersDN", NO_VALUE, "no source virtual server in the export"
+        )
+    connector: dict[str, Any] = {"name": name, "source": sources, "address_spaces": spaces}
+    flags = entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0]
+    if flags.isdigit() and int(flags) & TLS_REQUIRED:
+        connector["tls"] = "required"
+    smart = [h.strip().strip("[]").lower() for h in entry.get("msexchsmtpsmarthost", [""])[0].split(";") if h.strip()]
+    if smart:
+        connector.update(delivery="smart_host", smart_hosts=smart)
+        notes.append(f"{name}: smart hosts {', '.join(smart)}: add them to the remote world's hosts")
+    notes.append(f"{name}: scope (organisation or routing group) is not in the export: organisation assumed")
+    return connector

@@ -1,0 +1,254 @@
+"""Exchange importers on exports made here in the real formats (CLIXML, LDIF)."""
+
+from __future__ import annotations
+
+import base64
+
+import yaml
+from typer.testing import CliRunner
+
+from sim.cli import app
+from sim.scenario.model import Organisation
+
+runner = CliRunner()
+NS = "http://schemas.microsoft.com/powershell/2004/04"
+
+
+def _send_connectors():
+    """Get-SendConnector | Export-Clixml: two objects, the second with TNRef and a Ref."""
+    return f"""<Objs Version="1.1.0.1" xmlns="{NS}">
+  <Obj RefId="0">
+    <TN RefId="0">
+      <T>Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig</T>
+      <T>Microsoft.Exchange.Data.Directory.ADConfigurationObject</T>
+      <T>System.Object</T>
+    </TN>
+    <ToString>Internet</ToString>
+    <Props>
+      <S N="Name">Internet</S>
+      <B N="Enabled">true</B>
+      <Obj N="AddressSpaces" RefId="1">
+        <TN RefId="1"><T>Microsoft.Exchange.Data.MultiValuedProperty`1[[Microsoft.Exchange.Data.AddressSpace]]</T></TN>
+        <LST>
+          <Obj RefId="2"><ToString>SMTP:*;1</ToString></Obj>
+          <Obj RefId="3"><ToString>X400:c=US;a=;p=Contoso;10</ToString></Obj>
+        </LST>
+      </Obj>
+      <B N="DNSRoutingEnabled">true</B>
+      <Obj N="SmartHosts" RefId="4"><TN RefId="2"><T>MultiValuedProperty</T></TN><LST /></Obj>
+      <Obj N="SourceTransportServers" RefId="5"><TNRef RefId="2" />
+        <LST><Obj RefId="6"><ToString>EX2019A</ToString></Obj><Obj RefId="7"><ToString>EX2019B</ToString></Obj></LST>
+      </Obj>
+      <B N="RequireTLS">false</B>
+      <Nil N="TlsAuthLevel" />
+      <Nil N="TlsDomain" />
+      <B N="IgnoreSTARTTLS">false</B>
+      <B N="IsScopedConnector">false</B>
+      <I32 N="Port">25</I32>
+      <Nil N="Fqdn" />
+    </Props>
+  </Obj>
+  <Obj RefId="8">
+    <TNRef RefId="0" />
+    <ToString>Partner TLS</ToString>
+    <Props>
+      <S N="Name">Partner TLS</S>
+      <B N="Enabled">true</B>
+      <Obj N="AddressSpaces" RefId="9"><TNRef RefId="1" />
+        <LST><Obj RefId="10"><ToString>SMTP:woodgrovebank.com;5</ToString></Obj>
+             <Obj RefId="11"><ToString>Local:SMTP:*.woodgrovebank.com;5</ToString></Obj></LST>
+      </Obj>
+      <B N="DNSRoutingEnabled">false</B>
+      <Obj N="SmartHosts" RefId="12"><TNRef RefId="2" />
+        <LST><Obj RefId="13"><ToString>[192.0.2.10]</ToString></Obj><Obj RefId="14"><ToString>relay.woodgrovebank.com</ToString></Obj></LST>
+      </Obj>
+      <Ref N="SourceTransportServers" RefId="5" />
+      <B N="RequireTLS">true</B>
+      <S N="TlsAuthLevel">CertificateValidation</S>
+      <S N="TlsDomain">woodgrovebank.com</S>
+      <B N="IgnoreSTARTTLS">false</B>
+      <B N="IsScopedConnector">true</B>
+      <I32 N="Port">587</I32>
+    </Props>
+  </Obj>
+</Objs>
+"""
+
+
+def _transport_services():
+    return f"""<Objs Version="1.1.0.1" xmlns="{NS}">
+  <Obj RefId="0">
+    <TN RefId="0"><T>Microsoft.Exchange.Data.Directory.SystemConfiguration.TransportServer</T></TN>
+    <Props>
+      <S N="Name">EX2019A</S>
+      <Obj N="MessageExpirationTimeout" RefId="1"><ToString>2.00:00:00</ToString></Obj>
+      <Obj N="DelayNotificationTimeout" RefId="2"><ToString>04:00:00</ToString></Obj>
+      <I32 N="TransientFailureRetryCount">6</I32>
+      <Obj N="TransientFailureRetryInterval" RefId="3"><ToString>00:05:00</ToString></Obj>
+      <Obj N="OutboundConnectionFailureRetryInterval" RefId="4"><ToString>00:10:00</ToString></Obj>
+      <Obj N="MessageRetryInterval" RefId="5"><ToString>00:15:00</ToString></Obj>
+      <I32 N="MaxPerDomainOutboundConnections">40</I32>
+      <I32 N="MaxOutboundConnections">1000</I32>
+    </Props>
+  </Obj>
+</Objs>
+"""
+
+
+def _receive_connectors():
+    return f"""<Objs Version="1.1.0.1" xmlns="{NS}">
+  <Obj RefId="0">
+    <TN RefId="0"><T>Microsoft.Exchange.Data.Directory.SystemConfiguration.ReceiveConnector</T></TN>
+    <Props>
+      <S N="Identity">EX2019A\\Default Frontend EX2019A</S>
+      <Obj N="Bindings" RefId="1"><LST><S>[::]:25</S><S>0.0.0.0:25</S></LST></Obj>
+      <B N="RequireTLS">true</B>
+      <Obj N="AuthMechanism" RefId="2"><ToString>Tls, Integrated, BasicAuth, BasicAuthRequireTLS, ExchangeServer</ToString></Obj>
+      <Obj N="PermissionGroups" RefId="3"><ToString>AnonymousUsers, ExchangeServers, ExchangeLegacyServers</ToString></Obj>
+    </Props>
+  </Obj>
+  <Obj RefId="4">
+    <TNRef RefId="0" />
+    <Props>
+      <S N="Identity">EX2019A\\Client Frontend EX2019A</S>
+      <Obj N="Bindings" RefId="5"><LST><S>[::]:587</S></LST></Obj>
+      <B N="RequireTLS">true</B>
+      <Obj N="AuthMechanism" RefId="6"><ToString>Tls, BasicAuth</ToString></Obj>
+      <Obj N="PermissionGroups" RefId="7"><ToString>ExchangeUsers</ToString></Obj>
+    </Props>
+  </Obj>
+</Objs>
+"""
+
+
+def test_import_exchange_reads_send_transport_and_receive_exports(tmp_path):
+    files = []
+    for name, text in (("send.xml", _send_connectors()), ("transport.xml", _transport_services()),
+                       ("receive.xml", _receive_connectors())):  # fmt: skip
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        files.append(tmp_path / name)
+    result = runner.invoke(app, ["import", "exchange", *map(str, files), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out/topology.yaml").read_text()
+    document = yaml.safe_load(text)
+    Organisation.model_validate(document)
+    assert document["profile"] == "exchange2016"
+    connectors = {c["name"]: c for c in document["connectors"]}
+    internet, partner = connectors["Internet"], connectors["Partner-TLS"]
+    assert internet["address_spaces"] == [{"pattern": "*", "cost": 1}]  # the X400 space skipped
+    assert internet["source"] == ["EX2019A/default", "EX2019B/default"]
+    assert partner["address_spaces"] == [
+        {"pattern": "woodgrovebank.com", "cost": 5},
+        {"pattern": "*.woodgrovebank.com", "cost": 5},
+    ]
+    assert partner["source"] == ["EX2019A/default", "EX2019B/default"]  # resolved through <Ref>
+    assert (partner["require_tls"], partner["tls_auth_level"], partner["scope"]) == (
+        True,
+        "CertificateValidation",
+        "routing_group",
+    )
+    assert partner["smart_hosts"] == ["192.0.2.10", "relay.woodgrovebank.com"]
+    servers = {s["name"]: s["virtual_servers"][0] for s in document["servers"]}
+    assert servers["EX2019A"]["delivery"] == {
+        "expiration_timeout": 2 * 86400,
+        "delay_notification": 4 * 3600,
+        "transient_failure_retry_interval": 300,
+        "outbound_connection_failure_retry_interval": 600,
+        "transient_failure_retry_count": 6,
+    }
+    assert servers["EX2019A"]["max_connections_per_domain"] == 40
+    assert servers["EX2019A"]["inbound"] == {"tls": "offered", "strength": 128, "require_secure_channel": True}
+    assert "inbound" not in servers["EX2019B"]
+    for note in ("X400:c=US", "TlsDomain = woodgrovebank.com", "Port = 587", "MessageRetryInterval = 00:15:00",
+                 "Client Frontend EX2019A: not the anonymous port-25"):  # fmt: skip
+        assert note in text, note
+
+
+def test_a_broken_export_is_named_with_its_line(tmp_path):
+    path = tmp_path / "send.xml"
+    path.write_text(_send_connectors()[:900], encoding="utf-8")  # cut short
+    result = runner.invoke(app, ["import", "exchange", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "send.xml: line " in (result.stderr or result.output)
+    assert not (tmp_path / "out").exists()
+    other = tmp_path / "other.xml"
+    other.write_text("<html><body>not clixml</body></html>")
+    result = runner.invoke(app, ["import", "exchange", str(other), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not an Export-Clixml file" in (result.stderr or result.output)
+
+
+def _ldif():
+    org = "CN=Contoso,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=com"
+    vs_dn = (
+        f"CN=1,CN=SMTP,CN=Protocols,CN=EX2003,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,{org}"
+    )
+    note = base64.b64encode("Zürich relay".encode()).decode()
+    # ldifde folds long lines at 78 columns with a leading space (RFC 2849).
+    folded_dn = f"dn: {vs_dn}"
+    folded = "\n ".join(folded_dn[i : i + 77] for i in range(0, len(folded_dn), 77))
+    return f"""# ldifde -f smtp.ldf -r "(objectClass=protocolCfgSMTPServer)"
+{folded}
+changetype: add
+objectClass: top
+objectClass: protocolCfgSMTPServer
+cn: 1
+msExchSmtpOutboundSecurityFlag: 4
+msExchSmtpRemoteQueueRetries: 10,10,30,120
+msExchSmtpRemoteQueueDelayNotification: 720
+msExchSmtpRemoteQueueExpirationTimeout: 2880
+msExchSmtpMaxOutgoingConnections: 1000
+msExchSmtpMaxOutgoingConnectionsPerDomain: 100
+
+dn: CN=Internet,CN=Connections,CN=First Routing Group,CN=Routing Groups,CN=First Administrative Group,{org}
+changetype: add
+objectClass: top
+objectClass: msExchRoutingSMTPConnector
+cn: Internet
+routingList: SMTP:*;1
+routingList: X400:c=US;a=;p=Contoso;5
+msExchSourceBridgeheadServersDN: {vs_dn}
+msExchSmtpOutboundSecurityFlag: 0
+description:: {note}
+
+dn: CN=Relay,CN=Connections,CN=First Routing Group,CN=Routing Groups,CN=First Administrative Group,{org}
+objectClass: msExchRoutingSMTPConnector
+cn: Relay
+routingList: SMTP:partner.example;10
+msExchSourceBridgeheadServersDN: {vs_dn}
+msExchSmtpSmartHost: [192.0.2.25];relay.partner.example
+msExchSmtpOutboundSecurityFlag: 4
+"""
+
+
+def test_import_exchange2003_reads_an_ldifde_export(tmp_path):
+    path = tmp_path / "smtp.ldf"
+    path.write_text(_ldif(), encoding="utf-8")
+    result = runner.invoke(app, ["import", "exchange2003", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load((tmp_path / "out/topology.yaml").read_text())
+    Organisation.model_validate(document)
+    [server] = document["servers"]
+    vs = server["virtual_servers"][0]
+    assert (server["name"], vs["name"], vs["outbound_tls"]) == ("EX2003", "vs1", "required")
+    assert vs["delivery"] == {
+        "first_retry": 600,
+        "second_retry": 600,
+        "third_retry": 1800,
+        "subsequent_retry": 7200,
+        "delay_notification": 720 * 60,
+        "expiration_timeout": 2880 * 60,
+    }
+    connectors = {c["name"]: c for c in document["connectors"]}
+    assert connectors["Internet"]["address_spaces"] == [{"pattern": "*", "cost": 1}]
+    assert connectors["Internet"]["source"] == ["EX2003/vs1"]
+    assert "tls" not in connectors["Internet"]
+    relay = connectors["Relay"]
+    assert (relay["tls"], relay["smart_hosts"]) == ("required", ["192.0.2.25", "relay.partner.example"])
+
+
+def test_a_bad_ldif_line_is_named(tmp_path):
+    path = tmp_path / "smtp.ldf"
+    path.write_text(_ldif().replace("cn: Internet\n", "this line has no colon\n"), encoding="utf-8")
+    result = runner.invoke(app, ["import", "exchange2003", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "smtp.ldf: line " in (result.stderr or result.output)
