@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,12 +45,7 @@ def postfix(
     transport_map: Annotated[Path | None, typer.Option(help="transport_maps source file")] = None,
 ) -> None:
     """A Postfix configuration -> DIR/topology.yaml (profile postfix)."""
-    try:
-        imported = import_postfix(postconf, policy_map, transport_map)
-    except ScenarioError as exc:
-        _fail(str(exc))
-        return
-    _write_topology(imported, [postconf], out_dir)
+    _write_topology(lambda: import_postfix(postconf, policy_map, transport_map), [postconf], out_dir)
 
 
 @import_app.command("exchange")
@@ -61,12 +57,7 @@ def exchange(
     out_dir: OutDir,
 ) -> None:
     """Exchange 2007-SE exports -> DIR/topology.yaml (profile exchange2016)."""
-    try:
-        imported = import_exchange(files)
-    except ScenarioError as exc:
-        _fail(str(exc))
-        return
-    _write_topology(imported, files, out_dir)
+    _write_topology(lambda: import_exchange(files), files, out_dir)
 
 
 @import_app.command("exchange2003")
@@ -75,15 +66,16 @@ def exchange2003(
     out_dir: OutDir,
 ) -> None:
     """An Exchange 2000/2003 LDIFDE export -> DIR/topology.yaml (profile exchange2003)."""
+    _write_topology(lambda: import_exchange2003(ldif), [ldif], out_dir)
+
+
+def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: Path) -> None:
+    """Run one importer and write its organisation; a user mistake ends with exit 2."""
     try:
-        imported = import_exchange2003(ldif)
+        imported = make()
     except ScenarioError as exc:
         _fail(str(exc))
         return
-    _write_topology(imported, [ldif], out_dir)
-
-
-def _write_topology(imported: Imported, sources: list[Path], out_dir: Path) -> None:
     try:
         Organisation.model_validate(imported.document)  # what we write must load
     except ValidationError as exc:
