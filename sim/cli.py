@@ -98,8 +98,9 @@ def run(
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder [default: results/<name>]")] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's run.seed", min=0)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no tables")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="write report.html, report.md, figures")] = True,
 ) -> None:
-    """Simulate a scenario, print its summary and write its tables."""
+    """Simulate a scenario, print its summary and write its tables and report."""
     scenario = _load(scenario_file, seed)
     _print_notes(scenario)
     target = out_dir if out_dir is not None else Path("results") / scenario.name
@@ -118,6 +119,10 @@ def run(
             result = run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
     try:
         written = result.write(target)
+        if report:
+            from sim.report.page import write_report  # matplotlib only when a report is wanted
+
+            written += write_report(result, target)
     except OSError as exc:
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
     if not quiet:

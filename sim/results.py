@@ -70,6 +70,9 @@ PER_DOMAIN_COLUMNS = tuple(
         "expired",
         "delay_dsn",
         "queued_at_end",
+        "tls_level",
+        "last_failure",
+        "last_status",
         "connections",
         "delay_mean_s",
         "delay_max_s",
@@ -86,10 +89,13 @@ INBOUND_COLUMNS = tuple(
         "lost",
         "queued_remote_at_end",
         "delay_mean_s",
+        "last_refusal",
     ]
 )
 NDR_COLUMNS = ("domain", "status", "reason", "count")
 QUEUE_COLUMNS = ("time_s", "queue", "depth", "in_retry")
+EVENT_COLUMNS = ("time_s", "delivered", "ndr", "expired", "delay_dsn")
+"""Cumulative counts at each sample instant (events.csv): when NDRs and delay notices come."""
 
 
 @dataclass
@@ -111,6 +117,9 @@ class RunResult:
     # RFC 8460 reports as (file name, JSON document): received by us, sent by our senders.
     tlsrpt_received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     tlsrpt_sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[float, int, int, int, int]] = field(default_factory=list)
+    delay_histogram: list[tuple[float, int]] = field(default_factory=list)  # (bin lower edge s, count)
+    timers: dict[str, float] = field(default_factory=dict)  # the sending profile's notice and expiry
 
     @classmethod
     def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, wall: float) -> RunResult:
@@ -154,6 +163,9 @@ class RunResult:
                 "expired": s.expired,
                 "delay_dsn": s.delay_notices,
                 "queued_at_end": s.queued,
+                "tls_level": s.tls_level,
+                "last_failure": s.last_failure,
+                "last_status": str(s.last) if s.last is not None else "",
                 "connections": s.connections,
                 "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
                 "delay_max_s": s.delay_max if s.delivered else math.nan,
@@ -172,6 +184,7 @@ class RunResult:
                 "lost": s.ndr,
                 "queued_remote_at_end": s.queued,
                 "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
+                "last_refusal": str(s.last) if s.last is not None else "",
             }
             for s in sorted(inbound.domains.values(), key=lambda s: s.domain)
         ]
@@ -203,6 +216,9 @@ class RunResult:
             inbound_rows=senders,
             tlsrpt_received=received,
             tlsrpt_sent=sent,
+            events=metrics.events,
+            delay_histogram=delays.histogram(),
+            timers=_timers(world),
             manifest_extra={"changes": [{"at_s": c.at, "set": c.set} for c in scenario.changes]},
         )
 
@@ -223,6 +239,10 @@ class RunResult:
     @property
     def ndr(self) -> pd.DataFrame:
         return pd.DataFrame(self.ndr_rows, columns=list(NDR_COLUMNS))
+
+    @property
+    def event_series(self) -> pd.DataFrame:
+        return pd.DataFrame(self.events, columns=list(EVENT_COLUMNS))
 
     @property
     def queues(self) -> pd.DataFrame:
@@ -268,12 +288,24 @@ class RunResult:
             write_atomic(out / "ndr.csv", lambda p: self.ndr.to_csv(p, index=False)),
             write_atomic(out / "queues.csv", lambda p: self.queues.to_csv(p, index=False)),
             write_atomic(out / "inbound.csv", lambda p: self.inbound.to_csv(p, index=False)),
+            write_atomic(out / "events.csv", lambda p: self.event_series.to_csv(p, index=False)),
             write_atomic(
                 out / "manifest.json",
                 lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8"),
             ),
         ]
         return written
+
+
+def _timers(world: World) -> dict[str, float]:
+    """The first sender's delay-notice and expiry timeouts (for the report's figures)."""
+    plan = world.plan
+    server = plan.organisation.servers[0]
+    profile = plan.server_profile[server.name].with_delivery(server.virtual_servers[0].delivery)
+    timers = {"expiry": profile.expiration_timeout}
+    if profile.delay_notification:
+        timers["delay notice"] = profile.delay_notification
+    return timers
 
 
 def _describe_policies(world: World) -> PolicyText:

@@ -81,6 +81,8 @@ class Simulation:
             rows = [(now, queue.name, queue.depth, queue.in_retry) for queue in world.queues.values() if queue.depth]
             samples.append((now, TOTAL_QUEUE, sum(row[2] for row in rows), any(row[3] for row in rows)))
             samples.extend(rows)
+            metrics = self.metrics
+            metrics.events.append((now, metrics.delivered, metrics.bounced, metrics.expired, metrics.delay_notices))
             if now + interval <= duration:
                 Timeout(env, interval).callbacks.append(sample)
 

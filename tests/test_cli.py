@@ -159,11 +159,18 @@ def test_run_writes_all_tables_and_manifest(tmp_path):
     result = invoke("run", str(ROOT / "scenarios/article-force-tls.yaml"), "--out", str(out), "--quiet", "--seed", "3")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        "delays.png",
+        "domains.png",
+        "events.csv",
+        "events.png",
         "inbound.csv",
         "manifest.json",
         "ndr.csv",
         "per_domain.csv",
         "queues.csv",
+        "queues.png",
+        "report.html",
+        "report.md",
         "summary.csv",
     ]
     manifest = json.loads((out / "manifest.json").read_text())

@@ -107,6 +107,7 @@ class BackoffQueue(DeliveryQueue):
         self.busy -= 1
         failure = outcome.failure or Failure.HOST_DOWN
         status = self._status_of(outcome)
+        message.stats.last_failure = failure.value
         if failure in RETURNS_REQUIRETLS:
             # Every MX was tried (soft non-final): the REQUIRETLS message is returned.
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
@@ -182,7 +183,7 @@ class BackoffQueue(DeliveryQueue):
             metrics.deferrals_suspended += 1
         else:
             metrics.deferrals += 1
-        message.last = status
+        message.last = message.stats.last = status
         if metrics.trace is not None:
             self._trace(message, "suspended" if suspended else "deferred", str(status))
         event_time = int(now)  # simulated time is never negative: int() floors

@@ -22,10 +22,13 @@ class DomainStats:
         "delivered_verified",
         "domain",
         "expired",
+        "last",
+        "last_failure",
         "messages",
         "ndr",
         "refusals",
         "route",
+        "tls_level",
     )
 
     def __init__(self, domain: str) -> None:
@@ -43,6 +46,9 @@ class DomainStats:
         self.delay_sum = 0.0
         self.delay_max = 0.0
         self.route = ""
+        self.tls_level = ""  # the TLS level in force on its route
+        self.last: Status | None = None  # the last deferral or NDR status seen
+        self.last_failure = ""  # and its kind (Failure value)
 
     @property
     def queued(self) -> int:

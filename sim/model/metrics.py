@@ -12,7 +12,7 @@ from typing import Any
 from sim.model.message import DomainStats, Message
 from sim.model.sketch import LatencySketch
 from sim.model.tlsrpt import TlsRptLog
-from sim.vocabulary import Channel
+from sim.vocabulary import Channel, Status
 
 TraceRecord = tuple[float, int, str, str]
 """(time in seconds, message id, event, detail): the exact timeline, when tracing."""
@@ -40,6 +40,8 @@ class Metrics:
         self.peak_depth = 0
         self.peak_time = 0.0
         self.samples: list[tuple[float, str, int, bool]] = []
+        # Cumulative (time, delivered, NDRs, expired, delay notices) at each sample instant.
+        self.events: list[tuple[float, int, int, int, int]] = []
         self.trace: list[TraceRecord] | None = [] if trace else None
 
     def domain(self, name: str) -> DomainStats:
@@ -94,6 +96,7 @@ class Metrics:
             self.expired += 1
             message.stats.expired += 1
         self.ndr[(message.stats.domain, status, reason)] += 1
+        message.stats.last = Status(status, reason)
         if self.trace is not None:
             self.trace.append((now, message.id, "expired" if expired else "bounced", f"{status} {reason}"))
 

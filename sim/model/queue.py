@@ -212,6 +212,7 @@ class DeliveryQueue:
         one); or bounce it at once on a 5xx."""
         if outcome.channel is None:
             self.metrics.rejections += 1
+            message.stats.last_failure = (outcome.failure or Failure.MUST_STARTTLS).value
             status = self.profile.status(outcome.failure or Failure.MUST_STARTTLS)
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
             return
@@ -341,7 +342,9 @@ class QueueRetry(DeliveryQueue):
                 self._deliver(message, link, outcome)
                 return
             self.metrics.deferrals += 1
-            self._trace(message, "deferred", str(self._status_of(outcome)))
+            status = self._status_of(outcome)
+            message.stats.last, message.stats.last_failure = status, (outcome.failure or Failure.HOST_DOWN).value
+            self._trace(message, "deferred", str(status))
         super().accept(message)
 
     def _pump(self) -> None:
@@ -363,7 +366,9 @@ class QueueRetry(DeliveryQueue):
         status = self._status_of(outcome)
         self.last_failure = status
         self.metrics.deferrals += 1
-        self._trace(self.pending[0], "deferred", str(status))
+        head = self.pending[0]
+        head.stats.last, head.stats.last_failure = status, (outcome.failure or Failure.HOST_DOWN).value
+        self._trace(head, "deferred", str(status))
         if not self._deadline_timers:
             self._expire_and_notify_due(now)
         retry = self.profile.retry

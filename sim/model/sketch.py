@@ -33,6 +33,10 @@ class LatencySketch:
         if value < self.minimum:
             self.minimum = value
 
+    def histogram(self) -> list[tuple[float, int]]:
+        """(bin lower edge in seconds, count), in order: the distribution, for plots."""
+        return [(0.0 if i < 0 else _FLOOR * _GAMMA**i, n) for i, n in sorted(self._bins.items())]
+
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan

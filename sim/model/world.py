@@ -133,6 +133,7 @@ class World:
         dispatch = self.dispatch(source_server, stats.domain)
         if not stats.route:
             stats.route = dispatch.route_label
+            stats.tls_level = dispatch.queues[0].policy.level.value if dispatch.route.decision.routes else ""
         queues = dispatch.queues
         if len(queues) == 1:
             queues[0].submit(message)
