@@ -59,3 +59,33 @@ def test_per_domain_explains_outcomes(report):
     assert (old["tls_level"], old["last_failure"]) == ("required", "no-starttls")
     assert old["last_status"].startswith("4.4.7 Could not deliver the message in the time limit specified")
     assert rows["fabrikam.com"]["last_status"] == ""
+
+
+def test_compare_tells_the_articles_story_on_one_page(tmp_path):
+    args = ["compare", str(ROOT / "scenarios/article-baseline.yaml"), str(ROOT / "scenarios/article-force-tls.yaml")]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "compare.md").read_text()
+    assert "- NDRs: 0 -> 7,286" in markdown
+    assert "- share of delivered mail over TLS: 0.0% -> 100.0%" in markdown
+    changed = [line for line in markdown.splitlines() if line.startswith("- ") and "->" in line and ":" in line]
+    assert any(line.startswith("- oldsendmail.example: NDRs 0 -> 4334") and "no-starttls" in line for line in changed)
+    assert any(line.startswith("- brokentls.example:") and "handshake" in line for line in changed)
+    import csv
+
+    rows = {row["metric"]: row for row in csv.DictReader((tmp_path / "compare.csv").open())}
+    assert float(rows["out_ndr"]["difference"]) == 7286
+    page = (tmp_path / "compare.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == 2 and "https://" not in page
+
+
+def test_compare_with_replications_gives_a_paired_interval(tmp_path):
+    base = ROOT / "scenarios/article-baseline.yaml"
+    whatif = ROOT / "scenarios/article-force-tls.yaml"
+    args = ["compare", str(base), str(whatif), "--out", str(tmp_path), "--replications", "3"]
+    assert runner.invoke(app, args).exit_code == 0
+    import csv
+
+    rows = {row["metric"]: row for row in csv.DictReader((tmp_path / "compare.csv").open())}
+    assert float(rows["out_ndr"]["difference_ci95"]) > 0
+    assert float(rows["out_messages"]["difference"]) == 0  # same arrivals in both: common random numbers

@@ -1,0 +1,176 @@
+"""``tlssim compare BASE WHATIF``: today's policy beside the proposed one, on the same
+random streams (common random numbers), with every summary metric side by side, what
+changed per domain and why, and the figures overlaid."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sim.experiment.analysis import half_width
+from sim.report import figures
+from sim.report.page import STYLE, _image, _table, headline
+from sim.results import SUMMARY_COLUMNS, RunResult, write_atomic
+from sim.run import run
+from sim.scenario.model import Scenario
+
+KEY_METRICS = (
+    "out_messages",
+    "out_delivered",
+    "out_delivered_tls",
+    "out_tls_share",
+    "out_ndr",
+    "out_ndr_rate",
+    "out_delay_dsn",
+    "out_queued_at_end",
+    "peak_queue_depth",
+    "delay_p95_s",
+    "in_accepted",
+    "in_lost",
+)
+
+
+@dataclass
+class Comparison:
+    base: list[RunResult]
+    whatif: list[RunResult]
+
+    def metric_rows(self) -> list[dict[str, Any]]:
+        """Every numeric summary metric: base, what-if, difference, and the paired 95%
+        half-width of the difference when replicated."""
+        rows = []
+        for name in SUMMARY_COLUMNS:
+            base = [r.summary_row[name] for r in self.base]
+            whatif = [r.summary_row[name] for r in self.whatif]
+            if not all(isinstance(v, (int, float)) for v in base + whatif) or name in ("seed", "replication"):
+                continue
+            diffs = [w - b for b, w in zip(base, whatif, strict=True)]
+            row = {"metric": name, "base": _mean(base), "whatif": _mean(whatif), "difference": _mean(diffs)}
+            if len(diffs) > 1:
+                row["difference_ci95"] = half_width(np.asarray(diffs, dtype=float))
+            rows.append(row)
+        return rows
+
+    def domain_changes(self) -> list[dict[str, Any]]:
+        """The domains whose outcome changed (first replication), and why."""
+        base = {r["domain"]: r for r in self.base[0].per_domain_rows}
+        whatif = {r["domain"]: r for r in self.whatif[0].per_domain_rows}
+        changes = []
+        for domain in sorted(set(base) | set(whatif)):
+            b, w = base.get(domain), whatif.get(domain)
+            if b is None or w is None:
+                continue
+            keys = ("delivered_tls", "delivered_plaintext", "ndr", "queued_at_end")
+            if all(b[k] == w[k] for k in keys) and b["route"] == w["route"] and b["tls_level"] == w["tls_level"]:
+                continue
+            changes.append(
+                {
+                    "domain": domain,
+                    "messages": w["messages"],
+                    "ndr": f"{b['ndr']} -> {w['ndr']}",
+                    "tls": f"{b['delivered_tls']} -> {w['delivered_tls']}",
+                    "plaintext": f"{b['delivered_plaintext']} -> {w['delivered_plaintext']}",
+                    "queued": f"{b['queued_at_end']} -> {w['queued_at_end']}",
+                    "why": _why(b, w),
+                }
+            )
+        return sorted(changes, key=lambda c: -int(c["messages"]))
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figures.save(figure, path)
+
+
+def _why(base: dict[str, Any], whatif: dict[str, Any]) -> str:
+    reasons = []
+    if base["route"] != whatif["route"]:
+        reasons.append(f"route {base['route']} -> {whatif['route']}")
+    if base["tls_level"] != whatif["tls_level"]:
+        reasons.append(f"TLS level {base['tls_level'] or '-'} -> {whatif['tls_level'] or '-'}")
+    if whatif["last_status"] and whatif["last_status"] != base["last_status"]:
+        reasons.append(f"{whatif['last_failure'] or 'failure'}: {whatif['last_status']}")
+    return "; ".join(reasons) or "timing"
+
+
+def _mean(values: list[Any]) -> float:
+    finite = [float(v) for v in values if not (isinstance(v, float) and math.isnan(v))]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def compare(base: Scenario, whatif: Scenario, replications: int = 1) -> Comparison:
+    """Run both ``replications`` times; replication r of each uses the same streams."""
+    return Comparison(
+        [run(base, r) for r in range(replications)],
+        [run(whatif, r) for r in range(replications)],
+    )
+
+
+def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = comparison.metric_rows()
+    changes = comparison.domain_changes()
+    base, whatif = comparison.base[0], comparison.whatif[0]
+    buffer = io.StringIO()
+    columns = ["metric", "base", "whatif", "difference", "difference_ci95"]
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(metrics)
+    written = [write_atomic(folder / "compare.csv", lambda p: p.write_text(buffer.getvalue(), encoding="utf-8"))]
+    sentences = _story(metrics, whatif)
+    title = f"tlssim: {whatif.scenario_name} against {base.scenario_name}"
+    lines = [f"# {title}", "", *(f"- {s}" for s in sentences), "", "## Domains whose outcome changed", ""]
+    lines += [f"- {c['domain']}: NDRs {c['ndr']}, TLS {c['tls']}, queued {c['queued']} ({c['why']})" for c in changes]
+    markdown = "\n".join(lines) + "\n"
+    written.append(write_atomic(folder / "compare.md", lambda p: p.write_text(markdown, encoding="utf-8")))
+    images = []
+    for name, caption, figure in (
+        ("compare-queues.png", "Total queue depth: what-if (solid) against baseline (dashed)",
+         figures.queue_figure(whatif, label="what-if: all queues", other=base)),
+        ("compare-events.png", "NDRs and delay notices: what-if against baseline", figures.events_figure(whatif, base)),
+    ):  # fmt: skip
+        written.append(write_atomic(folder / name, partial(_save, figure)))
+        images.append((folder / name, caption))
+    key = [r for r in metrics if r["metric"] in KEY_METRICS]
+    page = "\n".join(
+        [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
+            *(_image(path, caption) for path, caption in images),
+            "<h2>Key metrics</h2>",
+            _table(key, [c for c in columns if any(c in r for r in key)]),
+            "<h2>Domains whose outcome changed</h2>",
+            _table(changes, ["domain", "messages", "ndr", "tls", "plaintext", "queued", "why"])
+            if changes
+            else "<p>None.</p>",
+            "</body></html>",
+        ]
+    )
+    written.append(write_atomic(folder / "compare.html", lambda p: p.write_text(page + "\n", encoding="utf-8")))
+    return written
+
+
+def _story(metrics: list[dict[str, Any]], whatif: RunResult) -> list[str]:
+    by_name = {r["metric"]: r for r in metrics}
+    sentences = []
+    for name, label in (("out_ndr", "NDRs"), ("out_delay_dsn", "delay notices"), ("out_queued_at_end", "still queued"),
+                        ("peak_queue_depth", "peak queue"), ("in_lost", "inbound mail lost")):  # fmt: skip
+        row = by_name.get(name)
+        if row and row["base"] != row["whatif"]:
+            ci = f" (±{row['difference_ci95']:,.0f})" if "difference_ci95" in row else ""
+            sentences.append(f"{label}: {row['base']:,.0f} -> {row['whatif']:,.0f}{ci}")
+    share = by_name.get("out_tls_share")
+    if share and share["base"] == share["base"] and share["whatif"] == share["whatif"]:
+        sentences.append(f"share of delivered mail over TLS: {share['base']:.1%} -> {share['whatif']:.1%}")
+    sentences += [f"What-if: {s}" for s in headline(whatif)[1:2]]
+    return sentences or ["No difference in the summary metrics."]
