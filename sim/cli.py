@@ -27,25 +27,44 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sim.durations import parse_duration
+from sim.durations import format_duration, parse_duration
 from sim.errors import ScenarioError
 from sim.importers.cli import import_app
-from sim.mta.profiles import PROFILES
+from sim.mta.profiles import PROFILES, get_profile
 from sim.pki.authorities import our_certificate
 from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
 from sim.plan import build_plan
 from sim.probe.cli import probe as probe_command
 from sim.results import write_atomic
 from sim.run import run as run_scenario
-from sim.scenario.loader import load_scenario, read_yaml, scenario_json_schema
+from sim.scenario.loader import SCHEMA_KINDS, file_schema, load_scenario, read_yaml, scenario_json_schema
 from sim.scenario.model import CertificateSpec, Scenario
 from sim.vocabulary import is_domain
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     help="Predict what a TLS policy change does to mail flow: queues, NDRs, delays, encryption.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from sim.version import __version__
+
+        out.print(f"tlssim {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Predict what a TLS policy change does to mail flow: queues, NDRs, delays, encryption."""
+
+
 # Piped output is not squeezed to 80 columns: tables stay readable in logs and files.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
@@ -58,6 +77,9 @@ def _fail(message: str) -> NoReturn:
 
 def _load(path: Path, seed: int | None = None) -> Scenario:
     try:
+        raw = read_yaml(path)
+        if isinstance(raw, dict) and "base" in raw and "topology" not in raw:
+            _fail(f"{path}: this is an experiment file: use tlssim sweep {path}")
         return load_scenario(path, seed=seed)
     except ScenarioError as exc:
         _fail(str(exc))
@@ -99,10 +121,13 @@ def run(
     seed: Annotated[int | None, typer.Option(help="override the scenario's run.seed", min=0)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no tables")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="write report.html, report.md, figures")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object on stdout")] = False,
 ) -> None:
     """Simulate a scenario, print its summary and write its tables and report."""
     scenario = _load(scenario_file, seed)
     _print_notes(scenario)
+    _warn_before(scenario, quiet=quiet or as_json)
+    quiet = quiet or as_json
     target = out_dir if out_dir is not None else Path("results") / scenario.name
     if quiet:
         result = run_scenario(scenario)
@@ -117,6 +142,7 @@ def run(
         ) as bar:
             task = bar.add_task(f"simulating {scenario.name}", total=1.0)
             result = run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
+    result.manifest_extra.update(_provenance(scenario_file))
     try:
         written = result.write(target)
         if report:
@@ -125,7 +151,10 @@ def run(
             written += write_report(result, target)
     except OSError as exc:
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
-    if not quiet:
+    if as_json:
+        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.summary_row.items()}
+        sys.stdout.write(json.dumps(row) + "\n")
+    elif not quiet:
         _print_summary(result.summary_row)
         _print_table("Per domain", result.per_domain_rows, PER_DOMAIN_VIEW, "per_domain.csv")
         _print_table("Inbound, per sending domain", result.inbound_rows, INBOUND_VIEW, "inbound.csv")
@@ -133,7 +162,7 @@ def run(
     tables = [p.name for p in written if p.parent == target]
     reports = len(written) - len(tables)
     also = f" and {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
-    out.print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
+    (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
 
 
 @app.command()
@@ -192,6 +221,44 @@ def validate(scenario_file: ScenarioArg) -> None:
         highlight=False,
     )
     _print_notes(scenario)
+
+
+def _warn_before(scenario: Scenario, *, quiet: bool) -> None:
+    """A run too short to show expiry says so; a long run says how much mail to expect."""
+    profile = get_profile(scenario.organisation.profile)
+    vs = scenario.organisation.servers[0].virtual_servers[0]
+    expiry = profile.with_delivery(vs.delivery).expiration_timeout
+    if scenario.run.duration <= expiry and scenario.traffic.outbound:
+        err.print(
+            f"warning: the run ({format_duration(scenario.run.duration)}) is not longer than the expiration "
+            f"timeout ({format_duration(expiry)}): NDRs that forcing TLS would cause cannot show yet",
+            highlight=False,
+            soft_wrap=True,
+        )
+    expected = sum(f.rate_per_hour for f in scenario.traffic.outbound) * scenario.run.duration / 3600
+    expected += sum(f.rate_per_hour for f in scenario.traffic.inbound) * scenario.run.duration / 3600
+    if expected > 1_000_000 and not quiet:
+        err.print(f"about {expected:,.0f} messages to simulate", highlight=False)
+
+
+def _provenance(scenario_file: Path) -> dict[str, Any]:
+    """What a manifest needs to say how its results were made."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("simpy", "numpy", "pydantic", "cryptography", "networkx", "pandas", "matplotlib"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "input": str(scenario_file.resolve()),
+        "command": " ".join(sys.argv),
+        "run_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "python": platform.python_version(),
+        "dependencies": versions,
+    }
 
 
 def _print_notes(scenario: Scenario) -> None:
@@ -412,9 +479,20 @@ def cert_make(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the scenario, organisation and remote-world formats."""
-    sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
+def schema(
+    kind: Annotated[
+        str | None, typer.Option(help="what-if | organisation | remotes | experiment [default: all formats in one]")
+    ] = None,
+) -> None:
+    """Print a JSON Schema: of one file kind (self-contained, for editors), or of all formats."""
+    if kind is None:
+        sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
+        return
+    if kind not in SCHEMA_KINDS:
+        _fail(f"--kind = {kind!r}: not a file kind (accepted: {', '.join(SCHEMA_KINDS)})")
+    from sim.experiment.design import ExperimentSpec
+
+    sys.stdout.write(json.dumps(file_schema(kind, ExperimentSpec), indent=2) + "\n")
 
 
 def _text(value: object) -> str:

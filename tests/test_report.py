@@ -89,3 +89,71 @@ def test_compare_with_replications_gives_a_paired_interval(tmp_path):
     rows = {row["metric"]: row for row in csv.DictReader((tmp_path / "compare.csv").open())}
     assert float(rows["out_ndr"]["difference_ci95"]) > 0
     assert float(rows["out_messages"]["difference"]) == 0  # same arrivals in both: common random numbers
+
+
+def test_cli_conventions_version_module_json_and_provenance(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from sim.version import __version__
+
+    assert runner.invoke(app, ["--version"]).stdout.strip() == f"tlssim {__version__}"
+    module = subprocess.run([sys.executable, "-m", "sim", "--version"], capture_output=True, text=True, check=True)
+    assert module.stdout.strip() == f"tlssim {__version__}"
+    args = ["run", str(ROOT / "scenarios/article-baseline.yaml"), "--out", str(tmp_path), "--json", "--no-report"]
+    result = runner.invoke(app, args)
+    summary = json.loads(result.stdout)  # one JSON object, nothing else on stdout
+    assert summary["out_messages"] == 57361
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["input"].endswith("scenarios/article-baseline.yaml")
+    assert {"command", "run_at", "python", "dependencies"} <= set(manifest)
+    assert manifest["dependencies"]["simpy"]
+
+
+def test_run_warns_when_the_run_is_too_short_to_show_expiry(tmp_path):
+    text = (ROOT / "scenarios/article-force-tls.yaml").read_text().replace("duration: 4d", "duration: 1d")
+    what_if = tmp_path / "short.yaml"
+    what_if.write_text(text.replace("../topology/", f"{ROOT}/topology/"))
+    result = runner.invoke(app, ["run", str(what_if), "--out", str(tmp_path / "out"), "-q", "--no-report"])
+    assert result.exit_code == 0
+    assert "warning: the run (1d) is not longer than the expiration timeout (2d)" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["what-if", "organisation", "remotes", "experiment"])
+def test_schema_per_kind_is_self_contained_and_checks_the_bundled_files(kind):
+    import json
+
+    import jsonschema
+    import yaml
+
+    result = runner.invoke(app, ["schema", "--kind", kind])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    refs = re.findall(r'"\$ref": "#/\$defs/([^"]+)"', result.stdout)
+    assert (refs and set(refs) <= set(schema["$defs"])) or (kind in ("remotes",) and set(refs) <= set(schema["$defs"]))
+    validator = jsonschema.Draft202012Validator(schema)
+    files = {
+        "what-if": [p for p in (ROOT / "scenarios").glob("*.yaml") if "base:" not in p.read_text()],
+        "organisation": [p for p in (ROOT / "topology").glob("*.yaml") if "organisation:" in p.read_text()],
+        "remotes": [p for p in (ROOT / "topology").glob("*.yaml") if "organisation:" not in p.read_text()],
+        "experiment": [p for p in (ROOT / "scenarios").glob("*.yaml") if "base:" in p.read_text()],
+    }[kind]
+    assert files
+    for path in files:
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert not errors, (path.name, errors[0].message)
+    assert list(validator.iter_errors({"name": "x", "nonsense": 1}))  # the root rejects unknown keys
+
+
+def test_yaml_traps_get_a_hint_and_experiment_files_point_to_sweep(tmp_path):
+    text = (ROOT / "scenarios/article-force-tls.yaml").read_text().replace("../topology/", f"{ROOT}/topology/")
+    what_if = tmp_path / "w.yaml"
+    what_if.write_text(text.replace("outbound_tls: required", "outbound_tls: off"))
+    result = runner.invoke(app, ["validate", str(what_if)])
+    assert result.exit_code == 2
+    assert "quote it, e.g. 'off'" in result.stderr
+    result = runner.invoke(app, ["run", str(ROOT / "scenarios/article-policy-sweep.yaml")])
+    assert result.exit_code == 2
+    assert "this is an experiment file: use tlssim sweep" in result.stderr

@@ -226,6 +226,10 @@ def _to_scenario_error(
         message = "unknown field" + (f" (accepted: {', '.join(allowed)})" if allowed else "")
     elif isinstance(value, (dict, list)):
         value = _kind(value)
+    elif isinstance(value, bool) and error["type"] in ("enum", "literal_error", "string_type"):
+        # YAML 1.1 reads unquoted off/no/false as false and on/yes/true as true.
+        word = "off" if value is False else "on"
+        message += f" (YAML read an unquoted word as {str(value).lower()}: quote it, e.g. '{word}')"
     return ScenarioError(_display(file), field, value, message)
 
 
@@ -401,6 +405,55 @@ def scenario_hash(scenario: Scenario) -> str:
     """A stable hash of everything that shapes a run (the file path excluded)."""
     payload = scenario.model_dump(mode="json", exclude={"source"}, by_alias=True)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+SCHEMA_KINDS = ("what-if", "organisation", "remotes", "experiment")
+
+
+def file_schema(kind: str, experiment: type[BaseModel] | None = None) -> dict[str, Any]:
+    """A self-contained JSON Schema (draft 2020-12) of one file kind, for editors: every
+    ``$ref`` points into its own ``$defs``, and the root rejects unknown keys."""
+    from sim.scenario.model import Change
+
+    defs: dict[str, Any] = {}
+
+    def lift(model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+        return {"$ref": f"#/$defs/{model.__name__}"}
+
+    if kind == "organisation":
+        root = Organisation.model_json_schema(ref_template="#/$defs/{model}")
+    elif kind == "remotes":
+        root = Remotes.model_json_schema(ref_template="#/$defs/{model}")
+    elif kind == "experiment" and experiment is not None:
+        root = experiment.model_json_schema(ref_template="#/$defs/{model}")
+    elif kind == "what-if":
+        root = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "topology": {"anyOf": [{"type": "string"}, lift(Organisation)]},
+                "remotes": {"anyOf": [{"type": "string"}, lift(Remotes)]},
+                "overrides": {"type": "object"},
+                "traffic": lift(Traffic),
+                "run": lift(RunSettings),
+                "changes": {"type": "array", "items": lift(Change)},
+            },
+            "required": ["name", "topology", "remotes"],
+        }
+    else:
+        raise ValueError(f"unknown kind {kind!r} (accepted: {', '.join(SCHEMA_KINDS)})")
+    defs.update(root.pop("$defs", {}))
+    if "Traffic" in defs:  # one flow may be written as a mapping instead of a list
+        for key in ("outbound", "inbound"):
+            listed = defs["Traffic"]["properties"][key]
+            defs["Traffic"]["properties"][key] = {"anyOf": [listed, listed["items"]], "description": "one or a list"}
+    root["additionalProperties"] = False
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"tlssim {kind} file", **root,
+            "$defs": defs}  # fmt: skip
 
 
 def scenario_json_schema() -> dict[str, Any]:

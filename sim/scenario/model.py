@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from sim.durations import Duration
 from sim.scenario.policies import DomainName, HostName, MtaStsPolicy, Outage, PopulationPolicies, Publishing, Rua
@@ -37,7 +37,11 @@ def _tls_alias(value: object) -> object:
     return TLS_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
-TlsSetting = Annotated[TlsLevel, BeforeValidator(_tls_alias)]
+TlsSetting = Annotated[
+    TlsLevel,
+    BeforeValidator(_tls_alias),
+    WithJsonSchema({"enum": [level.value for level in TlsLevel] + list(TLS_ALIASES)}),
+]
 Profile = ProfileName
 StsUse = Literal["apply", "ignore"]
 DaneUse = Literal["none", "opportunistic", "mandatory"]

@@ -1,0 +1,5 @@
+"""``python -m sim``: the same command line as ``tlssim``."""
+
+from sim.cli import main
+
+main()
