@@ -12,12 +12,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from sim.scenario.model import Scenario
 from sim.tlsrpt import PolicyText, build_reports, tlsa_string
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sim.model.metrics import TraceRecord
     from sim.model.world import World
 
@@ -226,27 +226,27 @@ class RunResult:
 
     @property
     def summary(self) -> pd.DataFrame:
-        return pd.DataFrame([self.summary_row], columns=list(SUMMARY_COLUMNS))
+        return _frame([self.summary_row], columns=list(SUMMARY_COLUMNS))
 
     @property
     def per_domain(self) -> pd.DataFrame:
-        return pd.DataFrame(self.per_domain_rows, columns=list(PER_DOMAIN_COLUMNS))
+        return _frame(self.per_domain_rows, columns=list(PER_DOMAIN_COLUMNS))
 
     @property
     def inbound(self) -> pd.DataFrame:
-        return pd.DataFrame(self.inbound_rows, columns=list(INBOUND_COLUMNS))
+        return _frame(self.inbound_rows, columns=list(INBOUND_COLUMNS))
 
     @property
     def ndr(self) -> pd.DataFrame:
-        return pd.DataFrame(self.ndr_rows, columns=list(NDR_COLUMNS))
+        return _frame(self.ndr_rows, columns=list(NDR_COLUMNS))
 
     @property
     def event_series(self) -> pd.DataFrame:
-        return pd.DataFrame(self.events, columns=list(EVENT_COLUMNS))
+        return _frame(self.events, columns=list(EVENT_COLUMNS))
 
     @property
     def queues(self) -> pd.DataFrame:
-        return pd.DataFrame(self.queue_samples, columns=list(QUEUE_COLUMNS))
+        return _frame(self.queue_samples, columns=list(QUEUE_COLUMNS))
 
     def manifest(self) -> dict[str, Any]:
         from sim.version import __version__
@@ -331,6 +331,14 @@ def _describe_policies(world: World) -> PolicyText:
         return [], []
 
     return describe
+
+
+def _frame(rows: Any, columns: list[str]) -> pd.DataFrame:
+    """A DataFrame; pandas is imported on first use (a command line that only validates,
+    or prints its help, never loads it)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
