@@ -16,7 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -135,6 +135,7 @@ def delay_figure(result: RunResult) -> Figure:
         ax.bar(edges, [c for _, c in bins], width=[e * 0.02 for e in edges], align="edge", color="#455a64")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"delivery delay ({unit}, log scale)")
     ax.set_ylabel("messages")
     ax.set_title("Delivery delay of delivered mail")

@@ -105,6 +105,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; }
 td, th { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; }
+td { vertical-align: top; white-space: nowrap; } td:last-child { white-space: normal; min-width: 18rem; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
