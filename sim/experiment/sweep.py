@@ -3,6 +3,7 @@ on this process, a local process pool, or a Dask cluster; then tables and plots.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import multiprocessing
@@ -24,6 +25,7 @@ from sim.experiment.analysis import half_width, markdown, summarise
 from sim.experiment.design import Experiment, Replications, load_experiment
 from sim.experiment.runner import SerialExecutor, Task, batch_size_for, execute, run_one
 from sim.experiment.store import IDENTITY, ResultStore
+from sim.htmlpage import STYLE, image
 from sim.results import SUMMARY_COLUMNS, write_atomic
 
 Progress = Callable[[int, int], None]  # (runs finished, runs planned)
@@ -108,6 +110,39 @@ def sweep(
     )
 
 
+FIGURES = (
+    ("outcomes.png", "What became of the mail"),
+    ("tls_share.png", "Delivered mail sent encrypted"),
+    ("ndr_rate.png", "NDR rate"),
+    ("ndr_rate_difference.png", "NDR rate: difference from the baseline"),
+    ("queue_depth.png", "Queue depth over time"),
+)
+
+
+def _figures(folder: Path, experiment: Experiment, summary: pd.DataFrame, series: pd.DataFrame) -> None:
+    """The sweep's figures, grouped by axis, and summary.html with them inline."""
+    axes = list(experiment.axis_names)
+    replications = int(summary["runs"].max())
+    named = f"{experiment.spec.name} ({replications} replication{'s' if replications != 1 else ''} per point)"
+    plots.outcomes(summary, axes, f"What became of the mail: {named}", folder / "outcomes.png")
+    plots.bar_with_ci(summary, axes, "out_tls_share", f"Delivered mail sent encrypted: {named}",
+                      "share of delivered mail (95% interval)", folder / "tls_share.png")  # fmt: skip
+    plots.bar_with_ci(summary, axes, "out_ndr_rate", f"NDR rate: {named}", "share of outbound mail (95% interval)",
+                      folder / "ndr_rate.png")  # fmt: skip
+    plots.differences(summary, axes, "out_ndr_rate", f"NDR rate minus the baseline's: {named}",
+                      "difference in share of outbound mail", folder / "ndr_rate_difference.png")  # fmt: skip
+    if len(series):
+        plots.queue_depth(series, axes, summary, f"Total queue depth: {named}", folder / "queue_depth.png")
+    images = "".join(image(folder / name, caption) for name, caption in FIGURES if (folder / name).exists())
+    table = html.escape((folder / "summary.md").read_text(encoding="utf-8"))
+    page = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(named)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(named)}</h1>{images}"
+        f"<h2>Summary</h2><pre>{table}</pre></body></html>\n"
+    )
+    write_atomic(folder / "summary.html", lambda p: p.write_text(page, encoding="utf-8"))
+
+
 def report(
     folder: str | Path, experiment: Experiment | None = None, *, timings: dict[str, Any] | None = None
 ) -> SweepResult:
@@ -134,19 +169,7 @@ def report(
     write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
     write_atomic(folder / "summary.md", lambda p: p.write_text(markdown(experiment, summary), encoding="utf-8"))
     if len(summary) and summary["runs"].sum() > 0:
-        plots.bar_with_ci(
-            summary, "out_ndr_rate", "NDR rate per design point", "share of outbound mail", folder / "ndr_rate.png"
-        )
-        plots.bar_with_ci(
-            summary,
-            "out_tls_share",
-            "Delivered mail sent encrypted",
-            "share of delivered mail",
-            folder / "tls_share.png",
-        )
-        series = _series_frame(store.series())
-        if len(series):
-            plots.queue_depth(series, folder / "queue_depth.png")
+        _figures(folder, experiment, summary, _series_frame(store.series()))
     from sim.version import __version__
 
     manifest = {

@@ -17,8 +17,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.experiment.analysis import half_width
+from sim.htmlpage import STYLE, image, table
 from sim.report import figures
-from sim.report.page import STYLE, _image, _table, headline
+from sim.report.page import headline
 from sim.results import SUMMARY_COLUMNS, RunResult, write_atomic
 from sim.run import run
 from sim.scenario.model import Scenario
@@ -146,11 +147,11 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
             f"<h1>{html.escape(title)}</h1>",
             "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
-            *(_image(path, caption) for path, caption in images),
+            *(image(path, caption) for path, caption in images),
             "<h2>Key metrics</h2>",
-            _table(key, [c for c in columns if any(c in r for r in key)]),
+            table(key, [c for c in columns if any(c in r for r in key)]),
             "<h2>Domains whose outcome changed</h2>",
-            _table(changes, ["domain", "messages", "ndr", "tls", "plaintext", "queued", "why"])
+            table(changes, ["domain", "messages", "ndr", "tls", "plaintext", "queued", "why"])
             if changes
             else "<p>None.</p>",
             "</body></html>",

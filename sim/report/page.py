@@ -6,14 +6,14 @@ script), so it opens from disk and can be mailed.
 
 from __future__ import annotations
 
-import base64
 import html
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sim.htmlpage import STYLE, image, table
 from sim.report import figures
 from sim.results import write_atomic
 
@@ -99,36 +99,6 @@ def write_report(result: RunResult, folder: Path) -> list[Path]:
     return written
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
-img { max-width: 100%; border: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.85rem; }
-td, th { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; }
-td { vertical-align: top; white-space: nowrap; } td:last-child { white-space: normal; min-width: 18rem; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-"""
-
-
-def _image(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    text = html.escape(caption)
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{text}"><figcaption>{text}</figcaption></figure>'
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(_cell(row[c]) for c in columns) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = f"{value:,.0f}" if isinstance(value, int) or abs(value) >= 100 else f"{value:.3g}"
-        return f'<td class="n">{text}</td>'
-    return f"<td>{html.escape(str(value))}</td>"
-
-
 def _page(title: str, sentences: list[str], images: list[tuple[Path, str]], result: RunResult) -> str:
     domains = sorted(result.per_domain_rows, key=lambda r: -r["messages"])[:20]
     columns = ["domain", "route", "tls_level", "messages", "delivered_tls", "delivered_plaintext", "ndr",
@@ -139,11 +109,11 @@ def _page(title: str, sentences: list[str], images: list[tuple[Path, str]], resu
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
-        *(_image(path, caption) for path, caption in images),
+        *(image(path, caption) for path, caption in images),
         "<h2>Busiest recipient domains</h2>",
-        _table(domains, columns) if domains else "<p>No outbound mail.</p>",
+        table(domains, columns) if domains else "<p>No outbound mail.</p>",
         "<h2>NDRs</h2>",
-        _table(ndr, ["domain", "status", "count", "reason"]) if ndr else "<p>None.</p>",
+        table(ndr, ["domain", "status", "count", "reason"]) if ndr else "<p>None.</p>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
