@@ -17,9 +17,9 @@ import time
 import numpy as np
 import simpy
 
-from sim.run import run
 from sim.scenario.loader import check_references
 from sim.scenario.model import Scenario
+from sim.simulate import run
 
 
 def mail_scenario(messages: int) -> Scenario:

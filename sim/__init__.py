@@ -12,13 +12,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.errors import ScenarioError, SimError
-from sim.results import RunResult
-from sim.run import run
-from sim.scenario import Scenario, load_scenario
 from sim.version import __version__
 
 if TYPE_CHECKING:
     from sim.experiment.sweep import SweepResult
+    from sim.results import RunResult
+    from sim.scenario import Scenario, load_scenario
+    from sim.simulate import run
+
+# The simulation (numpy, SimPy, pandas) is imported on first use, so that the command
+# line starts fast: ``tlssim --help`` and ``tlssim validate`` do not load it.
+_LAZY = {"RunResult": "sim.results", "run": "sim.simulate", "Scenario": "sim.scenario", "load_scenario": "sim.scenario"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def sweep(

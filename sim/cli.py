@@ -11,7 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich import box
@@ -27,19 +27,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sim.durations import format_duration, parse_duration
 from sim.errors import ScenarioError
 from sim.importers.cli import import_app
-from sim.mta.profiles import PROFILES, get_profile
-from sim.pki.authorities import our_certificate
-from sim.pki.certs import CertificateFileError, describe, load_certificate, save_certificate, save_key
-from sim.plan import build_plan
 from sim.probe.cli import probe as probe_command
-from sim.results import write_atomic
-from sim.run import run as run_scenario
-from sim.scenario.loader import SCHEMA_KINDS, file_schema, load_scenario, read_yaml, scenario_json_schema
-from sim.scenario.model import CertificateSpec, Scenario
 from sim.vocabulary import is_domain
+
+if TYPE_CHECKING:
+    from sim.scenario.model import Scenario
+
+# The simulation, pandas, matplotlib and cryptography are imported inside the commands
+# that use them: ``tlssim --help`` starts without them (benchmarks/startup.py).
+SCHEMA_KINDS = ("what-if", "organisation", "remotes", "experiment")
 
 app = typer.Typer(
     add_completion=True,
@@ -76,6 +74,8 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(path: Path, seed: int | None = None) -> Scenario:
+    from sim.scenario.loader import load_scenario, read_yaml
+
     try:
         raw = read_yaml(path)
         if isinstance(raw, dict) and "base" in raw and "topology" not in raw:
@@ -124,6 +124,8 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object on stdout")] = False,
 ) -> None:
     """Simulate a scenario, print its summary and write its tables and report."""
+    from sim.simulate import run as run_scenario
+
     scenario = _load(scenario_file, seed)
     _print_notes(scenario)
     _warn_before(scenario, quiet=quiet or as_json)
@@ -194,6 +196,8 @@ def compare(
 @app.command()
 def validate(scenario_file: ScenarioArg) -> None:
     """Check a scenario or an experiment (and the files it names) without running it."""
+    from sim.scenario.loader import read_yaml
+
     try:
         raw = read_yaml(scenario_file)
     except ScenarioError as exc:
@@ -225,6 +229,9 @@ def validate(scenario_file: ScenarioArg) -> None:
 
 def _warn_before(scenario: Scenario, *, quiet: bool) -> None:
     """A run too short to show expiry says so; a long run says how much mail to expect."""
+    from sim.durations import format_duration
+    from sim.mta.profiles import get_profile
+
     profile = get_profile(scenario.organisation.profile)
     vs = scenario.organisation.servers[0].virtual_servers[0]
     expiry = profile.with_delivery(vs.delivery).expiration_timeout
@@ -263,6 +270,8 @@ def _provenance(scenario_file: Path) -> dict[str, Any]:
 
 def _print_notes(scenario: Scenario) -> None:
     """One line per setting the real product does not have (simulated as a what-if)."""
+    from sim.plan import build_plan
+
     for note in build_plan(scenario).notes():
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
@@ -275,6 +284,8 @@ def route(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Show which connector a recipient takes, and why every other candidate lost."""
+    from sim.plan import build_plan
+
     scenario = _load(scenario_file)
     domain = to.rsplit("@", 1)[-1].strip().lower()
     if not is_domain(domain):
@@ -327,6 +338,8 @@ def _print_route(payload: dict[str, Any], shared: bool) -> None:
 @app.command()
 def profiles(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """List the MTA profiles and their defaults (every one can be overridden in a scenario)."""
+    from sim.mta.profiles import PROFILES
+
     described = [profile.describe() for profile in PROFILES.values()]
     if as_json:
         out.print_json(json.dumps(described))
@@ -421,6 +434,8 @@ def cert_inspect(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Subject, SANs, issuer, self-signed or not, validity, key type and size."""
+    from sim.pki.certs import CertificateFileError, describe, load_certificate
+
     try:
         certificate = load_certificate(file)
     except FileNotFoundError:
@@ -453,6 +468,12 @@ def cert_make(
     pem: Annotated[bool, typer.Option("--pem", help="PEM instead of DER")] = False,
 ) -> None:
     """Generate an example certificate (and its key) to use in a scenario's ``file:``."""
+    from sim.durations import parse_duration
+    from sim.files import write_atomic
+    from sim.pki.authorities import our_certificate
+    from sim.pki.certs import save_certificate, save_key
+    from sim.scenario.model import CertificateSpec
+
     if not is_domain(name.lower()):
         _fail(f"--name = {name!r}: not a DNS name (accepted: a name such as mail.contoso.com)")
     if issuer not in ("self-signed", "public-ca", "enterprise-ca", "standalone-ca"):
@@ -485,6 +506,8 @@ def schema(
     ] = None,
 ) -> None:
     """Print a JSON Schema: of one file kind (self-contained, for editors), or of all formats."""
+    from sim.scenario.loader import file_schema, scenario_json_schema
+
     if kind is None:
         sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
         return

@@ -10,8 +10,8 @@ from worlds import host, organisation, remotes, scenario
 
 from sim.cli import app
 from sim.errors import ScenarioError
-from sim.run import Simulation
 from sim.scenario.loader import scenario_from_raw
+from sim.simulate import Simulation
 
 HOUR = 3600.0
 TLS = "servers.EX1.virtual_servers.default.outbound_tls"

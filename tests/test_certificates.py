@@ -13,7 +13,7 @@ from worlds import host, organisation, remotes, scenario
 
 import sim
 from sim.cli import app
-from sim.run import Simulation
+from sim.simulate import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR, DAY = 3600.0, 86400.0

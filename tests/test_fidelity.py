@@ -11,7 +11,7 @@ from worlds import ROOT, host, organisation, remotes, scenario
 
 import sim
 from sim.cli import app
-from sim.run import Simulation
+from sim.simulate import Simulation
 
 MIN = 60.0
 HOUR = 3600.0

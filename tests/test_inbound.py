@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from worlds import organisation, scenario
 
 import sim
-from sim.run import Simulation
+from sim.simulate import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400.0

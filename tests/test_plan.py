@@ -12,8 +12,8 @@ from worlds import host, organisation, remotes, scenario
 import sim
 from sim.cli import app
 from sim.plan import all_domains, build_plan
-from sim.run import Simulation
 from sim.scenario.loader import read_yaml
+from sim.simulate import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
 WHAT_IFS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if "base" not in read_yaml(p))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from worlds import host, organisation, scenario
 
 from sim.policy.transport import sts_matches
-from sim.run import Simulation, run
+from sim.simulate import Simulation, run
 
 HOUR = 3600.0
 DAY = 86400.0

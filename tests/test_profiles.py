@@ -9,7 +9,7 @@ import math
 import pytest
 from worlds import host, organisation, remotes, scenario
 
-from sim.run import Simulation
+from sim.simulate import Simulation
 
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from worlds import host, organisation, scenario
 
-from sim.run import run
+from sim.simulate import run
 
 TLS_CAPABILITIES = ["none", "trusted", "self-signed", "expired", "name-mismatch", "untrusted", "handshake-fails"]
 LEVELS = ["off", "opportunistic", "required", "verify"]

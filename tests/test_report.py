@@ -157,3 +157,35 @@ def test_yaml_traps_get_a_hint_and_experiment_files_point_to_sweep(tmp_path):
     result = runner.invoke(app, ["run", str(ROOT / "scenarios/article-policy-sweep.yaml")])
     assert result.exit_code == 2
     assert "this is an experiment file: use tlssim sweep" in result.stderr
+
+
+def test_per_domain_lists_every_route_when_servers_use_different_connectors():
+    from worlds import organisation, remotes, scenario
+
+    from sim.simulate import Simulation
+
+    org = organisation(connectors=[])
+    org["routing_groups"].append({"name": "branch"})
+    org["routing_group_connectors"] = [{"name": "link", "between": ["hq", "branch"]}]
+    org["servers"].append({"name": "EX2", "routing_group": "branch", "virtual_servers": [{"name": "smtp"}]})
+    org["connectors"] = [
+        {"name": "via-ex1", "source": ["EX1/default"], "address_spaces": [{"pattern": "*"}]},
+        {"name": "via-ex2", "source": ["EX2/smtp"], "address_spaces": [{"pattern": "d.example"}],
+         "scope": "routing_group", "tls": "required"},
+    ]  # fmt: skip
+    simulation = Simulation(scenario(org, remotes(d_example="trusted"), duration="1h"))
+    simulation.inject(0, "d.example", from_server="EX2")
+    simulation.inject(1, "d.example", from_server="EX1")
+    [row] = simulation.run().per_domain_rows
+    assert (row["route"], row["tls_level"]) == ("via-ex2; via-ex1", "required; off")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", str(ROOT / "scenarios/article-force-tls.yaml")]])
+def test_help_and_validate_do_not_load_pandas_matplotlib_or_the_simulation(args):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "sim", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert not {"pandas", "matplotlib", "sim.simulate", "sim.model.world", "simpy"} & loaded

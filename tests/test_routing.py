@@ -10,8 +10,8 @@ from worlds import organisation, remotes, scenario
 from sim.mta.profiles import get_profile
 from sim.routing.address_space import AddressSpace
 from sim.routing.selector import RouteSelector
-from sim.run import Simulation
 from sim.scenario.model import Organisation
+from sim.simulate import Simulation
 from sim.vocabulary import MatchRules, normalise_pattern
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from worlds import host, organisation, scenario
 
-from sim.run import run
+from sim.simulate import run
 
 # Student t quantiles (two-sided 99%) for n - 1 degrees of freedom.
 T_99 = {9: 3.250, 19: 2.861}

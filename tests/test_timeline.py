@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from worlds import host, organisation, remotes, scenario
 
-from sim.run import Simulation
+from sim.simulate import Simulation
 
 MIN = 60.0
 HOUR = 3600.0

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from worlds import host, organisation, scenario
 
-from sim.run import Simulation
+from sim.simulate import Simulation
 
 RESULT_TYPES = [
     "starttls-not-supported",

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.experiment.analysis import half_width
-from sim.results import write_atomic
+from sim.files import write_atomic
 
 OUTCOMES = (
     ("TLS", "out_delivered_tls_mean", "#2e7d32"),

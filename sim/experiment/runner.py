@@ -17,8 +17,8 @@ from typing import Any
 
 from sim.experiment.design import DesignPoint
 from sim.results import SUMMARY_COLUMNS
-from sim.run import TOTAL_QUEUE, run
 from sim.scenario.model import Scenario
+from sim.simulate import TOTAL_QUEUE, run
 
 Task = tuple[str, int]  # (point key, replication)
 Record = tuple[dict[str, Any], dict[str, Any]]  # (run row, queue series)

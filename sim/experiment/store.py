@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ScenarioError
-from sim.results import write_atomic
+from sim.files import write_atomic
 
 RUNS = "runs.jsonl"
 SERIES = "series.jsonl"

@@ -25,8 +25,9 @@ from sim.experiment.analysis import half_width, markdown, summarise
 from sim.experiment.design import Experiment, Replications, load_experiment
 from sim.experiment.runner import SerialExecutor, Task, batch_size_for, execute, run_one
 from sim.experiment.store import IDENTITY, ResultStore
+from sim.files import write_atomic
 from sim.htmlpage import STYLE, image
-from sim.results import SUMMARY_COLUMNS, write_atomic
+from sim.results import SUMMARY_COLUMNS
 
 Progress = Callable[[int, int], None]  # (runs finished, runs planned)
 

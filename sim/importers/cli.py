@@ -8,22 +8,19 @@ import datetime as dt
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from sim.errors import ScenarioError
-from sim.importers.exchange import import_exchange
-from sim.importers.exchange2003 import import_exchange2003
-from sim.importers.maillog import OBSERVED_COLUMNS, observed_rows, read_maillog
-from sim.importers.postfix import Imported, import_postfix
-from sim.importers.text import write_yaml
-from sim.importers.whatif import CAPABILITY_NOTES, hourly_profile, relative, remote_world, traffic_of
-from sim.results import write_atomic
-from sim.scenario.loader import read_yaml
-from sim.scenario.model import Organisation
+
+if TYPE_CHECKING:
+    from sim.importers.maillog import MailLog
+    from sim.importers.postfix import Imported
+
+# The importers (and pydantic's models) load when a command runs, not for --help.
 
 import_app = typer.Typer(help="Turn real configurations and mail logs into tlssim files.", no_args_is_help=True)
 out = Console()
@@ -45,6 +42,8 @@ def postfix(
     transport_map: Annotated[Path | None, typer.Option(help="transport_maps source file")] = None,
 ) -> None:
     """A Postfix configuration -> DIR/topology.yaml (profile postfix)."""
+    from sim.importers.postfix import import_postfix
+
     _write_topology(lambda: import_postfix(postconf, policy_map, transport_map), [postconf], out_dir)
 
 
@@ -57,6 +56,8 @@ def exchange(
     out_dir: OutDir,
 ) -> None:
     """Exchange 2007-SE exports -> DIR/topology.yaml (profile exchange2016)."""
+    from sim.importers.exchange import import_exchange
+
     _write_topology(lambda: import_exchange(files), files, out_dir)
 
 
@@ -66,11 +67,16 @@ def exchange2003(
     out_dir: OutDir,
 ) -> None:
     """An Exchange 2000/2003 LDIFDE export -> DIR/topology.yaml (profile exchange2003)."""
+    from sim.importers.exchange2003 import import_exchange2003
+
     _write_topology(lambda: import_exchange2003(ldif), [ldif], out_dir)
 
 
 def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: Path) -> None:
     """Run one importer and write its organisation; a user mistake ends with exit 2."""
+    from sim.importers.text import write_yaml
+    from sim.scenario.model import Organisation
+
     try:
         imported = make()
     except ScenarioError as exc:
@@ -101,6 +107,11 @@ def maillog(
     year: Annotated[int, typer.Option(help="year of traditional syslog timestamps (they carry none)")] = 2026,
 ) -> None:
     """A mail log -> DIR/observed.csv, DIR/remotes.yaml and a ready DIR/whatif.yaml."""
+    from sim.files import write_atomic
+    from sim.importers.maillog import OBSERVED_COLUMNS, observed_rows, read_maillog
+    from sim.importers.text import write_yaml
+    from sim.importers.whatif import hourly_profile, relative, remote_world, traffic_of
+
     try:
         log = read_maillog(files, year)
         organisation = _organisation(topology or out_dir / "topology.yaml", explicit=topology is not None)
@@ -143,7 +154,7 @@ def maillog(
     _print_summary(log, files, out_dir)
 
 
-def _print_summary(log: Any, files: list[Path], out_dir: Path) -> None:
+def _print_summary(log: MailLog, files: list[Path], out_dir: Path) -> None:
     span = f"{log.first:%Y-%m-%d %H:%M} to {log.last:%Y-%m-%d %H:%M} UTC" if log.first else "no timestamps"
     out.print(
         f"read {log.lines} lines from {len(files)} file(s): {log.messages} messages to {len(log.domains)} "
@@ -158,6 +169,8 @@ def _print_summary(log: Any, files: list[Path], out_dir: Path) -> None:
 
 
 def _remotes_header(files: list[Path]) -> list[str]:
+    from sim.importers.whatif import CAPABILITY_NOTES
+
     return [
         f"The recipient domains of {', '.join(f.name for f in files)} and the hosts that took their mail.",
         *CAPABILITY_NOTES,
@@ -165,6 +178,9 @@ def _remotes_header(files: list[Path]) -> list[str]:
 
 
 def _organisation(path: Path, *, explicit: bool) -> dict[str, Any]:
+    from sim.scenario.loader import read_yaml
+    from sim.scenario.model import Organisation
+
     if path.exists() or explicit:
         raw = read_yaml(path)
         try:

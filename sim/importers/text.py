@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from sim.errors import NO_VALUE, ScenarioError
-from sim.results import write_atomic
+from sim.files import write_atomic
 
 
 def open_lines(path: Path) -> Iterator[str]:

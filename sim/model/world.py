@@ -17,7 +17,7 @@ from simpy.events import Timeout
 
 from sim.model.backoff import BackoffQueue
 from sim.model.endpoint import Endpoint, HostLink
-from sim.model.message import Message
+from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.streams import BlockDraws, Stream, generator
@@ -66,6 +66,19 @@ def reporting_of(planned: QueuePlan) -> Reporting | None:
     if planned.rua is None or planned.reporter is None:
         return None
     return Reporting(planned.reporter[0], planned.reporter[1], planned.policy_domain)
+
+
+def _note_route(stats: DomainStats, label: str, dispatch: Dispatch) -> None:
+    """The per-domain route column lists every route the domain's mail took (several
+    source servers may use different connectors), and the TLS levels in force."""
+    level = dispatch.queues[0].policy.level.value if dispatch.route.decision.routes else ""
+    if not stats.route:
+        stats.route, stats.tls_level = label, level
+        return
+    if label not in stats.route.split("; "):
+        stats.route = f"{stats.route}; {label}"
+        if level and level not in stats.tls_level.split("; "):
+            stats.tls_level = f"{stats.tls_level}; {level}"
 
 
 def _our_endpoint(host: HostPlan) -> Endpoint:
@@ -131,9 +144,9 @@ class World:
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
             return
         dispatch = self.dispatch(source_server, stats.domain)
-        if not stats.route:
-            stats.route = dispatch.route_label
-            stats.tls_level = dispatch.queues[0].policy.level.value if dispatch.route.decision.routes else ""
+        label = dispatch.route_label
+        if stats.route != label:
+            _note_route(stats, label, dispatch)
         queues = dispatch.queues
         if len(queues) == 1:
             queues[0].submit(message)

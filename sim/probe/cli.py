@@ -10,12 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sim.durations import parse_duration
 from sim.errors import ScenarioError
-from sim.importers.text import read_text_lines, write_yaml
-from sim.probe.dns import DnsResolver
-from sim.probe.run import probe_domains
-from sim.scenario.model import Remotes
 from sim.vocabulary import is_domain
 
 out = Console()
@@ -32,6 +27,12 @@ def probe(
 ) -> None:
     """Probe recipient domains' MX hosts (EHLO, STARTTLS, certificate; never MAIL, RCPT or DATA)
     and their MTA-STS, DANE and TLS-RPT records; write a remote-world file."""
+    from sim.durations import parse_duration
+    from sim.importers.text import read_text_lines, write_yaml
+    from sim.probe.dns import DnsResolver
+    from sim.probe.run import probe_domains
+    from sim.scenario.model import Remotes
+
     try:
         deadline = parse_duration(timeout)
     except ValueError as exc:

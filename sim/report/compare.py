@@ -17,12 +17,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.experiment.analysis import half_width
+from sim.files import write_atomic
 from sim.htmlpage import STYLE, image, table
 from sim.report import figures
 from sim.report.page import headline
-from sim.results import SUMMARY_COLUMNS, RunResult, write_atomic
-from sim.run import run
+from sim.results import SUMMARY_COLUMNS, RunResult
 from sim.scenario.model import Scenario
+from sim.simulate import run
 
 KEY_METRICS = (
     "out_messages",

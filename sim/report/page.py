@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sim.files import write_atomic
 from sim.htmlpage import STYLE, image, table
 from sim.report import figures
-from sim.results import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
