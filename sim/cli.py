@@ -122,6 +122,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no tables")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="write report.html, report.md, figures")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object on stdout")] = False,
+    baseline: Annotated[
+        Path | None, typer.Option(help="also compare with this what-if (today's policy): compare.* in the folder")
+    ] = None,
 ) -> None:
     """Simulate a scenario, print its summary and write its tables and report."""
     from sim.simulate import run as run_scenario
@@ -165,6 +168,13 @@ def run(
     reports = len(written) - len(tables)
     also = f" and {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
+    if baseline is not None:
+        from sim.report.compare import Comparison, write_comparison
+        from sim.simulate import run as run_scenario
+
+        base = _load(baseline, seed)
+        written = write_comparison(Comparison([run_scenario(base)], [result]), target)
+        (err if as_json else out).print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
 
 
 @app.command()

@@ -189,3 +189,16 @@ def test_help_and_validate_do_not_load_pandas_matplotlib_or_the_simulation(args)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert not {"pandas", "matplotlib", "sim.simulate", "sim.model.world", "simpy"} & loaded
+
+
+def test_run_with_a_baseline_writes_the_comparison_beside_the_run(tmp_path):
+    args = [
+        "run",
+        str(ROOT / "scenarios/article-force-tls.yaml"),
+        "--baseline",
+        str(ROOT / "scenarios/article-baseline.yaml"),
+    ]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "- NDRs: 0 -> 7,286" in (tmp_path / "compare.md").read_text()
+    assert (tmp_path / "report.html").exists()
