@@ -8,6 +8,8 @@ import pytest
 
 import sim
 
+pytestmark = pytest.mark.slow  # a whole module of long runs: CI runs it, the quick check does not
+
 ROOT = Path(__file__).resolve().parent.parent
 TLS_CAPABLE = {"fabrikam.com", "woodgrovebank.com", "adatum.com", "litware.com"}
 CANNOT_TLS = {"oldsendmail.example", "brokentls.example"}

@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 
+pytestmark = pytest.mark.slow  # a whole module of long runs: CI runs it, the quick check does not
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -149,6 +149,7 @@ def test_self_signed_certificate_is_refused_only_by_the_sendmail_style_site():
         assert per_domain.loc[domain, "ndr"] == 0 and per_domain.loc[domain, "delivered"] > 0
 
 
+@pytest.mark.slow
 def test_certificate_expiry_on_day_10_shows_a_cliff():
     result = run_bundled("cert-expiry")
     total = result.queues[result.queues["queue"] == "(total)"].set_index("time_s")["depth"]

@@ -316,6 +316,7 @@ def policy_worlds(draw):
     return world, mode, fields["dnssec"], vs["dane"], profile
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=policy_worlds())
 def test_policies_never_deliver_to_a_failing_host_and_requiretls_never_in_clear(case):

@@ -48,6 +48,7 @@ def test_mta_sts_enforce_strands_exchange_online_senders_while_the_good_mx_is_do
     assert modes == {"mode: testing", "mode: enforce"}  # the calendar change shows in the reports
 
 
+@pytest.mark.slow
 def test_outbound_dane_verifies_some_and_defers_bogus_zones(runs):
     result = runs("dane-outbound-2026")
     verified = sum(row["delivered_verified"] for row in result.per_domain_rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from worlds import host, organisation, scenario
@@ -82,6 +83,7 @@ def _mandatory(s, route):
     return max(levels[vs_level], levels[conn]) >= 2
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=worlds())
 def test_every_message_ends_exactly_once_and_mandatory_tls_is_never_plaintext(s):
@@ -110,6 +112,7 @@ def test_every_message_ends_exactly_once_and_mandatory_tls_is_never_plaintext(s)
     assert len(accepted) - len(endings) == row["out_queued_at_end"]
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=worlds())
 def test_same_seed_gives_identical_tables(s):

@@ -112,6 +112,7 @@ CELLS = list(
 )
 
 
+@pytest.mark.slow
 def test_engine_predicts_every_real_handshake(pki, tmp_path):
     root_file = tmp_path / "root.pem"
     root_file.write_bytes(pki["root"].certificate.public_bytes(serialization.Encoding.PEM))

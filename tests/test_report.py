@@ -79,6 +79,7 @@ def test_compare_tells_the_articles_story_on_one_page(tmp_path):
     assert page.count('<img src="data:image/png;base64,') == 2 and "https://" not in page
 
 
+@pytest.mark.slow
 def test_compare_with_replications_gives_a_paired_interval(tmp_path):
     base = ROOT / "scenarios/article-baseline.yaml"
     whatif = ROOT / "scenarios/article-force-tls.yaml"
@@ -191,6 +192,7 @@ def test_help_and_validate_do_not_load_pandas_matplotlib_or_the_simulation(args)
     assert not {"pandas", "matplotlib", "sim.simulate", "sim.model.world", "simpy"} & loaded
 
 
+@pytest.mark.slow
 def test_run_with_a_baseline_writes_the_comparison_beside_the_run(tmp_path):
     args = [
         "run",

@@ -25,6 +25,7 @@ def test_bundled_scenario_is_valid_and_opens_with_a_comment(path):
     assert scenario.name == path.stem
 
 
+@pytest.mark.slow
 def test_forcing_tls_cost_more_ndrs_in_2015_than_in_2024():
     rates = {
         year: sim.run(sim.load_scenario(ROOT / f"scenarios/force-tls-{year}.yaml")).summary_row for year in (2015, 2024)

@@ -69,6 +69,7 @@ def test_grid_design_points_and_common_random_numbers(tmp_path):
     assert runs.groupby("point")["out_messages"].nunique().max() == 3
 
 
+@pytest.mark.slow
 def test_same_tables_serially_with_two_workers_and_on_dask(tmp_path):
     experiment = load_experiment(write_small(tmp_path))
     serial = sweep(experiment, out=tmp_path / "serial", workers=1).runs
@@ -96,6 +97,7 @@ def start_sweep_and_wait(path: Path, out: Path, *, workers: int, finished: int) 
     return process, store
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
     path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 6"))
     out = tmp_path / "out"
@@ -172,6 +174,7 @@ def test_latin_hypercube_puts_one_sample_in_every_slice():
         assert slices == list(range(10))
 
 
+@pytest.mark.slow
 def test_bundled_sweep_shows_the_articles_conclusion(tmp_path):
     out = tmp_path / "policy"
     result = runner.invoke(
@@ -206,6 +209,7 @@ def test_python_api_returns_dataframes(tmp_path):
     assert len(result.runs) == 4
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_pooled_sweep_promptly_and_keeps_finished_runs(tmp_path):
     path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 8"))
     out = tmp_path / "out"

@@ -45,6 +45,7 @@ def mmc_world(lam_per_s: float, c: int, seed: int):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize(("lam", "c"), [(0.8, 1), (2.4, 3)])
 def test_mean_delivery_delay_matches_erlang_c(lam, c):
     expected = erlang_c_sojourn(lam, 1.0, c)
