@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -41,6 +43,7 @@ SCHEMA_KINDS = ("what-if", "organisation", "remotes", "experiment")
 
 app = typer.Typer(
     add_completion=True,
+    pretty_exceptions_enable=False,  # a bug prints one line (main); --debug shows the traceback
     no_args_is_help=True,
     help="Predict what a TLS policy change does to mail flow: queues, NDRs, delays, encryption.",
 )
@@ -54,13 +57,19 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+DEBUG = {"on": bool(os.environ.get("TLSSIM_DEBUG"))}
+
+
 @app.callback()
 def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an internal error")] = False,
 ) -> None:
     """Predict what a TLS policy change does to mail flow: queues, NDRs, delays, encryption."""
+    if debug:
+        DEBUG["on"] = True
 
 
 # Piped output is not squeezed to 80 columns: tables stay readable in logs and files.
@@ -380,6 +389,8 @@ def sweep(
     """Run every (design point, replication) once, resumably; write tables and plots."""
     from sim.experiment.sweep import sweep as run_sweep
 
+    if scheduler is not None and not re.fullmatch(r"(?:[a-z]+://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}", scheduler):
+        _fail(f"--scheduler = {scheduler!r}: not a scheduler address (accepted: tcp://host:8786 or host:8786)")
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -402,6 +413,8 @@ def sweep(
             )
     except ScenarioError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or out_dir or 'results'}: cannot write the sweep's results: {exc.strerror or exc}")
     except KeyboardInterrupt:
         folder = out_dir or "results/<experiment name>"
         err.print(
@@ -569,8 +582,22 @@ def _print_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]
 
 
 def main() -> None:
-    """Console entry point: click's usage errors already exit 2; ours do too."""
-    app()
+    """Console entry point: click's usage errors already exit 2; ours do too. Anything
+    else is a bug: one line saying so and exit 1, or the traceback with --debug or
+    TLSSIM_DEBUG=1."""
+    try:
+        app()
+    except Exception as exc:
+        if DEBUG["on"] or "--debug" in sys.argv:
+            raise
+        err.print(
+            f"internal error (a bug in tlssim): {type(exc).__name__}: {exc}; run with --debug or TLSSIM_DEBUG=1 "
+            "for the traceback",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ The simulation clock runs in seconds. A bare number is taken as seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -34,6 +35,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected {DURATION_HELP}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be finite (accepted: {DURATION_HELP})")
     return seconds
 
 

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write`` on a temporary file beside ``target``, then rename it into place."""
@@ -16,6 +19,7 @@ def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:
     temp = Path(name)
     try:
         write(temp)
+        os.chmod(temp, 0o666 & ~_UMASK)  # ordinary modes (mkstemp makes 0600)
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.errors import NO_VALUE, ScenarioError
-from sim.scenario.loader import read_yaml, scenario_from_raw, scenario_hash
+from sim.scenario.loader import pick_error, read_yaml, scenario_from_raw, scenario_hash
 from sim.scenario.model import Scenario
 
 Value = str | int | float | bool
@@ -33,9 +33,19 @@ class Replications(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     metric: str
-    half_width: float = Field(gt=0)
-    min: int = Field(5, ge=2)
-    max: int = Field(50, ge=2)
+    half_width: float = Field(gt=0, allow_inf_nan=False)
+    min: int = Field(5, ge=2, le=10_000)
+    max: int = Field(50, ge=2, le=10_000)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        from sim.results import SUMMARY_COLUMNS
+
+        numeric = [c for c in SUMMARY_COLUMNS if c.startswith(("out_", "in_", "delay_", "peak_"))]
+        if value not in numeric:
+            raise ValueError(f"not a summary metric (accepted: {', '.join(numeric)})")
+        return value
 
 
 class LatinHypercube(BaseModel):
@@ -110,7 +120,7 @@ def load_experiment(path: str | Path, *, replications: int | None = None) -> Exp
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        error = pick_error(exc)
         field_path = ".".join(str(p) for p in error["loc"])
         raise ScenarioError(path, field_path, error.get("input", NO_VALUE), str(error["msg"])) from None
     if replications is not None:

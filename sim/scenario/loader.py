@@ -49,6 +49,9 @@ def read_yaml(path: Path) -> Any:
     """Parse one YAML file; a missing or malformed file is a ``ScenarioError``."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start}"
+        raise ScenarioError(path, where, NO_VALUE, "not UTF-8 text (save the file as UTF-8)") from None
     except FileNotFoundError:
         raise ScenarioError(path, "", NO_VALUE, "file not found") from None
     except OSError as exc:
@@ -180,7 +183,10 @@ def _referenced(
     if isinstance(ref, dict):
         _validate(model, ref, blame, prefix=field)
         return copy.deepcopy(ref), None
-    target = (scenario_path.parent / ref).resolve()
+    try:
+        target = (scenario_path.parent / ref).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop raises RuntimeError
+        raise ScenarioError(blame, field, ref, f"cannot follow the path: {exc}") from None
     if not target.exists():
         raise ScenarioError(blame, field, ref, f"file not found (looked for {target})")
     raw = read_yaml(target)
@@ -203,10 +209,38 @@ def _validate(
         raise _to_scenario_error(exc, model, file, touched or {}, prefix) from None
 
 
+_BRANCH_TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none"})
+
+
+def pick_error(exc: ValidationError) -> dict[str, Any]:
+    """The error to tell the user. For a value that may take several forms (a number or
+    a mapping, say), pydantic reports every form's error: prefer the one of the form the
+    user wrote (a mapping's own field error over "should be a valid integer"), and drop
+    the form's tag from the location."""
+    errors = list(exc.errors())
+    untagged = [e for e in errors if not any(str(p) in _BRANCH_TAGS for p in e["loc"])]
+    chosen: dict[str, Any] = dict(untagged[0] if untagged else errors[0])
+    loc: tuple[Any, ...] = tuple(chosen["loc"])
+    chosen["loc"] = tuple(p for p in loc if not (isinstance(p, str) and p in _model_names()))
+    return chosen
+
+
+def _model_names() -> set[str]:
+    """Names of the pydantic models: a union's branch shows in a location as its model name."""
+    names: set[str] = set()
+    pending: list[type[Any]] = [BaseModel]
+    while pending:
+        subclasses: list[type[Any]] = pending.pop().__subclasses__()
+        for sub in subclasses:
+            names.add(sub.__name__)
+            pending.append(sub)
+    return names
+
+
 def _to_scenario_error(
     exc: ValidationError, model: type[BaseModel], file: Path | str, touched: dict[tuple[str, ...], str], prefix: str
 ) -> ScenarioError:
-    error = exc.errors()[0]
+    error = pick_error(exc)
     loc = tuple(error["loc"])
     field = _format_loc(loc)
     for path, key in touched.items():

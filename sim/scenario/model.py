@@ -43,6 +43,8 @@ TlsSetting = Annotated[
     WithJsonSchema({"enum": [level.value for level in TlsLevel] + list(TLS_ALIASES)}),
 ]
 Profile = ProfileName
+MAX_RATE = 10_000_000.0  # messages per hour per flow: far beyond any real server, finite
+MAX_DURATION = 3650 * 86400.0  # a run of at most ten years
 StsUse = Literal["apply", "ignore"]
 DaneUse = Literal["none", "opportunistic", "mandatory"]
 
@@ -287,7 +289,7 @@ class RemoteHost(Strict):
     # it can never accept mail.
     requires_tls: bool = False
     max_connections: int = Field(20, ge=1)
-    bandwidth_mbps: float = Field(10.0, gt=0)
+    bandwidth_mbps: float = Field(10.0, gt=0, le=1e6, allow_inf_nan=False)
     session_setup: Duration = 0.5  # connect + EHLO (+ STARTTLS) round trips
     down: list[Outage] = Field(default_factory=list, description="fixed outages")
     outages: Outages | None = Field(None, description="random outages")
@@ -324,7 +326,7 @@ class Population(Strict):
     name: Name
     domains: int = Field(ge=1, le=1_000_000)
     seed: int = Field(0, ge=0, description="the population's own seed: same seed, same population")
-    zipf_exponent: float = Field(1.0, ge=0, description="domain popularity ~ 1 / rank^s")
+    zipf_exponent: float = Field(1.0, ge=0, le=10, allow_inf_nan=False, description="domain popularity ~ 1 / rank^s")
     mx_per_domain: dict[int, float] = Field(default_factory=lambda: {1: 1.0}, description="MX count -> share")
     tls: dict[ServerTls, float] = Field(description="share of hosts per TLS capability (sums to 1)")
     requires_tls: float = Field(0.0, ge=0, le=1, description="share of STARTTLS hosts that require TLS")
@@ -370,17 +372,21 @@ class MessageSize(Strict):
     """Message size distribution, in kilobytes."""
 
     distribution: Literal["fixed", "exponential", "lognormal"] = "lognormal"
-    mean_kb: float = Field(75.0, gt=0)
-    sigma: float = Field(1.0, gt=0, description="lognormal shape (of the underlying normal)")
+    mean_kb: float = Field(75.0, gt=0, le=1e6, allow_inf_nan=False)
+    sigma: float = Field(
+        1.0, gt=0, le=10, allow_inf_nan=False, description="lognormal shape (of the underlying normal)"
+    )
 
 
 class OutboundFlow(Strict):
     """Poisson arrivals of outbound mail from one server, over a recipient-domain mix."""
 
     from_server: str | None = Field(None, alias="from", description="sending server; default the first")
-    rate_per_hour: float = Field(gt=0)
+    rate_per_hour: float = Field(gt=0, le=MAX_RATE, allow_inf_nan=False)
     domains: dict[str, float] = Field(default_factory=dict, description="recipient domain -> weight")
-    population_weight: float = Field(0.0, ge=0, description="weight of the generated population, split by popularity")
+    population_weight: float = Field(
+        0.0, ge=0, le=1e9, allow_inf_nan=False, description="weight of the generated population, split by popularity"
+    )
     requiretls: float = Field(0.0, ge=0, le=1, description="share of messages sent with REQUIRETLS (RFC 8689)")
     size: MessageSize = MessageSize()
 
@@ -407,7 +413,7 @@ class InboundFlow(Strict):
     """A remote sending domain: its rate, its MTA profile and what its TLS can do."""
 
     from_domain: str = Field(alias="from")
-    rate_per_hour: float = Field(gt=0)
+    rate_per_hour: float = Field(gt=0, le=MAX_RATE, allow_inf_nan=False)
     profile: Profile = "postfix"
     tls: ClientTls = ClientTls.BITS_128
     tls_level: TlsSetting = Field(TlsLevel.OPPORTUNISTIC, description="the sender's own outbound TLS level")
@@ -447,6 +453,8 @@ class RunSettings(Strict):
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be longer than 0s")
+        if value > MAX_DURATION:
+            raise ValueError("must be at most 3650d (ten years)")
         return value
 
 

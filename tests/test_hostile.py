@@ -1,0 +1,113 @@
+"""Hostile input and faults: exit 2 with one line, never a traceback; outputs whole;
+ordinary file modes (issue 12; the table in docs/reliability.md)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sim import cli
+from sim.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    text = result.stderr or result.output
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _what_if(tmp_path: Path, text: str | None = None) -> Path:
+    source = text or (ROOT / "scenarios/article-force-tls.yaml").read_text()
+    path = tmp_path / "w.yaml"
+    path.write_text(source.replace("../topology/", f"{ROOT}/topology/"))
+    return path
+
+
+def test_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    line = one_error_line(runner.invoke(app, ["validate", str(path)]))
+    assert "w.yaml: byte 9" in line and "not UTF-8" in line
+
+
+def test_a_symlink_loop_among_referenced_files(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    path = tmp_path / "w.yaml"
+    path.write_text("name: w\ntopology: a.yaml\nremotes: a.yaml\n")
+    line = one_error_line(runner.invoke(app, ["validate", str(path)]))
+    assert "w.yaml: topology" in line
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("rate_per_hour: 600", "rate_per_hour: .inf", "rate_per_hour"),
+        ("rate_per_hour: 600", "rate_per_hour: .nan", "rate_per_hour"),
+        ("duration: 4d", "duration: .inf", "duration"),
+        ("duration: 4d", "duration: 40000d", "duration"),
+        ("rate_per_hour: 600", "rate_per_hour: 1e12", "rate_per_hour"),
+    ],
+)
+def test_numbers_must_be_finite_and_bounded(tmp_path, old, new, field):
+    text = (ROOT / "scenarios/article-force-tls.yaml").read_text().replace(old, new)
+    line = one_error_line(runner.invoke(app, ["validate", str(_what_if(tmp_path, text))]))
+    assert field in line
+
+
+def test_sweep_mistakes(tmp_path):
+    experiment = ROOT / "scenarios/article-policy-sweep.yaml"
+    line = one_error_line(runner.invoke(app, ["sweep", str(experiment), "--scheduler", "localhost"]))
+    assert "--scheduler = 'localhost'" in line and "tcp://host:8786" in line
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = one_error_line(
+        runner.invoke(app, ["sweep", str(experiment), "--out", str(blocker / "sub"), "--workers", "1"])
+    )
+    assert "cannot write" in line or "Not a directory" in line
+    adaptive = tmp_path / "e.yaml"
+    adaptive.write_text(
+        f"name: e\nbase: {ROOT}/scenarios/article-baseline.yaml\n"
+        "replications: {metric: out_ndr_rat, half_width: 0.01}\n"
+    )
+    line = one_error_line(runner.invoke(app, ["validate", str(adaptive)]))
+    assert "out_ndr_rat" in line and "not a summary metric" in line
+
+
+def test_result_files_have_ordinary_modes(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        args = ["run", str(ROOT / "scenarios/article-baseline.yaml"), "--out", str(tmp_path), "-q", "--no-report"]
+        assert runner.invoke(app, args).exit_code == 0
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_an_internal_error_is_one_line_and_exit_1_unless_debugging(monkeypatch, capsys):
+    def broken():
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.setattr(cli.sys, "argv", ["tlssim", "run", "x.yaml"])
+    monkeypatch.setitem(cli.DEBUG, "on", False)
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert "internal error (a bug in tlssim): ZeroDivisionError: division by zero" in err
+    assert "Traceback" not in err
+    monkeypatch.setitem(cli.DEBUG, "on", True)
+    with pytest.raises(ZeroDivisionError):
+        cli.main()
