@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -391,6 +392,14 @@ def sweep(
 
     if scheduler is not None and not re.fullmatch(r"(?:[a-z]+://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}", scheduler):
         _fail(f"--scheduler = {scheduler!r}: not a scheduler address (accepted: tcp://host:8786 or host:8786)")
+    terminated = {"by": 0}
+
+    def stop(signum: int, _frame: object) -> None:
+        # SIGTERM stops a sweep as Ctrl-C does: finished runs kept, how to resume said.
+        terminated["by"] = signum
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -422,7 +431,7 @@ def sweep(
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if terminated["by"] == signal.SIGTERM else 130) from None
     out.print((result.out / "summary.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     failed = result.manifest.get("failed_runs", 0)
     out.print(

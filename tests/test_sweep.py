@@ -232,3 +232,50 @@ def test_validate_checks_an_experiment_file(tmp_path):
     assert result.exit_code == 2
     line = (result.stderr or result.output).strip()
     assert "small.yaml" in line and "baseline.policy" in line and "'nothing'" in line and "\n" not in line
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_pooled_sweep_like_ctrl_c_and_leaves_no_workers(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 8"))
+    out = tmp_path / "out"
+    process, store = start_sweep_and_wait(path, out, workers=2, finished=2)
+    children = _children(process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert b"run the same command again" in stderr and b"Traceback" not in stderr
+    assert _wait_gone(children)
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_parent(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 8"))
+    process, _ = start_sweep_and_wait(path, tmp_path / "out", workers=2, finished=1)
+    children = _children(process.pid)
+    assert children
+    process.kill()
+    process.wait(timeout=30)
+    assert _wait_gone(children)  # PR_SET_PDEATHSIG: no orphans
+
+
+def _children(pid):
+    listed = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in listed.split()]
+
+
+def _wait_gone(pids, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                with open(f"/proc/{pid}/stat") as handle:  # a zombie is gone for our purpose
+                    if handle.read().split()[2] != "Z":
+                        alive.append(pid)
+            except (ProcessLookupError, FileNotFoundError):
+                continue
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False

@@ -9,6 +9,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -228,8 +229,25 @@ def _needs_more(store: ResultStore, experiment: Experiment, target: Replications
 
 
 def _ignore_ctrl_c() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker)."""
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker),
+    and die with it: a parent killed outright (SIGKILL) leaves no orphaned workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux PR_SET_PDEATHSIG: the kernel sends SIGTERM to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call: go now
+        os._exit(1)
 
 
 def _executor(
