@@ -158,12 +158,30 @@ def run(
             task = bar.add_task(f"simulating {scenario.name}", total=1.0)
             result = run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
     result.manifest_extra.update(_provenance(scenario_file))
-    try:
-        written = result.write(target)
+    comparison = None
+    if baseline is not None:
+        from sim.report.compare import Comparison
+
+        comparison = Comparison([run_scenario(_load(baseline, seed))], [result])
+
+    def write_all(folder: Path) -> list[Path]:
+        written = result.write(folder)
         if report:
             from sim.report.page import write_report  # matplotlib only when a report is wanted
 
-            written += write_report(result, target)
+            written += write_report(result, folder)
+        if comparison is not None:
+            from sim.report.compare import write_comparison
+
+            written += write_comparison(comparison, folder)
+        return written
+
+    from sim.files import NotAnOutputFolder, replace_folder
+
+    try:
+        written = replace_folder(target, write_all)
+    except NotAnOutputFolder as exc:
+        _fail(f"--out = {target}: {exc}; choose another folder")
     except OSError as exc:
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
     if as_json:
@@ -178,13 +196,6 @@ def run(
     reports = len(written) - len(tables)
     also = f" and {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
-    if baseline is not None:
-        from sim.report.compare import Comparison, write_comparison
-        from sim.simulate import run as run_scenario
-
-        base = _load(baseline, seed)
-        written = write_comparison(Comparison([run_scenario(base)], [result]), target)
-        (err if as_json else out).print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False)
 
 
 @app.command()
@@ -205,8 +216,12 @@ def compare(
 
     target = out_dir if out_dir is not None else Path("results") / f"compare-{whatif.name}"
     comparison = run_comparison(base, whatif, replications)
+    from sim.files import NotAnOutputFolder, replace_folder
+
     try:
-        written = write_comparison(comparison, target)
+        written = replace_folder(target, lambda folder: write_comparison(comparison, folder), marker="compare.csv")
+    except NotAnOutputFolder as exc:
+        _fail(f"--out = {target}: {exc}; choose another folder")
     except OSError as exc:
         _fail(f"{target}: cannot write results: {exc.strerror or exc}")
     out.print((target / "compare.md").read_text(encoding="utf-8"), highlight=False, markup=False)

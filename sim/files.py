@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,3 +26,34 @@ def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+class NotAnOutputFolder(Exception):
+    """The destination exists and holds something other than a tlssim result."""
+
+
+def replace_folder(target: Path, write: Callable[[Path], list[Path]], marker: str = "manifest.json") -> list[Path]:
+    """Write a whole result folder beside ``target``, then swap it in: ``target`` holds
+    either the complete previous result or the complete new one, never a mix. A failure
+    part-way leaves the previous result as it was. An existing ``target`` that is not a
+    tlssim result (no ``marker`` file) is refused rather than replaced."""
+    named, target = target, target.resolve()  # "." and "out/.." have no name of their own
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / marker).exists())):
+        raise NotAnOutputFolder(f"exists and is not a tlssim result folder (no {marker})")
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise NotAnOutputFolder("is the current folder or holds it; it cannot be swapped for a new result")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    os.chmod(fresh, 0o777 & ~_UMASK)
+    try:
+        written = write(fresh)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(fresh, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return [named / path.relative_to(fresh) for path in written]

@@ -111,3 +111,59 @@ def test_an_internal_error_is_one_line_and_exit_1_unless_debugging(monkeypatch, 
     monkeypatch.setitem(cli.DEBUG, "on", True)
     with pytest.raises(ZeroDivisionError):
         cli.main()
+
+
+def _run(out: Path, *extra: str):
+    return runner.invoke(app, ["run", str(ROOT / "scenarios/article-baseline.yaml"), "--out", str(out), "-q", *extra])
+
+
+def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert _run(out, "--no-report").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disk_full(result, folder):
+        (folder / "report.md").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sim.report.page.write_report", disk_full)
+    line = one_error_line(_run(out, "--seed", "7"))
+    assert "cannot write results: No space left on device" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+
+
+def test_a_second_run_replaces_the_whole_folder(tmp_path):
+    out = tmp_path / "out"
+    assert _run(out).exit_code == 0
+    assert (out / "report.html").exists()
+    assert _run(out, "--no-report").exit_code == 0
+    assert not (out / "report.html").exists()  # nothing stale from the run before
+    assert (out / "manifest.json").exists()
+
+
+def test_a_folder_that_is_not_a_result_is_refused_and_untouched(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    line = one_error_line(_run(home))
+    assert f"--out = {home}: exists and is not a tlssim result folder (no manifest.json)" in line
+    assert [p.name for p in home.iterdir()] == ["thesis.tex"]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert "exists and is not a tlssim result folder" in one_error_line(_run(a_file))
+    assert a_file.read_text() == "x"
+    monkeypatch.chdir(home)
+    (home / "thesis.tex").unlink()
+    line = one_error_line(runner.invoke(app, ["run", str(ROOT / "scenarios/article-baseline.yaml"), "--out", "."]))
+    assert "is the current folder or holds it" in line
+
+
+def test_compare_refuses_a_folder_that_is_not_a_comparison(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep")
+    base = ROOT / "scenarios/article-baseline.yaml"
+    result = runner.invoke(app, ["compare", str(base), str(base), "--out", str(notes)])
+    assert "exists and is not a tlssim result folder (no compare.csv)" in one_error_line(result)
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]

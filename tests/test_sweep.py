@@ -238,7 +238,7 @@ def test_validate_checks_an_experiment_file(tmp_path):
 def test_sigterm_stops_a_pooled_sweep_like_ctrl_c_and_leaves_no_workers(tmp_path):
     path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 8"))
     out = tmp_path / "out"
-    process, store = start_sweep_and_wait(path, out, workers=2, finished=2)
+    process, _store = start_sweep_and_wait(path, out, workers=2, finished=2)
     children = _children(process.pid)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
