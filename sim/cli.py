@@ -198,6 +198,25 @@ def run(
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
 
 
+def _print_status(experiment_file: Path, out_dir: Path | None, replications: int | None) -> None:
+    from sim.experiment.design import load_experiment
+    from sim.experiment.sweep import status
+
+    experiment = load_experiment(experiment_file, replications=replications)
+    folder = out_dir if out_dir is not None else Path("results") / experiment.spec.name
+    state = status(experiment, folder)
+    table = Table(title=f"{experiment.spec.name} in {folder}", title_justify="left")
+    for column in ("point", "done", "planned"):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    for row in state.points:
+        table.add_row(row["point"], str(row["done"]), str(row["planned"]))
+    out.print(table)
+    remain = state.planned - state.done
+    elsewhere = state.stored_elsewhere
+    kept = f"; {elsewhere} stored run(s) belong to no current point (kept)" if elsewhere else ""
+    out.print(f"{state.done} of {state.planned} runs done, {remain} to run{kept}", highlight=False)
+
+
 @app.command()
 def compare(
     base_file: Annotated[Path, typer.Argument(help="today's policy: a what-if file", show_default=False)],
@@ -401,9 +420,17 @@ def sweep(
     workers: Annotated[int | None, typer.Option(help="local worker processes [default: one per core]", min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(help="a Dask scheduler address, e.g. tcp://host:8786")] = None,
     replications: Annotated[int | None, typer.Option(help="override the file's replications", min=1)] = None,
+    show_status: Annotated[bool, typer.Option("--status", help="say what is done and what remains; run nothing")] = (
+        False
+    ),
 ) -> None:
-    """Run every (design point, replication) once, resumably; write tables and plots."""
+    """Run every (design point, replication) once, resumably; write tables and plots.
+    Runs already in the folder are reused, also after the experiment grows."""
     from sim.experiment.sweep import sweep as run_sweep
+
+    if show_status:
+        _print_status(experiment_file, out_dir, replications)
+        return
 
     if scheduler is not None and not re.fullmatch(r"(?:[a-z]+://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}", scheduler):
         _fail(f"--scheduler = {scheduler!r}: not a scheduler address (accepted: tcp://host:8786 or host:8786)")

@@ -30,7 +30,13 @@ class ScenarioError(SimError):
         self.problem = problem
         where = f"{self.file}: {field}" if field else self.file
         shown = _show(value)
-        super().__init__(f"{where}{' = ' + shown if shown else ''}: {problem}")
+        super().__init__(_one_line(f"{where}{' = ' + shown if shown else ''}: {problem}"))
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a key named "\\x1e" in YAML, a newline in a value) are shown
+    escaped, so the message stays one readable line on any terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _show(value: Any) -> str:

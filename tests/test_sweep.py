@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -110,7 +112,7 @@ def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
         handle.write(b'{"point": "policy=baseline,traf')
     notices: list[str] = []
     result = sweep(path, out=out, workers=2, notice=notices.append)
-    assert notices and "skipping" in notices[0]
+    assert notices and "reusing them" in notices[0]
     runs = result.runs
     assert len(runs) == 24
     assert not runs.duplicated(["point", "replication"]).any()
@@ -119,15 +121,100 @@ def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
     pd.testing.assert_frame_equal(comparable(runs), comparable(fresh))
 
 
-def test_a_changed_experiment_is_refused_in_an_existing_folder(tmp_path):
+@pytest.mark.slow
+def test_twenty_kills_at_random_instants_lose_nothing_and_change_nothing(tmp_path):
+    """SIGKILL at seeded random instants (during start-up, the pilot run, the pool, an
+    append), resuming after each: the store ends with every run exactly once and the
+    tables equal an uninterrupted sweep's."""
+    text = SMALL.replace("replications: 3", "replications: 100")
+    text = text.replace("  traffic.outbound.0.size.mean_kb: [50, 200]\n", "")  # 2 points x 100 runs
+    path = write_small(tmp_path, text)
+    out = tmp_path / "out"
+    instants = random.Random(20261129)
+    command = [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--workers", "2"]
+    kills = 0
+    while kills < 20:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        time.sleep(instants.uniform(0.3, 3.0))
+        if process.poll() is not None:
+            break  # finished before the kill: too few runs for this test
+        process.kill()
+        process.wait()
+        kills += 1
+    assert kills == 20, f"the sweep finished after {kills} kills: give it more runs"
+    stored = sum(1 for line in (out / "runs.jsonl").read_text().splitlines() if line.endswith("}"))
+    assert 0 < stored < 200, "the kills left part of the sweep to do"
+    final = subprocess.run(command, capture_output=True, cwd=tmp_path, timeout=300)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    records = []
+    for line in (out / "runs.jsonl").read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the remains of an append cut short by a kill
+    keys = [(r["run_key"], r["replication"]) for r in records]
+    assert len(keys) == len(set(keys)) == 200  # every run exactly once
+    killed = pd.read_csv(out / "runs.csv", keep_default_na=False)
+    fresh = sweep(path, out=tmp_path / "fresh", workers=2).runs
+    fresh.to_csv(tmp_path / "fresh.csv", index=False)
+    pd.testing.assert_frame_equal(
+        comparable(killed), comparable(pd.read_csv(tmp_path / "fresh.csv", keep_default_na=False))
+    )
+
+
+def test_a_sweep_grows_reusing_every_stored_run(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 2"))
+    out = tmp_path / "out"
+    first = sweep(path, out=out, workers=1)
+    assert first.manifest["runs_executed"] == 8
+    # More replications, one more axis value, a reworded description and a renamed
+    # axis value with the same content: only the new runs are computed.
+    grown = SMALL.replace("[50, 200]", "[50, 200, 800]").replace("force-tls:", "tls-required:")
+    grown = grown.replace("name: small-sweep", "name: small-sweep\ndescription: now with larger mail")
+    path.write_text(grown)
+    status = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--status"])
+    assert status.exit_code == 0, status.output
+    assert "8 of 18 runs done, 10 to run" in status.output
+    notices: list[str] = []
+    result = sweep(path, out=out, workers=1, notice=notices.append)
+    assert result.manifest["runs_executed"] == 10
+    assert "8 of 18 runs already finished" in notices[0]
+    fresh = sweep(path, out=tmp_path / "fresh", workers=1)
+    pd.testing.assert_frame_equal(comparable(result.runs), comparable(fresh.runs))
+    assert set(result.runs["policy"]) == {"baseline", "tls-required"}
+    history = result.manifest["history"]
+    assert [h["runs_executed"] for h in history] == [8, 10]
+    assert {"executor", "wall_s", "finished_at"} <= set(history[0])
+    # Fewer replications: the stored extra runs stay in the store but not in the tables.
+    fewer = sweep(path, out=out, workers=1, replications=1)
+    assert fewer.manifest["runs_executed"] == 0 and len(fewer.runs) == 6
+
+
+def test_a_changed_seed_computes_anew_and_another_experiment_is_refused(tmp_path):
     path = write_small(tmp_path)
     out = tmp_path / "out"
     sweep(path, out=out, workers=1, replications=1)
     path.write_text(SMALL.replace("seed: 7", "seed: 8"))
+    assert sweep(path, out=out, workers=1, replications=1).manifest["runs_executed"] == 4
+    path.write_text(SMALL.replace("name: small-sweep", "name: another"))
     result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1", "--replications", "1"])
     assert result.exit_code == 2
     line = (result.stderr or result.output).strip()
-    assert "different experiment" in line and "\n" not in line
+    assert "different experiment (small-sweep, not another)" in line and "\n" not in line
+
+
+def test_a_moved_results_folder_reports_with_its_history(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    path = write_small(project, SMALL.replace("replications: 3", "replications: 1"))
+    sweep(path, out=project / "results" / "small", workers=1)
+    moved = tmp_path / "elsewhere"
+    project.rename(moved)
+    result = runner.invoke(app, ["report", str(moved / "results" / "small")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((moved / "results/small/manifest.json").read_text())
+    assert manifest["runs"] == 4 and len(manifest["history"]) == 1
+    assert manifest["history"][0]["executor"]
 
 
 def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):

@@ -88,6 +88,14 @@ class DesignPoint:
     key: str  # "policy=force-tls,population=internet-2015": the join key in every table
     labels: dict[str, Value]
     scenario: Scenario = field(compare=False)
+    run_key: str = ""  # content hash of what shapes a run: the store's key, so a sweep can grow
+
+
+def run_key(scenario: Scenario) -> str:
+    """A hash of everything that shapes a run of ``scenario`` and nothing else: its name,
+    description and file are left out, so renaming a point or rewording it keeps its runs."""
+    payload = scenario.model_dump(mode="json", exclude={"source", "name", "description"}, by_alias=True)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ def load_experiment(path: str | Path, *, replications: int | None = None) -> Exp
         raw_point.setdefault("run", {})
         raw_point["run"] = {**raw_point["run"], "seed": spec.seed}
         scenario = scenario_from_raw(raw_point, base_path, error_file=path)
-        points.append(DesignPoint(key, labels, scenario))
+        points.append(DesignPoint(key, labels, scenario, run_key(scenario)))
     _check_baseline(spec, points, path)
     digest = hashlib.sha256(
         json.dumps(

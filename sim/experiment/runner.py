@@ -17,7 +17,6 @@ from typing import Any
 
 from sim.experiment.design import DesignPoint
 from sim.results import SUMMARY_COLUMNS
-from sim.scenario.model import Scenario
 from sim.simulate import TOTAL_QUEUE, run
 
 Task = tuple[str, int]  # (point key, replication)
@@ -25,11 +24,13 @@ Record = tuple[dict[str, Any], dict[str, Any]]  # (run row, queue series)
 MIN_BATCH_SECONDS = 0.1  # batch tasks so each takes at least this long (des-practice s.5)
 
 
-def run_one(point_key: str, labels: dict[str, Any], scenario: Scenario, replication: int) -> Record:
+def run_one(point: DesignPoint, replication: int) -> Record:
     """One run, never raising: an exception becomes the row's ``exception`` text."""
     started = time.perf_counter()
-    row: dict[str, Any] = {"point": point_key, **labels, "replication": replication, "seed": scenario.run.seed}
-    series: dict[str, Any] = {"point": point_key, "replication": replication, "time_s": [], "depth": []}
+    scenario = point.scenario
+    row: dict[str, Any] = {"point": point.key, "run_key": point.run_key, **point.labels}
+    row.update({"replication": replication, "seed": scenario.run.seed})
+    series: dict[str, Any] = {"run_key": point.run_key, "replication": replication, "time_s": [], "depth": []}
     try:
         result = run(scenario, replication)
     except Exception:
@@ -46,7 +47,7 @@ def run_one(point_key: str, labels: dict[str, Any], scenario: Scenario, replicat
     return row, series
 
 
-def run_batch(batch: list[tuple[str, dict[str, Any], Scenario, int]]) -> list[Record]:
+def run_batch(batch: list[tuple[DesignPoint, int]]) -> list[Record]:
     """Runs several tasks in one worker call (so that each call is worth its overhead)."""
     return [run_one(*task) for task in batch]
 
@@ -95,8 +96,6 @@ def batch_size_for(seconds_per_run: float) -> int:
     return max(1, math.ceil(MIN_BATCH_SECONDS / max(seconds_per_run, 1e-6)))
 
 
-def _batches(
-    points: dict[str, DesignPoint], tasks: list[Task], size: int
-) -> Iterator[list[tuple[str, dict[str, Any], Scenario, int]]]:
+def _batches(points: dict[str, DesignPoint], tasks: list[Task], size: int) -> Iterator[list[tuple[DesignPoint, int]]]:
     for start in range(0, len(tasks), size):
-        yield [(key, points[key].labels, points[key].scenario, rep) for key, rep in tasks[start : start + size]]
+        yield [(points[key], rep) for key, rep in tasks[start : start + size]]

@@ -2,16 +2,24 @@
 
 ``runs.jsonl`` gets one JSON line per finished run (flushed and fsynced before the next
 run is recorded), and ``series.jsonl`` its queue-depth series, written first so that a
-run line always has its series. A crash or Ctrl-C at any moment leaves at most one
+run line always has its series. A crash or a kill at any moment leaves at most one
 partial last line, which the reader skips and the next append isolates; everything
-before it is intact. ``experiment.json`` records which experiment wrote the folder, so
-that a changed experiment cannot mix its results into it.
+before it is intact.
+
+Runs are keyed by (run key, replication), the run key being a content hash of the
+design point's resolved scenario (``design.run_key``). So an experiment can grow: raise
+``replications``, add an axis value, reword a description, and every run already
+stored is reused, only what is new is computed. ``experiment.json`` names the
+experiment (a folder of another experiment is refused) and where its file is, relative
+to the folder so that the folder can be moved; ``history.jsonl`` has one line per
+invocation (executor, runs executed, wall time).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,61 +29,84 @@ from sim.files import write_atomic
 RUNS = "runs.jsonl"
 SERIES = "series.jsonl"
 IDENTITY = "experiment.json"
+HISTORY = "history.jsonl"
+
+RunId = tuple[str, int]  # (run key, replication)
 
 
 class ResultStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # Stores written before run keys existed hold rows keyed by point only; they are
+        # still reused while the experiment is unchanged (point key -> run key).
+        self.legacy: dict[str, str] = {}
 
-    def claim(self, digest: str, name: str, experiment_file: Path, replications: int | None = None) -> None:
+    def claim(
+        self,
+        digest: str,
+        name: str,
+        experiment_file: Path,
+        replications: int | None = None,
+        run_keys: dict[str, str] | None = None,
+    ) -> None:
         """Make the folder this experiment's, or refuse if another experiment wrote it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         identity = self.folder / IDENTITY
         if identity.exists():
             recorded = json.loads(identity.read_text(encoding="utf-8"))
-            if recorded.get("experiment_hash") != digest:
+            if recorded.get("name") != name:
                 raise ScenarioError(
                     experiment_file,
                     "--out",
                     str(self.folder),
-                    f"holds results of a different experiment ({recorded.get('name')}, hash "
-                    f"{str(recorded.get('experiment_hash'))[:12]}); the experiment or a file it uses has changed "
-                    "since (accepted: a new --out folder, or the unchanged experiment)",
+                    f"holds results of a different experiment ({recorded.get('name')}, not {name}) "
+                    "(accepted: a new --out folder, or the experiment that wrote it)",
                 )
-            return
-        payload = {
-            "name": name,
-            "experiment_hash": digest,
-            "experiment_file": str(experiment_file.resolve()),
-            "replications_override": replications,
-        }
+            if recorded.get("experiment_hash") == digest:
+                self.legacy = dict(run_keys or {})
+        relative = os.path.relpath(experiment_file.resolve(), self.folder.resolve())
+        payload: dict[str, Any] = {"name": name, "experiment_hash": digest, "experiment_file": relative}
+        payload["replications_override"] = replications
         write_atomic(identity, lambda p: p.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8"))
+
+    def experiment_file(self) -> Path:
+        """The experiment that last wrote the folder (stored relative to it, or absolute)."""
+        recorded = json.loads((self.folder / IDENTITY).read_text(encoding="utf-8"))
+        return self.folder / str(recorded["experiment_file"])
 
     def append(self, row: dict[str, Any], series: dict[str, Any]) -> None:
         _append_line(self.folder / SERIES, series)
         _append_line(self.folder / RUNS, row)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Every complete run line, the first for each (point, replication)."""
-        seen: set[tuple[str, int]] = set()
-        out = []
+    def _key(self, record: dict[str, Any]) -> RunId | None:
+        key = record.get("run_key") or self.legacy.get(str(record.get("point")))
+        return (key, int(record["replication"])) if key else None
+
+    def rows(self) -> dict[RunId, dict[str, Any]]:
+        """Every complete run line, the first for each (run key, replication)."""
+        out: dict[RunId, dict[str, Any]] = {}
         for row in _read_lines(self.folder / RUNS):
-            key = (row["point"], row["replication"])
-            if key not in seen:
-                seen.add(key)
-                out.append(row)
+            key = self._key(row)
+            if key is not None and key not in out:
+                out[key] = row
         return out
 
-    def series(self) -> list[dict[str, Any]]:
-        finished = {(r["point"], r["replication"]) for r in self.rows()}
-        seen: set[tuple[str, int]] = set()
-        out = []
+    def series(self) -> dict[RunId, dict[str, Any]]:
+        finished = self.rows()
+        out: dict[RunId, dict[str, Any]] = {}
         for record in _read_lines(self.folder / SERIES):
-            key = (record["point"], record["replication"])
-            if key in finished and key not in seen:
-                seen.add(key)
-                out.append(record)
+            key = self._key(record)
+            if key is not None and key in finished and key not in out:
+                out[key] = record
         return out
+
+    def log(self, entry: dict[str, Any]) -> None:
+        """One line in the history of invocations."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        _append_line(self.folder / HISTORY, {"finished_at": stamp, **entry})
+
+    def history(self) -> list[dict[str, Any]]:
+        return _read_lines(self.folder / HISTORY)
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:

@@ -58,43 +58,47 @@ def sweep(
         experiment = load_experiment(experiment, replications=replications)
     folder = Path(out) if out is not None else Path("results") / experiment.spec.name
     store = ResultStore(folder)
-    store.claim(experiment.digest, experiment.spec.name, experiment.path, replications)
     points = {p.key: p for p in experiment.points}
+    run_keys = {key: point.run_key for key, point in points.items()}
+    store.claim(experiment.digest, experiment.spec.name, experiment.path, replications, run_keys)
     say = notice or (lambda _message: None)
     started = time.perf_counter()
     executor, description, capacity, close = _executor(workers, scheduler, experiment.path)
     executed = 0
     try:
-        finished = {(r["point"], r["replication"]) for r in store.rows()}
+        finished = set(store.rows())
         target = experiment.spec.replications
         reps = {key: (target if isinstance(target, int) else target.min) for key in points}
         planned = sum(reps.values())
-        skipped = sum(1 for key in points for r in range(reps[key]) if (key, r) in finished)
+        skipped = sum(1 for key in points for r in range(reps[key]) if (points[key].run_key, r) in finished)
         if skipped:
-            say(f"{skipped} of {planned} runs already finished in {folder}: skipping them, running the rest")
+            say(f"{skipped} of {planned} runs already finished in {folder}: reusing them, running the rest")
         seconds_per_run: float | None = None
         planned_total = 0
 
         def record(row: dict[str, Any], series: dict[str, Any]) -> None:
             nonlocal executed
             store.append(row, series)
-            finished.add((row["point"], row["replication"]))
+            finished.add((row["run_key"], row["replication"]))
             executed += 1
             if progress:
-                progress(len(finished), planned_total)
+                progress(done(), planned_total)
+
+        def done() -> int:
+            return sum(1 for k in points for r in range(reps[k]) if (run_keys[k], r) in finished)
 
         while True:
-            tasks: list[Task] = [(k, r) for k in points for r in range(reps[k]) if (k, r) not in finished]
-            planned_total = len(finished) + len(tasks)
+            tasks: list[Task] = [(k, r) for k in points for r in range(reps[k]) if (run_keys[k], r) not in finished]
+            planned_total = done() + len(tasks)
             if progress:
-                progress(len(finished), planned_total)
+                progress(done(), planned_total)
 
             if tasks and seconds_per_run is None and capacity > 1:
                 # A pilot run in this process measures a run, so batches can be sized to
                 # take at least MIN_BATCH_SECONDS each.
                 key, rep = tasks.pop(0)
                 pilot_started = time.perf_counter()
-                record(*run_one(key, points[key].labels, points[key].scenario, rep))
+                record(*run_one(points[key], rep))
                 seconds_per_run = time.perf_counter() - pilot_started
             if tasks:
                 size = batch_size_for(seconds_per_run or 1.0) if capacity > 1 else 1
@@ -104,12 +108,47 @@ def sweep(
                 break
     except BaseException:
         close(False)  # interrupted or failed: stop the workers now; the store keeps what finished
+        entry = {"executor": description, "runs_executed": executed, "wall_s": round(time.perf_counter() - started, 3)}
+        store.log({**entry, "interrupted": True})
         raise
     close(True)
     wall = time.perf_counter() - started
+    store.log({"executor": description, "runs_executed": executed, "wall_s": round(wall, 3), "interrupted": False})
     return report(
         folder, experiment, timings={"wall_s": round(wall, 3), "runs_executed": executed, "executor": description}
     )
+
+
+@dataclass
+class Status:
+    """What a sweep folder holds for an experiment, without running anything."""
+
+    points: list[dict[str, Any]]  # point, done, planned
+    done: int
+    planned: int
+    stored_elsewhere: int  # runs in the store that no current point uses (kept, not shown)
+
+
+def status(experiment: str | Path | Experiment, out: str | Path | None = None) -> Status:
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
+    folder = Path(out) if out is not None else Path("results") / experiment.spec.name
+    store = ResultStore(folder)
+    if (folder / IDENTITY).exists():
+        recorded = json.loads((folder / IDENTITY).read_text(encoding="utf-8"))
+        if recorded.get("experiment_hash") == experiment.digest:
+            store.legacy = {p.key: p.run_key for p in experiment.points}
+    finished = set(store.rows())
+    target = experiment.spec.replications
+    wanted = target if isinstance(target, int) else target.min
+    rows: list[dict[str, Any]] = []
+    used: set[tuple[str, int]] = set()
+    for point in experiment.points:
+        mine = {key for key in finished if key[0] == point.run_key}
+        used |= mine
+        done = sum(1 for r in range(wanted) if (point.run_key, r) in finished)
+        rows.append({"point": point.key, "done": done, "planned": wanted, "stored": len(mine)})
+    return Status(rows, sum(int(r["done"]) for r in rows), wanted * len(rows), len(finished - used))
 
 
 FIGURES = (
@@ -150,20 +189,19 @@ def report(
 ) -> SweepResult:
     """Write runs.parquet/csv, summary.csv/md, plots and manifest.json from the store."""
     folder = Path(folder)
-    identity_file = folder / IDENTITY
-    if experiment is None:
-        if not identity_file.exists():
-            raise ScenarioError(folder, "", str(folder), "not a sweep results folder (no experiment.json)")
-        identity = json.loads(identity_file.read_text(encoding="utf-8"))
-        experiment = load_experiment(identity["experiment_file"], replications=identity.get("replications_override"))
-        if experiment.digest != identity["experiment_hash"]:
-            raise ScenarioError(
-                identity["experiment_file"],
-                "",
-                experiment.spec.name,
-                f"has changed since it wrote {folder}: cannot report those results with it",
-            )
     store = ResultStore(folder)
+    if not (folder / IDENTITY).exists():
+        raise ScenarioError(folder, "", str(folder), "not a sweep results folder (no experiment.json)")
+    recorded = json.loads((folder / IDENTITY).read_text(encoding="utf-8"))
+    if experiment is None:
+        experiment_file = store.experiment_file()
+        if not experiment_file.exists():
+            raise ScenarioError(
+                folder / IDENTITY, "experiment_file", recorded["experiment_file"], "file not found (moved or renamed?)"
+            )
+        experiment = load_experiment(experiment_file, replications=recorded.get("replications_override"))
+    if recorded.get("experiment_hash") == experiment.digest:
+        store.legacy = {p.key: p.run_key for p in experiment.points}
     runs = _runs_frame(experiment, store.rows())
     summary = summarise(experiment, runs)
     write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
@@ -171,7 +209,7 @@ def report(
     write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
     write_atomic(folder / "summary.md", lambda p: p.write_text(markdown(experiment, summary), encoding="utf-8"))
     if len(summary) and summary["runs"].sum() > 0:
-        _figures(folder, experiment, summary, _series_frame(store.series()))
+        _figures(folder, experiment, summary, _series_frame(experiment, store.series()))
     from sim.version import __version__
 
     manifest = {
@@ -182,6 +220,7 @@ def report(
         "runs": len(runs),
         "failed_runs": int((runs["exception"].fillna("") != "").sum()) if len(runs) else 0,
         **(timings or {}),
+        "history": store.history(),
     }
     write_atomic(
         folder / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -189,9 +228,24 @@ def report(
     return SweepResult(runs, summary, folder, manifest)
 
 
-def _runs_frame(experiment: Experiment, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    order = {p.key: i for i, p in enumerate(experiment.points)}
-    rows = sorted((r for r in rows if r["point"] in order), key=lambda r: (order[r["point"]], r["replication"]))
+def _stored_for(experiment: Experiment, records: dict[tuple[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored records of each current point, in point order, labelled with the point as it
+    is named now (a run stored under an older name or description is the same run)."""
+    target = experiment.spec.replications
+    limit = target if isinstance(target, int) else target.max
+    by_key: dict[str, list[int]] = {}
+    for run_key, replication in records:
+        by_key.setdefault(run_key, []).append(replication)
+    out = []
+    for point in experiment.points:
+        for replication in sorted(r for r in by_key.get(point.run_key, []) if r < limit):
+            record = dict(records[(point.run_key, replication)])
+            record.update({"point": point.key, **point.labels})
+            out.append(record)
+    return out
+
+
+def _runs_frame(experiment: Experiment, records: dict[tuple[str, int], dict[str, Any]]) -> pd.DataFrame:
     columns = [
         "point",
         *experiment.axis_names,
@@ -200,13 +254,13 @@ def _runs_frame(experiment: Experiment, rows: list[dict[str, Any]]) -> pd.DataFr
         *(c for c in SUMMARY_COLUMNS if c not in ("scenario", "seed", "replication")),
         "exception",
     ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(_stored_for(experiment, records), columns=columns)
 
 
-def _series_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def _series_frame(experiment: Experiment, records: dict[tuple[str, int], dict[str, Any]]) -> pd.DataFrame:
     frames = [
         pd.DataFrame({"point": r["point"], "replication": r["replication"], "time_s": r["time_s"], "depth": r["depth"]})
-        for r in records
+        for r in _stored_for(experiment, records)
         if r["time_s"]
     ]
     return (
@@ -218,7 +272,7 @@ def _series_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _needs_more(store: ResultStore, experiment: Experiment, target: Replications, reps: dict[str, int]) -> bool:
     """Adaptive replication: add runs to points whose interval is still too wide."""
-    rows = pd.DataFrame(store.rows())
+    rows = _runs_frame(experiment, store.rows())
     more = False
     for key in reps:
         values = rows.loc[(rows["point"] == key) & (rows["exception"] == ""), target.metric].astype(float).to_numpy()
