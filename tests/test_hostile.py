@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cli_checks import one_error_line
 from typer.testing import CliRunner
 
 from sim import cli
@@ -15,15 +16,6 @@ from sim.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    text = result.stderr or result.output
-    assert "Traceback" not in text
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def _what_if(tmp_path: Path, text: str | None = None) -> Path:

@@ -8,6 +8,7 @@ import re
 
 import pytest
 import yaml
+from cli_checks import one_error_line as error_line
 from typer.testing import CliRunner
 
 import sim
@@ -55,15 +56,6 @@ old.example         error:domain retired
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result):
-    assert result.exit_code == 2, result.output
-    text = result.stderr or result.output
-    assert "Traceback" not in text
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 @pytest.fixture
