@@ -183,7 +183,7 @@ def run(
     except NotAnOutputFolder as exc:
         _fail(f"--out = {target}: {exc}; choose another folder")
     except OSError as exc:
-        _fail(f"{target}: cannot write results: {exc.strerror or exc}")
+        _fail(_write_failure(target, exc))
     if as_json:
         row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.summary_row.items()}
         sys.stdout.write(json.dumps(row) + "\n")
@@ -196,6 +196,16 @@ def run(
     reports = len(written) - len(tables)
     also = f" and {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
+
+
+def _write_failure(target: Path, exc: OSError) -> str:
+    """One line: the folder, the file that failed (named by its final name, not the
+    temporary one it was being written as) and why; the previous result is kept."""
+    failed = Path(exc.filename) if exc.filename else None
+    if failed is not None and failed.name.startswith(".") and failed.name.endswith(".tmp"):
+        failed = failed.with_name(failed.name[1:].rsplit(".", 2)[0])  # ".summary.csv.abc123.tmp"
+    which = f" ({failed.name})" if failed is not None and failed.name else ""
+    return f"{target}: cannot write results{which}: {exc.strerror or exc}; the previous result, if any, is kept"
 
 
 def _print_status(experiment_file: Path, out_dir: Path | None, replications: int | None) -> None:
@@ -242,7 +252,7 @@ def compare(
     except NotAnOutputFolder as exc:
         _fail(f"--out = {target}: {exc}; choose another folder")
     except OSError as exc:
-        _fail(f"{target}: cannot write results: {exc.strerror or exc}")
+        _fail(_write_failure(target, exc))
     out.print((target / "compare.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False, soft_wrap=True)
 

@@ -116,11 +116,11 @@ def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypat
 
     def disk_full(result, folder):
         (folder / "report.md").write_text("half")
-        raise OSError(28, "No space left on device")
+        raise OSError(28, "No space left on device", str(folder / ".report.html.k2j4x9.tmp"))
 
     monkeypatch.setattr("sim.report.page.write_report", disk_full)
     line = one_error_line(_run(out, "--seed", "7"))
-    assert "cannot write results: No space left on device" in line
+    assert "cannot write results (report.html): No space left on device; the previous result" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
 
