@@ -13,12 +13,14 @@ import argparse
 import time
 from pathlib import Path
 
-from sim.experiment.runner import run_batch
-from sim.experiment.sweep import _executor
-
 
 def pool_startup(workers: int = 2) -> float:
-    """Seconds from creating the pool to every worker having run an (empty) batch."""
+    """Seconds from creating the pool to every worker having run an (empty) batch.
+    (Imports stay in here: a spawned worker re-imports this script's top level, as it
+    would the ``tlssim`` command's, which imports nothing heavy.)"""
+    from sim.experiment.runner import run_batch
+    from sim.experiment.sweep import _executor
+
     started = time.perf_counter()
     executor, _, _, close = _executor(workers, None, Path("<benchmark>"))
     futures = [executor.submit(run_batch, []) for _ in range(workers)]

@@ -1,6 +1,9 @@
 """Speed-up of a sweep on 2 workers over 1, and the per-run overhead of the Dask path.
 
-Usage: python benchmarks/sweep_scaling.py [--replications N]
+Usage: python benchmarks/sweep_scaling.py [--replications N] [--small-only]
+
+0. Prints the pool start-up (``pool_startup_s``, best of 3) and the 2-worker speed-up
+   on sweeps of 16 and 64 one-day runs (best of 2 each, 1 and 2 workers alternating).
 
 1. Runs the bundled article-policy-sweep (8 design points x N replications) with
    --workers 1 and --workers 2 into fresh folders, checks the two runs tables are
@@ -16,8 +19,6 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-
-from sim.experiment.sweep import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,9 @@ seed: 1
 
 
 def timed(**kwargs: object) -> tuple[float, object]:
+    # Imported here, not at the top: spawned workers re-import this script's top level.
+    from sim.experiment.sweep import sweep
+
     started = time.perf_counter()
     result = sweep(**kwargs)  # type: ignore[arg-type]
     return time.perf_counter() - started, result
@@ -44,9 +48,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replications", type=int, default=4)
     parser.add_argument("--short-runs", type=int, default=100, help="replications per point of the short sweep")
+    parser.add_argument("--small-only", action="store_true", help="only part 0")
     args = parser.parse_args()
     experiment = ROOT / "scenarios/article-policy-sweep.yaml"
     with tempfile.TemporaryDirectory() as tmp:
+        from pool_startup import pool_startup
+
+        print(f"pool_startup_s {min(pool_startup() for _ in range(3)):.3f}")
+        for runs in (16, 64):
+            small = Path(tmp) / f"small{runs}.yaml"
+            text = SHORT.format(base=ROOT / "scenarios/article-baseline.yaml", replications=runs // 2)
+            small.write_text(text.replace("run.duration: 1h", "run.duration: 1d"))
+            walls: dict[int, float] = {1: float("inf"), 2: float("inf")}
+            for attempt in range(2):
+                for workers in (1, 2):
+                    wall, _ = timed(experiment=small, out=Path(tmp) / f"o{runs}-{workers}-{attempt}", workers=workers)
+                    walls[workers] = min(walls[workers], wall)
+            speed_up = walls[1] / walls[2]
+            print(
+                f"{runs} one-day runs: 1 worker {walls[1]:.2f} s, 2 workers {walls[2]:.2f} s, speed-up {speed_up:.2f}"
+            )  # noqa: E501
+        if args.small_only:
+            return
         one, serial = timed(experiment=experiment, out=Path(tmp) / "w1", workers=1, replications=args.replications)
         two, pooled = timed(experiment=experiment, out=Path(tmp) / "w2", workers=2, replications=args.replications)
         runs = len(serial.runs)  # type: ignore[attr-defined]

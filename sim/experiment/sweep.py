@@ -8,8 +8,6 @@ import json
 import math
 import multiprocessing
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -26,6 +24,7 @@ from sim.experiment.analysis import half_width, markdown, summarise
 from sim.experiment.design import Experiment, Replications, load_experiment
 from sim.experiment.runner import SerialExecutor, Task, batch_size_for, execute, run_one
 from sim.experiment.store import IDENTITY, ResultStore
+from sim.experiment.worker import prepare_worker
 from sim.files import write_atomic
 from sim.htmlpage import STYLE, image
 from sim.results import SUMMARY_COLUMNS
@@ -282,28 +281,6 @@ def _needs_more(store: ResultStore, experiment: Experiment, target: Replications
     return more
 
 
-def _ignore_ctrl_c() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker),
-    and die with it: a parent killed outright (SIGKILL) leaves no orphaned workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
-
-
-def _die_with_parent() -> None:
-    """Linux PR_SET_PDEATHSIG: the kernel sends SIGTERM to this process when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the call: go now
-        os._exit(1)
-
-
 def _executor(
     workers: int | None, scheduler: str | None, experiment_file: Path
 ) -> tuple[Executor, str, int, Callable[[bool], None]]:
@@ -329,7 +306,7 @@ def _executor(
     count = workers or os.cpu_count() or 1
     if count <= 1:
         return SerialExecutor(), "serial", 1, lambda _graceful: None
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_ctrl_c)
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=prepare_worker)
 
     def close(graceful: bool) -> None:
         if graceful:
