@@ -366,3 +366,21 @@ def _wait_gone(pids, seconds=20.0):
             return True
         time.sleep(0.2)
     return False
+
+
+def test_a_pool_worker_loads_no_pandas_or_matplotlib():
+    # Each spawned worker pays for what it imports (issue 13: 1.5 s more per pool start).
+    code = (
+        "import sys; from sim.experiment.worker import prepare_worker; import sim.experiment.runner; "
+        "print(sorted({'pandas', 'matplotlib', 'sim.experiment.sweep'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    from sim.experiment import sweep as sweep_module
+    from sim.experiment.worker import prepare_worker
+
+    pool, _, _, close = sweep_module._executor(2, None, Path("x.yaml"))
+    try:
+        assert pool._initializer is prepare_worker  # the set-up the workers run is that light one
+    finally:
+        close(True)
