@@ -65,9 +65,8 @@ def main() -> None:
                     wall, _ = timed(experiment=small, out=Path(tmp) / f"o{runs}-{workers}-{attempt}", workers=workers)
                     walls[workers] = min(walls[workers], wall)
             speed_up = walls[1] / walls[2]
-            print(
-                f"{runs} one-day runs: 1 worker {walls[1]:.2f} s, 2 workers {walls[2]:.2f} s, speed-up {speed_up:.2f}"
-            )  # noqa: E501
+            one, two = walls[1], walls[2]
+            print(f"{runs} one-day runs: 1 worker {one:.2f} s, 2 workers {two:.2f} s, speed-up {speed_up:.2f}")
         if args.small_only:
             return
         one, serial = timed(experiment=experiment, out=Path(tmp) / "w1", workers=1, replications=args.replications)
