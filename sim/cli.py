@@ -199,21 +199,17 @@ def run(
 
 
 def _write_failure(target: Path, exc: OSError) -> str:
-    """One line: the folder, the file that failed (named by its final name, not the
-    temporary one it was being written as) and why; the previous result is kept."""
-    failed = Path(exc.filename) if exc.filename else None
-    if failed is not None and failed.name.startswith(".") and failed.name.endswith(".tmp"):
-        failed = failed.with_name(failed.name[1:].rsplit(".", 2)[0])  # ".summary.csv.abc123.tmp"
-    which = f" ({failed.name})" if failed is not None and failed.name else ""
+    """One line: the folder, the file that failed (``write_atomic`` names it) and why."""
+    which = f" ({Path(exc.filename).name})" if exc.filename else ""
     return f"{target}: cannot write results{which}: {exc.strerror or exc}; the previous result, if any, is kept"
 
 
 def _print_status(experiment_file: Path, out_dir: Path | None, replications: int | None) -> None:
     from sim.experiment.design import load_experiment
-    from sim.experiment.sweep import status
+    from sim.experiment.sweep import results_folder, status
 
     experiment = load_experiment(experiment_file, replications=replications)
-    folder = out_dir if out_dir is not None else Path("results") / experiment.spec.name
+    folder = results_folder(experiment, out_dir)
     state = status(experiment, folder)
     table = Table(title=f"{experiment.spec.name} in {folder}", title_justify="left")
     for column in ("point", "done", "planned"):

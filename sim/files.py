@@ -22,6 +22,11 @@ def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:
         write(temp)
         os.chmod(temp, 0o666 & ~_UMASK)  # ordinary modes (mkstemp makes 0600)
         os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        if exc.filename in (None, name):  # name the file the user knows, not the temporary one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from sim import cli
 from sim.cli import app
+from sim.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -116,7 +117,12 @@ def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypat
 
     def disk_full(result, folder):
         (folder / "report.md").write_text("half")
-        raise OSError(28, "No space left on device", str(folder / ".report.html.k2j4x9.tmp"))
+
+        def fill(path):
+            path.write_text("<html>half")
+            raise OSError(28, "No space left on device")  # as a write() reports it: no file name
+
+        write_atomic(folder / "report.html", fill)
 
     monkeypatch.setattr("sim.report.page.write_report", disk_full)
     line = one_error_line(_run(out, "--seed", "7"))

@@ -190,6 +190,25 @@ def test_a_sweep_grows_reusing_every_stored_run(tmp_path):
     assert fewer.manifest["runs_executed"] == 0 and len(fewer.runs) == 6
 
 
+def test_a_store_from_before_run_keys_is_reused_while_the_experiment_is_unchanged(tmp_path):
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 1"))
+    out = tmp_path / "out"
+    first = sweep(path, out=out, workers=1)
+    point_of = {p.run_key: p.key for p in load_experiment(path).points}
+    for name, keyed_by_point in (
+        ("runs.jsonl", lambda r: r),
+        ("series.jsonl", lambda r: {"point": point_of[r["run_key"]], **r}),
+    ):
+        lines = [json.loads(line) for line in (out / name).read_text().splitlines()]
+        old = [{k: v for k, v in keyed_by_point(r).items() if k != "run_key"} for r in lines]
+        (out / name).write_text("".join(json.dumps(r) + "\n" for r in old))
+    again = sweep(path, out=out, workers=1)
+    assert again.manifest["runs_executed"] == 0
+    pd.testing.assert_frame_equal(comparable(again.runs), comparable(first.runs))
+    path.write_text(SMALL.replace("replications: 3", "replications: 1").replace("seed: 7", "seed: 9"))
+    assert sweep(path, out=out, workers=1).manifest["runs_executed"] == 4  # changed: the old rows are not used
+
+
 def test_a_changed_seed_computes_anew_and_another_experiment_is_refused(tmp_path):
     path = write_small(tmp_path)
     out = tmp_path / "out"

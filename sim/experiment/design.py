@@ -109,6 +109,17 @@ class Experiment:
     def axis_names(self) -> list[str]:
         return list(self.points[0].labels) if self.points else []
 
+    @property
+    def run_keys(self) -> dict[str, str]:
+        """Point key -> run key (the store's key for the point's runs)."""
+        return {point.key: point.run_key for point in self.points}
+
+    @property
+    def first_replications(self) -> int:
+        """Runs per point to begin with: the number, or an adaptive target's minimum."""
+        target = self.spec.replications
+        return target if isinstance(target, int) else target.min
+
     def baseline_of(self, point: DesignPoint) -> DesignPoint | None:
         """The point that differs from ``point`` only in taking the baseline's values."""
         if not self.spec.baseline:

@@ -41,38 +41,38 @@ class ResultStore:
         # still reused while the experiment is unchanged (point key -> run key).
         self.legacy: dict[str, str] = {}
 
+    def recorded(self) -> dict[str, Any] | None:
+        """``experiment.json``: which experiment last wrote the folder; ``None`` if none did."""
+        identity = self.folder / IDENTITY
+        return json.loads(identity.read_text(encoding="utf-8")) if identity.exists() else None
+
+    def recognise(self, digest: str, run_keys: dict[str, str]) -> None:
+        """Reuse rows written before run keys existed, while the experiment is unchanged."""
+        recorded = self.recorded()
+        if recorded is not None and recorded.get("experiment_hash") == digest:
+            self.legacy = dict(run_keys)
+
     def claim(
-        self,
-        digest: str,
-        name: str,
-        experiment_file: Path,
-        replications: int | None = None,
-        run_keys: dict[str, str] | None = None,
+        self, digest: str, name: str, experiment_file: Path, replications: int | None, run_keys: dict[str, str]
     ) -> None:
         """Make the folder this experiment's, or refuse if another experiment wrote it."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        identity = self.folder / IDENTITY
-        if identity.exists():
-            recorded = json.loads(identity.read_text(encoding="utf-8"))
-            if recorded.get("name") != name:
-                raise ScenarioError(
-                    experiment_file,
-                    "--out",
-                    str(self.folder),
-                    f"holds results of a different experiment ({recorded.get('name')}, not {name}) "
-                    "(accepted: a new --out folder, or the experiment that wrote it)",
-                )
-            if recorded.get("experiment_hash") == digest:
-                self.legacy = dict(run_keys or {})
+        recorded = self.recorded()
+        if recorded is not None and recorded.get("name") != name:
+            raise ScenarioError(
+                experiment_file,
+                "--out",
+                str(self.folder),
+                f"holds results of a different experiment ({recorded.get('name')}, not {name}) "
+                "(accepted: a new --out folder, or the experiment that wrote it)",
+            )
+        self.recognise(digest, run_keys)
         relative = os.path.relpath(experiment_file.resolve(), self.folder.resolve())
         payload: dict[str, Any] = {"name": name, "experiment_hash": digest, "experiment_file": relative}
         payload["replications_override"] = replications
-        write_atomic(identity, lambda p: p.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8"))
-
-    def experiment_file(self) -> Path:
-        """The experiment that last wrote the folder (stored relative to it, or absolute)."""
-        recorded = json.loads((self.folder / IDENTITY).read_text(encoding="utf-8"))
-        return self.folder / str(recorded["experiment_file"])
+        write_atomic(
+            self.folder / IDENTITY, lambda p: p.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        )
 
     def append(self, row: dict[str, Any], series: dict[str, Any]) -> None:
         _append_line(self.folder / SERIES, series)

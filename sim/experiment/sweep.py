@@ -55,42 +55,44 @@ def sweep(
     """Run an experiment (resuming from ``out`` if it holds part of it) and report it."""
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment, replications=replications)
-    folder = Path(out) if out is not None else Path("results") / experiment.spec.name
+    folder = results_folder(experiment, out)
     store = ResultStore(folder)
     points = {p.key: p for p in experiment.points}
-    run_keys = {key: point.run_key for key, point in points.items()}
+    run_keys = experiment.run_keys
     store.claim(experiment.digest, experiment.spec.name, experiment.path, replications, run_keys)
     say = notice or (lambda _message: None)
     started = time.perf_counter()
     executor, description, capacity, close = _executor(workers, scheduler, experiment.path)
-    executed = 0
+    executed = done = planned = 0
+
+    def invocation() -> dict[str, Any]:
+        return {"executor": description, "runs_executed": executed, "wall_s": round(time.perf_counter() - started, 3)}
+
     try:
         finished = set(store.rows())
         target = experiment.spec.replications
-        reps = {key: (target if isinstance(target, int) else target.min) for key in points}
-        planned = sum(reps.values())
-        skipped = sum(1 for key in points for r in range(reps[key]) if (points[key].run_key, r) in finished)
-        if skipped:
-            say(f"{skipped} of {planned} runs already finished in {folder}: reusing them, running the rest")
+        reps = dict.fromkeys(points, experiment.first_replications)
         seconds_per_run: float | None = None
-        planned_total = 0
 
         def record(row: dict[str, Any], series: dict[str, Any]) -> None:
-            nonlocal executed
+            nonlocal executed, done
             store.append(row, series)
             finished.add((row["run_key"], row["replication"]))
             executed += 1
+            done += 1
             if progress:
-                progress(done(), planned_total)
+                progress(done, planned)
 
-        def done() -> int:
-            return sum(1 for k in points for r in range(reps[k]) if (run_keys[k], r) in finished)
-
+        first_round = True
         while True:
             tasks: list[Task] = [(k, r) for k in points for r in range(reps[k]) if (run_keys[k], r) not in finished]
-            planned_total = done() + len(tasks)
+            done = sum(reps.values()) - len(tasks)
+            planned = done + len(tasks)
+            if first_round and done:
+                say(f"{done} of {planned} runs already finished in {folder}: reusing them, running the rest")
+            first_round = False
             if progress:
-                progress(done(), planned_total)
+                progress(done, planned)
 
             if tasks and seconds_per_run is None and capacity > 1:
                 # A pilot run in this process measures a run, so batches can be sized to
@@ -107,15 +109,17 @@ def sweep(
                 break
     except BaseException:
         close(False)  # interrupted or failed: stop the workers now; the store keeps what finished
-        entry = {"executor": description, "runs_executed": executed, "wall_s": round(time.perf_counter() - started, 3)}
-        store.log({**entry, "interrupted": True})
+        store.log({**invocation(), "interrupted": True})
         raise
     close(True)
-    wall = time.perf_counter() - started
-    store.log({"executor": description, "runs_executed": executed, "wall_s": round(wall, 3), "interrupted": False})
-    return report(
-        folder, experiment, timings={"wall_s": round(wall, 3), "runs_executed": executed, "executor": description}
-    )
+    timings = invocation()
+    store.log({**timings, "interrupted": False})
+    return report(folder, experiment, timings=timings)
+
+
+def results_folder(experiment: Experiment, out: str | Path | None) -> Path:
+    """``--out``, or ``results/<experiment name>``."""
+    return Path(out) if out is not None else Path("results") / experiment.spec.name
 
 
 @dataclass
@@ -128,26 +132,16 @@ class Status:
     stored_elsewhere: int  # runs in the store that no current point uses (kept, not shown)
 
 
-def status(experiment: str | Path | Experiment, out: str | Path | None = None) -> Status:
-    if not isinstance(experiment, Experiment):
-        experiment = load_experiment(experiment)
-    folder = Path(out) if out is not None else Path("results") / experiment.spec.name
+def status(experiment: Experiment, folder: Path) -> Status:
     store = ResultStore(folder)
-    if (folder / IDENTITY).exists():
-        recorded = json.loads((folder / IDENTITY).read_text(encoding="utf-8"))
-        if recorded.get("experiment_hash") == experiment.digest:
-            store.legacy = {p.key: p.run_key for p in experiment.points}
+    store.recognise(experiment.digest, experiment.run_keys)
     finished = set(store.rows())
-    target = experiment.spec.replications
-    wanted = target if isinstance(target, int) else target.min
-    rows: list[dict[str, Any]] = []
-    used: set[tuple[str, int]] = set()
-    for point in experiment.points:
-        mine = {key for key in finished if key[0] == point.run_key}
-        used |= mine
-        done = sum(1 for r in range(wanted) if (point.run_key, r) in finished)
-        rows.append({"point": point.key, "done": done, "planned": wanted, "stored": len(mine)})
-    return Status(rows, sum(int(r["done"]) for r in rows), wanted * len(rows), len(finished - used))
+    wanted = experiment.first_replications
+    done = [sum((p.run_key, r) in finished for r in range(wanted)) for p in experiment.points]
+    rows = [{"point": p.key, "done": n, "planned": wanted} for p, n in zip(experiment.points, done, strict=True)]
+    current = set(experiment.run_keys.values())
+    elsewhere = sum(1 for run_key, _ in finished if run_key not in current)
+    return Status(rows, sum(done), wanted * len(rows), elsewhere)
 
 
 FIGURES = (
@@ -189,18 +183,17 @@ def report(
     """Write runs.parquet/csv, summary.csv/md, plots and manifest.json from the store."""
     folder = Path(folder)
     store = ResultStore(folder)
-    if not (folder / IDENTITY).exists():
+    recorded = store.recorded()
+    if recorded is None:
         raise ScenarioError(folder, "", str(folder), "not a sweep results folder (no experiment.json)")
-    recorded = json.loads((folder / IDENTITY).read_text(encoding="utf-8"))
     if experiment is None:
-        experiment_file = store.experiment_file()
+        experiment_file = folder / str(recorded["experiment_file"])  # relative to the folder, or absolute
         if not experiment_file.exists():
             raise ScenarioError(
                 folder / IDENTITY, "experiment_file", recorded["experiment_file"], "file not found (moved or renamed?)"
             )
         experiment = load_experiment(experiment_file, replications=recorded.get("replications_override"))
-    if recorded.get("experiment_hash") == experiment.digest:
-        store.legacy = {p.key: p.run_key for p in experiment.points}
+    store.recognise(experiment.digest, experiment.run_keys)
     runs = _runs_frame(experiment, store.rows())
     summary = summarise(experiment, runs)
     write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
