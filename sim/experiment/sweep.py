@@ -308,8 +308,14 @@ def _executor(
         # After Ctrl-C a waiting shutdown can hang on a half-finished batch: end the
         # workers instead (their unfinished runs were never recorded, so none is lost).
         workers_alive = list(getattr(pool, "_processes", {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         for process in workers_alive:
             process.terminate()
+        # Let the pool's manager thread see its workers gone and close its pipes before
+        # the interpreter exits: otherwise its exit hook can write to a pipe the thread
+        # is closing ("OSError: Bad file descriptor", a CPython 3.11 race seen in CI).
+        if manager is not None:
+            manager.join(timeout=10)
 
     return pool, f"process pool ({count} workers)", count, close
