@@ -24,7 +24,7 @@ from sim.scenario.loader import read_yaml
 from sim.simulate import Simulation
 
 FINGERPRINTS = Path(__file__).with_name("same_results.json")
-FAST = {"article-force-tls", "article-inbound-tls-offered", "exo-partner-tls", "requiretls-rollout"}
+FAST = {"article-force-tls", "article-inbound-tls-offered", "exo-partner-tls"}
 
 
 def _digest(value: Any) -> str:

@@ -20,6 +20,14 @@ minimal_backoff_time later it is re-enabled. A success resets the count and wide
 window. The in-core queue is discarded when it holds nothing (and is not dead), so the
 next mail for the destination starts afresh.
 
+**Backlogs in bulk (issue 13).** Deferred mail is held in buckets keyed by the queue
+run that will pick it up, and within a bucket in cohorts (``cohort.py``): runs of
+messages in arrival order that move together. Suspending a dead destination's mail
+defers a cohort in one step: the expiring, the newly warned and the still-young
+messages are found by bisection, and the rest moves to its next bucket untouched. The
+result is the same as deferring message by message (a test compares fingerprints);
+with a trace kept, every message is deferred on its own so each gets its line.
+
 **TLS (3b, 6a).** A failed handshake under ``may`` is retried in plaintext only when
 the message waited at least minimal_backoff_time before entering the active queue
 (PREACTIVE_DELAY, whole seconds), and it does not count against the destination.
@@ -29,10 +37,13 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from simpy.events import Timeout
 
+from sim.model.cohort import Cohort
 from sim.model.message import Message
 from sim.model.queue import DeliveryQueue
 from sim.mta.profiles import DestinationConcurrency
@@ -43,12 +54,14 @@ _UNLIMITED = DestinationConcurrency(initial=1_000_000, limit=1_000_000, failed_c
 
 class BackoffQueue(DeliveryQueue):
     uses_watch = False  # notices are checked per message, after its failed attempts
+    in_bulk = True  # cohorts of a dead destination are deferred in one step (tests turn it off)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Deferred mail by the queue run that will pick it up (a dict of lists plus a
-        # heap of run times), not a per-message heap.
-        self.deferred: dict[float, list[Message]] = {}
+        # heap of run times), not a per-message heap; in each list, messages and cohorts.
+        self.deferred: dict[float, list[Message | Cohort]] = {}
+        self.pending: deque[Message | Cohort] = deque()  # type: ignore[assignment]
         self._runs: list[float] = []
         self._deferred_count = 0
         self.scan_armed = False
@@ -68,7 +81,7 @@ class BackoffQueue(DeliveryQueue):
 
     @property
     def depth(self) -> int:
-        return len(self.pending) + self.busy + self._deferred_count
+        return _count(self.pending) + self.busy + self._deferred_count
 
     def accept(self, message: Message) -> None:
         message.activated = self.env.now
@@ -89,7 +102,13 @@ class BackoffQueue(DeliveryQueue):
             self._revive()
         while pending and self.busy < self.window:
             now = self.env.now
-            message = pending.popleft()
+            head = pending[0]
+            if isinstance(head, Cohort):
+                message = head.popleft()
+                if not head:
+                    pending.popleft()
+            else:
+                message = pending.popleft()  # type: ignore[assignment]
             link, outcome, spent = self._connect(message, now)
             self._trace_attempt(message, link)
             if link is not None:
@@ -166,8 +185,69 @@ class BackoffQueue(DeliveryQueue):
         assert status is not None
         suspended = Status(status.code, f"delivery temporarily suspended: {status.text}")
         pending, now = self.pending, self.env.now
+        # In bulk unless a trace is kept (a line per message) or mail could expire before
+        # it backs off fully (then a cohort's young messages could expire too).
+        bulk = self.in_bulk and self.metrics.trace is None and self._expiration >= self._max_backoff
+        event_time = int(now)
+        # One retry bucket for every message that has backed off fully; a cohort whose
+        # messages are all such, none expiring and none due a warning, moves untouched.
+        old_run = self._run_for(event_time, self._max_backoff, now)
+        expiring = math.floor(event_time - self._expiration) + 1  # arrival < expiring: expires
+        backed_off = math.floor(event_time - self._max_backoff) + 1  # arrival < backed_off: all of it
+        warning = math.floor(event_time - self._notice + 1) + 1 if self._notice is not None else -math.inf
+        metrics = self.metrics
         while pending:
-            self._defer(pending.popleft(), suspended, now, suspended=True)
+            item = pending.popleft()
+            if isinstance(item, Message):
+                self._defer(item, suspended, now, suspended=True)
+            elif not bulk:
+                for message in item.messages[item.start :]:
+                    self._defer(message, suspended, now, suspended=True)
+            elif (
+                item.stats is not None
+                and item.messages[item.start].arrival >= expiring
+                and item.messages[-1].arrival < backed_off
+                and (
+                    item.notified >= len(item.messages)
+                    or item.messages[max(item.notified, item.start)].arrival >= warning
+                )
+            ):
+                metrics.deferrals_suspended += len(item)
+                item.stats.last = suspended
+                self._file_cohort(item, old_run)
+            else:
+                self._suspend_cohort(item, suspended, now, old_run)
+
+    def _suspend_cohort(self, cohort: Cohort, status: Status, now: float, old_run: float) -> None:
+        """``_defer`` for every message of ``cohort`` (a dead destination), in one step."""
+        metrics = self.metrics
+        metrics.deferrals_suspended += len(cohort)
+        event_time = int(now)
+        messages = cohort.messages
+        young_from = cohort.index_of_age(self._max_backoff, event_time)
+        expired_to = cohort.index_of_age(self._expiration, event_time)  # <= young_from
+        for message in messages[cohort.start : expired_to]:
+            message.last = message.stats.last = status
+            self._expire(message, now)
+        if expired_to < len(messages):
+            for stats in _domains(cohort.stats, messages, expired_to):
+                stats.last = status
+        notice = self._notice
+        if notice is not None:
+            warned_from = max(expired_to, cohort.notified)
+            warned_to = min(cohort.index_of_age(notice - 1, event_time), young_from) if warned_from < young_from else 0
+            for message in messages[warned_from:warned_to]:
+                if not message.notified:
+                    message.notified = True
+                    metrics.delay_notice(message, now)
+            cohort.notified = max(cohort.notified, warned_to)
+        young = cohort.split_off(young_from) if young_from < len(messages) else ()
+        cohort.drop_front(expired_to)
+        if cohort:
+            self._file_cohort(cohort, old_run)
+        for message in young:  # each backs off by its own age
+            message.last = status
+            self._file(message, event_time - int(message.arrival), now)
 
     # -- the deferred queue ----------------------------------------------------------------
 
@@ -186,29 +266,65 @@ class BackoffQueue(DeliveryQueue):
         message.last = message.stats.last = status
         if metrics.trace is not None:
             self._trace(message, "suspended" if suspended else "deferred", str(status))
-        event_time = int(now)  # simulated time is never negative: int() floors
-        age = event_time - int(message.arrival)
+        # simulated time is never negative: int() floors
+        age = int(now) - int(message.arrival)
         if age >= self._expiration:
             self._expire(message, now)
             return
+        self._file(message, age, now)
+
+    def _file(self, message: Message, age: int, now: float) -> None:
+        """Warn if due, then put a message that was not expired into its retry bucket."""
         notice = self._notice
         if notice is not None and not message.notified and age >= notice - 1:
             message.notified = True
-            metrics.delay_notice(message, now)
+            self.metrics.delay_notice(message, now)
         backoff = self._min_backoff if age < self._min_backoff else min(age, self._max_backoff)
-        # A scan takes files due within the next second: the first run at or after stamp - 1.
-        grid = self._scan_interval
-        run = math.ceil((event_time + backoff - 1) / grid - 1e-9) * grid
-        if run <= now:
-            run = self.profile.retry.run_after(now)
+        run = self._run_for(int(now), backoff, now)
         bucket = self.deferred.get(run)
         if bucket is None:
             bucket = self.deferred[run] = []
             heapq.heappush(self._runs, run)
-        bucket.append(message)
+            bucket.append(message)
+        else:
+            # Runs of messages in arrival order become cohorts, so they move in bulk later.
+            last = bucket[-1]
+            if isinstance(last, Cohort):
+                if last.messages[-1].arrival <= message.arrival:
+                    last.append(message)
+                else:
+                    bucket.append(message)
+            elif last.arrival <= message.arrival:
+                bucket[-1] = Cohort([last, message], last.stats if last.stats is message.stats else None)
+            else:
+                bucket.append(message)
         self._deferred_count += 1
         if not self.scan_armed:
             self._arm_scan()
+
+    def _file_cohort(self, cohort: Cohort, run: float) -> None:
+        bucket = self.deferred.get(run)
+        if bucket is None:
+            self.deferred[run] = [cohort]
+            heapq.heappush(self._runs, run)
+        else:
+            last = bucket[-1]
+            if isinstance(last, Cohort) and last.last_arrival() <= cohort.first_arrival():
+                last.extend(cohort)
+            else:
+                bucket.append(cohort)
+        self._deferred_count += len(cohort)
+        if not self.scan_armed:
+            self._arm_scan()
+
+    def _run_for(self, event_time: int, backoff: float, now: float) -> float:
+        """The queue run that picks up a file stamped ``event_time + backoff``: a scan takes
+        files due within the next second, so the first run at or after stamp - 1."""
+        grid = self._scan_interval
+        run = math.ceil((event_time + backoff - 1) / grid - 1e-9) * grid
+        if run <= now:
+            run = self.profile.retry.run_after(now)
+        return run
 
     def _arm_scan(self) -> None:
         if self.scan_armed or not self._runs:
@@ -222,9 +338,18 @@ class BackoffQueue(DeliveryQueue):
         runs = self._runs
         while runs and runs[0] <= now + 1e-9:
             bucket = self.deferred.pop(heapq.heappop(runs))
-            self._deferred_count -= len(bucket)
-            for message in bucket:
-                message.activated = now
+            self._deferred_count -= _count(bucket)
+            for item in bucket:
+                item.activated = now  # a cohort passes it to each message it lets go
             self.pending.extend(bucket)
         self._arm_scan()
         self._pump()
+
+
+def _count(items: Iterable[Message | Cohort]) -> int:
+    return sum(len(item) if isinstance(item, Cohort) else 1 for item in items)
+
+
+def _domains(stats: Any, messages: list[Message], start: int) -> Iterable[Any]:
+    """The domains of ``messages[start:]``: the cohort's one domain, or each one once."""
+    return (stats,) if stats is not None else {message.stats for message in messages[start:]}
