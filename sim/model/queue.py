@@ -99,10 +99,18 @@ class DeliveryQueue:
         else:
             self.sts.publish(sts)
         self.reporting = reporting
+        self._replanned()
+
+    def _replanned(self) -> None:
+        """A hook for a discipline that precomputes from the hosts and policies."""
 
     def submit(self, message: Message) -> None:
         self.submitted += 1
-        self.metrics.entered_queue(self.env.now)
+        metrics = self.metrics
+        metrics.depth += 1  # Metrics.entered_queue, inlined: every message passes here
+        if metrics.depth > metrics.peak_depth:
+            metrics.peak_depth = metrics.depth
+            metrics.peak_time = self.env.now
         self.accept(message)
 
     def accept(self, message: Message) -> None:
@@ -332,8 +340,15 @@ class QueueRetry(DeliveryQueue):
         # Sendmail tries each message when it is submitted (no host status is kept
         # between processes by default); only deferred ones wait for the queue run.
         self._try_new_at_once = self.profile.retry.queue_run_delay is not None
+        self._direct = _direct_outcome(self.hosts, self.sts, self.reporting)
+
+    def _replanned(self) -> None:
+        self._direct = _direct_outcome(self.hosts, self.sts, self.reporting)
 
     def accept(self, message: Message) -> None:
+        if not self.in_retry and not self.pending and self.busy < self.slots:
+            self._try_at_once(message)
+            return
         if self.in_retry and self._try_new_at_once and self.busy < self.slots:
             now = self.env.now
             link, outcome, _ = self._connect(message, now)
@@ -346,6 +361,62 @@ class QueueRetry(DeliveryQueue):
             message.stats.last, message.stats.last_failure = status, (outcome.failure or Failure.HOST_DOWN).value
             self._trace(message, "deferred", str(status))
         super().accept(message)
+
+    def _try_at_once(self, message: Message) -> None:
+        """The common case fused: an idle queue with a free slot tries a new message at
+        once, as ``accept`` then ``_pump`` would, without passing through the queue. The
+        message joins the delay-notice watch only if its transfer could outlast the notice
+        deadline; it joins the queue only if the try fails. When the first host takes
+        every message the same way (``_direct``), the try is only its counts."""
+        now = self.env.now
+        direct = self._direct
+        link: HostLink | None
+        if direct is not None and not message.requiretls:
+            link, channel = direct
+            self.metrics.connections += 1
+            message.stats.connections += 1
+        else:
+            link, outcome, _ = self._connect(message, now)
+            if link is None:  # queued, watched and timed as accept does, then failed as _pump does
+                self._trace_attempt(message, link)
+                self.pending.append(message)
+                if self._notice is not None:
+                    self.watch.append(message)
+                if self._deadline_timers and not self.timer_armed:
+                    self._arm_timer()
+                self._fail(outcome)
+                return
+            if outcome.channel is None:
+                self._trace_attempt(message, link)
+                self.failures = 0
+                self._deliver(message, link, outcome)  # a 5xx: bounced at once
+                return
+            channel = outcome.channel
+        if self.metrics.trace is not None:
+            self._trace_attempt(message, link)
+        self.failures = 0
+        assert link is not None
+        endpoint = link.endpoint
+        transfer = endpoint.session_setup + message.size * endpoint.seconds_per_byte
+        notice = self._notice
+        if notice is not None and now + transfer >= message.arrival + notice - EPSILON:
+            self.watch.append(message)
+            if self._deadline_timers and not self.timer_armed:
+                self._arm_timer()
+        self.busy += 1
+        Timeout(self.env, transfer, (message, channel)).callbacks.append(self._transfer_done)
+
+    def _transfer_done(self, event: Any) -> None:
+        # DeliveryQueue._transfer_done without the hook nobody here uses, and with no
+        # pump when nothing waits.
+        message, channel = event.value
+        self.busy -= 1
+        self.metrics.delivered_message(message, channel, self.env.now)
+        watch = self.watch
+        while watch and watch[0].done:
+            watch.popleft()
+        if self.pending:
+            self._pump()
 
     def _pump(self) -> None:
         env, pending = self.env, self.pending
@@ -381,3 +452,22 @@ class QueueRetry(DeliveryQueue):
             self.failures = 0  # an empty queue disappears; the next message starts afresh
             return
         self._pump()
+
+
+def _direct_outcome(
+    hosts: list[HostLink], sts: StsCache | None, reporting: Reporting | None
+) -> tuple[HostLink, Channel] | None:
+    """The first host and its channel when it takes every message the same way: never
+    down, no greylisting, one outcome for the whole run that carries mail, no transport
+    policy and no TLS reporting. Then ``_connect`` would always return it (for a
+    message without REQUIRETLS), so the queue skips it and counts the session."""
+    if not hosts or sts is not None or reporting is not None:
+        return None
+    link = hosts[0]
+    endpoint = link.endpoint
+    if endpoint.has_outages or endpoint.greylist is not None or not link.plan.is_constant:
+        return None
+    outcome = link.plan.first.negotiation
+    if outcome.channel is None:
+        return None
+    return link, outcome.channel

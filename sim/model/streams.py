@@ -49,3 +49,25 @@ class BlockDraws:
         value = self._block[self._next]
         self._next += 1
         return value
+
+
+class PairedDraws:
+    """Hands out pairs, one draw from each of two independent sources, from numpy blocks
+    of ``BLOCK``: one call per message where two would do. Each source draws exactly
+    what it would alone, so pairing changes no value."""
+
+    __slots__ = ("_block", "_first", "_next", "_second")
+
+    def __init__(self, first: Callable[[int], np.ndarray], second: Callable[[int], np.ndarray]) -> None:
+        self._first = first
+        self._second = second
+        self._block: list[tuple[float, float]] = []
+        self._next = 0
+
+    def __call__(self) -> tuple[float, float]:
+        if self._next == len(self._block):
+            self._block = list(zip(self._first(BLOCK).tolist(), self._second(BLOCK).tolist(), strict=True))
+            self._next = 0
+        value = self._block[self._next]
+        self._next += 1
+        return value

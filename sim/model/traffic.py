@@ -15,7 +15,7 @@ from simpy.events import Timeout
 
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
-from sim.model.streams import BlockDraws, Stream, generator
+from sim.model.streams import BlockDraws, PairedDraws, Stream, generator
 from sim.model.world import World
 from sim.population import generate
 from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
@@ -23,15 +23,20 @@ from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
 
 def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws:
     """Message sizes in bytes, with the requested mean."""
+    return BlockDraws(size_blocks(size, rng))
+
+
+def size_blocks(size: MessageSize, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
+    """``n`` message sizes in bytes at a time, with the requested mean."""
     mean = size.mean_kb * 1024.0
     if size.distribution == "fixed":
-        return BlockDraws(lambda n: np.full(n, mean))
+        return lambda n: np.full(n, mean)
     if size.distribution == "exponential":
-        return BlockDraws(lambda n: rng.exponential(mean, n))
+        return lambda n: rng.exponential(mean, n)
     # lognormal with the given mean: mu = ln(mean) - sigma^2 / 2
     mu = float(np.log(mean) - size.sigma**2 / 2)
     sigma = size.sigma
-    return BlockDraws(lambda n: rng.lognormal(mu, sigma, n))
+    return lambda n: rng.lognormal(mu, sigma, n)
 
 
 class PoissonSource:
@@ -52,17 +57,17 @@ class PoissonSource:
         self.gap = BlockDraws(lambda n: rng.exponential(mean_gap, n))
 
     def start(self) -> None:
-        self._schedule()
-
-    def _schedule(self) -> None:
         gap = self.gap()
-        if self.env.now + gap >= self.stop:
-            return
-        Timeout(self.env, gap).callbacks.append(self._arrive)
+        if self.env.now + gap < self.stop:
+            Timeout(self.env, gap).callbacks.append(self._arrive)
 
     def _arrive(self, _event: Any) -> None:
         self.emit()
-        self._schedule()
+        # The next arrival (start, inlined: this runs once per message).
+        gap = self.gap()
+        env = self.env
+        if env.now + gap < self.stop:
+            Timeout(env, gap).callbacks.append(self._arrive)
 
 
 class IdCounter:
@@ -94,18 +99,27 @@ def outbound_source(
     metrics = world.metrics
     stats: list[DomainStats] = [metrics.domain(n) for n in names]
     picks = generator(seed, replication, Stream.DOMAINS, index)
-    pick = BlockDraws(lambda n: picks.choice(len(names), n, p=probabilities))
-    size = size_sampler(flow.size, generator(seed, replication, Stream.SIZES, index))
+    sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
+    # (domain index, size) a message, each from its own stream (common random numbers).
+    draw = PairedDraws(lambda n: picks.choice(len(names), n, p=probabilities), sizes)
     source = flow.from_server or world.scenario.organisation.servers[0].name
     share = flow.requiretls
     marks = BlockDraws(generator(seed, replication, Stream.REQUIRETLS, index).random) if share > 0 else None
+    submit = world.submit
 
     def emit() -> None:
-        message = Message(ids.take(), env.now, size(), stats[int(pick())])
+        # Every outbound message is made here: Metrics.accepted and IdCounter.take inlined.
+        pick, size = draw()
+        ident = ids.next
+        ids.next = ident + 1
+        message = Message(ident, env.now, size, stats[int(pick)])
         if marks is not None and marks() < share:
             message.requiretls = True
-        metrics.accepted(message)
-        world.submit(source, message)
+        metrics.messages += 1
+        message.stats.messages += 1
+        if metrics.trace is not None:
+            metrics.accepted_trace(message)
+        submit(source, message)
 
     return PoissonSource(env, flow.rate_per_hour, generator(seed, replication, Stream.ARRIVALS, index), stop, emit)
 

@@ -37,10 +37,7 @@ class Dispatch:
 
     queues: tuple[DeliveryQueue, ...]
     route: RoutePlan
-
-    @property
-    def route_label(self) -> str:
-        return self.route.label
+    route_label: str  # the route's label, made once: every message compares against it
 
 
 def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics) -> DeliveryQueue:
@@ -131,7 +128,7 @@ class World:
         found = self._dispatch.get(key)
         if found is None:
             route = self.plan.route(source_server, domain)
-            found = self._dispatch[key] = Dispatch(tuple(self._queue(q) for q in route.queues), route)
+            found = self._dispatch[key] = Dispatch(tuple(self._queue(q) for q in route.queues), route, route.label)
         return found
 
     def submit(self, source_server: str, message: Message) -> None:
@@ -143,7 +140,7 @@ class World:
             status = _REQUIRETLS_UNSUPPORTED
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
             return
-        dispatch = self.dispatch(source_server, stats.domain)
+        dispatch = self._dispatch.get((source_server, stats.domain)) or self.dispatch(source_server, stats.domain)
         label = dispatch.route_label
         if stats.route != label:
             _note_route(stats, label, dispatch)

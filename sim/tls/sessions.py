@@ -66,6 +66,11 @@ class SessionPlan:
         self._segments = segments
         self.first = segments[0]
 
+    @property
+    def is_constant(self) -> bool:
+        """One outcome for the whole run (no certificate expires, no validity starts)."""
+        return len(self._segments) == 1
+
     def at(self, now: float) -> Segment:
         if len(self._segments) == 1:
             return self.first
