@@ -172,6 +172,7 @@ class BackoffQueue(DeliveryQueue):
         if self.dead_status is None and self.window < min(self._limit, self.busy + self._initial):
             self.window += 1
             self._failure_feedback = 0.0
+        self._pump()
 
     def _discard_if_idle(self) -> None:
         # An empty in-core queue is deleted (qmgr_queue_done); the next one starts afresh.

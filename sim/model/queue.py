@@ -236,10 +236,11 @@ class DeliveryQueue:
         while watch and watch[0].done:
             watch.popleft()
         self._delivered()
-        self._pump()
 
     def _delivered(self) -> None:
-        """A hook for a discipline that learns from a success (Postfix concurrency feedback)."""
+        """What a discipline does after a success: try what waits (Postfix also learns
+        from it: concurrency feedback)."""
+        self._pump()
 
     def _trace(self, message: Message, event: str, detail: str) -> None:
         if self.metrics.trace is not None:
@@ -406,16 +407,8 @@ class QueueRetry(DeliveryQueue):
         self.busy += 1
         Timeout(self.env, transfer, (message, channel)).callbacks.append(self._transfer_done)
 
-    def _transfer_done(self, event: Any) -> None:
-        # DeliveryQueue._transfer_done without the hook nobody here uses, and with no
-        # pump when nothing waits.
-        message, channel = event.value
-        self.busy -= 1
-        self.metrics.delivered_message(message, channel, self.env.now)
-        watch = self.watch
-        while watch and watch[0].done:
-            watch.popleft()
-        if self.pending:
+    def _delivered(self) -> None:
+        if self.pending:  # most deliveries leave nothing waiting: no pump
             self._pump()
 
     def _pump(self) -> None:
