@@ -15,17 +15,20 @@ order of the questions.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from sim.mta.profiles import MtaProfile, get_profile
 from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
 from sim.policy.transport import NONE as NO_POLICIES
 from sim.policy.transport import PLAIN as PLAIN_RULE
 from sim.policy.transport import Governs, HostRule, SenderPolicies, host_rule, under_rule
-from sim.population import generate
+from sim.population import GeneratedPopulation, generate
 from sim.routing.selector import Route, RouteDecision, RouteSelector, RouteState
 from sim.scenario.model import (
     AddressSpaceSpec,
@@ -102,22 +105,30 @@ class RoutePlan:
 
 
 def all_domains(scenario: Scenario) -> list[RemoteDomain]:
-    """The named remote domains followed by the generated population, if any."""
+    """The named remote domains followed by the generated population, if any (every one
+    made: for tests and tools, not for a run, which makes only those that get mail)."""
     domains = list(scenario.remotes.domains)
     if scenario.remotes.population is not None:
         domains += generate(scenario.remotes.population).domains
     return domains
 
 
-def with_generated_address_spaces(organisation: Organisation, domains: list[RemoteDomain]) -> Organisation:
+def with_generated_address_spaces(
+    organisation: Organisation, named: Sequence[RemoteDomain], population: GeneratedPopulation | None
+) -> Organisation:
     """The organisation with ``address_spaces_from_remotes`` expanded into address spaces."""
     if not any(c.address_spaces_from_remotes for c in organisation.connectors):
         return organisation
     no_tls = (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS)
-    cannot = {d.name for d in domains if all(h.tls in no_tls for h in d.mx)}
+    flags = [(d.name, all(h.tls in no_tls for h in d.mx)) for d in named]
+    if population is not None:
+        flags += zip(population.names(), population.cannot_tls(), strict=True)
+    # A generated domain with a named one's name stands for it (the later one wins).
+    cannot = dict(flags)
+    names = list(dict.fromkeys(name for name, _ in flags))
     chosen = {
-        "cannot-tls": [d.name for d in domains if d.name in cannot],
-        "can-tls": [d.name for d in domains if d.name not in cannot],
+        "cannot-tls": [name for name in names if cannot[name]],
+        "can-tls": [name for name in names if not cannot[name]],
     }
     connectors = [
         c.model_copy(
@@ -145,8 +156,11 @@ class Plan:
         self.scenario = scenario
         self.start: dt.datetime = scenario.run.start
         self.horizon = scenario.run.duration
-        domains = all_domains(scenario)
-        self.organisation = with_generated_address_spaces(scenario.organisation, domains)
+        population = scenario.remotes.population
+        self.population = generate(population) if population is not None else None
+        self.organisation = with_generated_address_spaces(
+            scenario.organisation, scenario.remotes.domains, self.population
+        )
         self.profile = get_profile(self.organisation.profile)
         self.selector = RouteSelector(self.organisation, self.profile)
         self.server_profile = {
@@ -155,11 +169,33 @@ class Plan:
         self.virtual_servers: dict[str, VirtualServer] = {
             f"{server.name}/{vs.name}": vs for server in self.organisation.servers for vs in server.virtual_servers
         }
-        self.mx: dict[str, list[RemoteHost]] = {d.name: sorted(d.mx, key=lambda h: h.preference) for d in domains}
-        self.domains: dict[str, RemoteDomain] = {d.name: d for d in domains}
+        self._named: dict[str, RemoteDomain] = {d.name: d for d in scenario.remotes.domains}
+        self._mx: dict[str, list[RemoteHost]] = {}
         self.relays: dict[str, RemoteHost] = {h.host: h for h in scenario.remotes.hosts}
         self._routes: dict[tuple[str, str], RoutePlan] = {}
         self._queues: dict[tuple[str, str, str], QueuePlan] = {}
+        # Shared, immutable pieces: a world of 100,000 domains has a few distinct senders
+        # and host descriptions, so each is made once, not once per domain (issue 13).
+        self._profiles: dict[str, MtaProfile] = {}
+        self._senders: dict[tuple[str, TlsLevel], Sender] = {}
+        self._trusted: dict[tuple[str, ...], tuple[x509.Certificate, ...]] = {}
+        self._shared_sessions: dict[tuple[object, ...], SessionPlan] = {}
+
+    def domain(self, name: str) -> RemoteDomain | None:
+        """The remote domain called ``name``: generated (made now, if it was not), or named."""
+        if self.population is not None:
+            index = self.population.index_of(name)
+            if index is not None:
+                return self.population.domain(index)
+        return self._named.get(name)
+
+    def mx(self, name: str) -> list[RemoteHost]:
+        """The domain's MX hosts in preference order; none for a domain outside the remote world."""
+        found = self._mx.get(name)
+        if found is None:
+            domain = self.domain(name)
+            found = self._mx[name] = sorted(domain.mx, key=lambda h: h.preference) if domain is not None else []
+        return found
 
     @cached_property
     def roots(self) -> Roots:
@@ -233,7 +269,7 @@ class Plan:
             return ";".join(connector.smart_hosts), [self.relays[name] for name in connector.smart_hosts]
         if vs.smart_host is not None:
             return vs.smart_host, [self.relays[vs.smart_host]]
-        return domain, self.mx.get(domain, [])  # a domain outside the remote world: no hosts
+        return domain, self.mx(domain)
 
     def _queue_for(self, route: Route, domain: str) -> QueuePlan:
         connector = route.connector
@@ -248,15 +284,8 @@ class Plan:
         level = level_in_force(
             vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
         )
-        server_profile = self.server_profile[route.virtual_server.split("/", 1)[0]]
-        profile = server_profile.with_delivery(vs.delivery)
-        sender = Sender(
-            level,
-            vs.tls_versions or server_profile.tls_versions,
-            self.certificates[route.virtual_server],
-            server_profile.client_tls_needs_certificate,
-            self.roots.trusted(vs.trust),
-        )
+        profile = self._profile_of(route.virtual_server)
+        sender = self._sender_of(route.virtual_server, level)
         host_limit = max((h.max_connections for h in hosts), default=1)
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
@@ -264,10 +293,10 @@ class Plan:
         policies = sender_policies(profile, connector.mta_sts or vs.mta_sts, connector.dane or vs.dane)
         # The recipient domain's policies apply to MX delivery; through a smart host
         # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
-        published = self.domains.get(domain) if next_hop == domain else None
+        published = self.domain(domain) if next_hop == domain else None
         dnssec = published.dnssec if published is not None else Dnssec.INSECURE
         sts = published.mta_sts if published is not None and policies.sts else None
-        receivers = [(host, _receiver_of(host, self.roots), host.tlsa, host.tls) for host in hosts]
+        receivers = [(host, self._receiver_of(host), host.tlsa, host.tls) for host in hosts]
         found = self._queues[key] = QueuePlan(
             f"{route.virtual_server}|{connector.name}|{next_hop}",
             route.virtual_server,
@@ -448,7 +477,66 @@ class Plan:
     # -- pieces --------------------------------------------------------------------------
 
     def _sessions(self, sender: Sender, receiver: Receiver) -> SessionPlan:
-        return plan(sender, receiver, self.start, self.horizon)
+        """The session plan of ``sender`` with ``receiver``. Unless the sender verifies
+        the host's certificate (made for its name), the name changes nothing: remote
+        hosts described alike share one plan."""
+        if sender.level is TlsLevel.VERIFY or receiver.certificate is not None:
+            return plan(sender, receiver, self.start, self.horizon)
+        key = (
+            sender,  # compared by identity: the plan keeps every sender it made
+            receiver.tls,
+            receiver.requires_tls,
+            receiver.versions,
+            receiver.client_certificates,
+            id(receiver.roots),  # one tuple per trust list, kept alive by self._trusted
+            receiver.certificate_expires_in,
+        )
+        found = self._shared_sessions.get(key)
+        if found is None:
+            found = self._shared_sessions[key] = plan(sender, receiver, self.start, self.horizon)
+        return found
+
+    def _profile_of(self, virtual_server: str) -> MtaProfile:
+        """The server's product profile with the virtual server's delivery settings."""
+        found = self._profiles.get(virtual_server)
+        if found is None:
+            server_profile = self.server_profile[virtual_server.split("/", 1)[0]]
+            found = self._profiles[virtual_server] = server_profile.with_delivery(
+                self.virtual_servers[virtual_server].delivery
+            )
+        return found
+
+    def _sender_of(self, virtual_server: str, level: TlsLevel) -> Sender:
+        found = self._senders.get((virtual_server, level))
+        if found is None:
+            vs = self.virtual_servers[virtual_server]
+            server_profile = self.server_profile[virtual_server.split("/", 1)[0]]
+            found = self._senders[(virtual_server, level)] = Sender(
+                level,
+                vs.tls_versions or server_profile.tls_versions,
+                self.certificates[virtual_server],
+                server_profile.client_tls_needs_certificate,
+                self._trusted_roots(vs.trust),
+            )
+        return found
+
+    def _trusted_roots(self, names: Sequence[str]) -> tuple[x509.Certificate, ...]:
+        key = tuple(names)
+        found = self._trusted.get(key)
+        if found is None:
+            found = self._trusted[key] = self.roots.trusted(names)
+        return found
+
+    def _receiver_of(self, host: RemoteHost) -> Receiver:
+        return Receiver(
+            host.host,
+            host.tls,
+            host.requires_tls,
+            host.tls_versions,
+            host.client_certificates,
+            self._trusted_roots(host.trust),
+            certificate_expires_in=host.certificate_expires_in,
+        )
 
     def _certificate_of(self, name: str, vs: VirtualServer) -> ServerCertificate:
         """Our virtual server's certificate; without a setting, a public-CA one for its name."""
@@ -555,15 +643,3 @@ def policy_of(level: TlsLevel, profile: MtaProfile) -> TlsPolicy:
     """The TLS policy of a queue at ``level`` under ``profile``."""
     fallback = profile.retry.minimal_backoff if profile.handshake_fallback == "after_min_backoff" else None
     return TlsPolicy(level, fallback)
-
-
-def _receiver_of(host: RemoteHost, world_roots: Roots) -> Receiver:
-    return Receiver(
-        host.host,
-        host.tls,
-        host.requires_tls,
-        host.tls_versions,
-        host.client_certificates,
-        world_roots.trusted(host.trust),
-        certificate_expires_in=host.certificate_expires_in,
-    )

@@ -8,80 +8,199 @@ population's own seed, so two runs (and two policies) see the same Internet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_right
 from functools import lru_cache
 
 import numpy as np
 
-from sim.scenario.model import Population, RemoteDomain, RemoteHost
+from sim.scenario.model import Outages, Population, RemoteDomain, RemoteHost
 from sim.scenario.policies import MtaStsPolicy, PopulationPolicies
 from sim.vocabulary import Dnssec, PolicyHost, ServerTls, StsMode, Tlsa
 
+# The fields a generated host or domain was given, one set shared by all of them (a set
+# per object would cost 400 bytes a domain; frozen models never change it, and
+# model_copy copies it before adding to it).
+_HOST_FIELDS = set(RemoteHost.model_fields)
+_DOMAIN_FIELDS = set(RemoteDomain.model_fields)
 
-@dataclass(frozen=True)
+
 class GeneratedPopulation:
-    domains: tuple[RemoteDomain, ...]
-    popularity: tuple[float, ...]  # per domain, sums to 1, most popular first
+    """A generated population, held as arrays: a host is a few list entries until a
+    domain is asked for, then its ``RemoteDomain`` is made once and kept. A world of
+    100,000 domains thus builds objects only for the domains that get mail (issue 13).
+
+    Every random number is drawn when the population is generated, in the order of
+    earlier versions, so the domains are the same whichever are asked for, and when.
+    """
+
+    def __init__(
+        self,
+        population: Population,
+        popularity: tuple[float, ...],
+        first_host: list[int],
+        hosts: list[tuple[ServerTls, bool, Outages | None, float | None]],
+        policy_draws: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        self.population = population
+        self.popularity = popularity  # per domain, sums to 1, most popular first
+        self._first_host = first_host  # domain i has hosts first_host[i] .. first_host[i + 1] - 1
+        self._hosts = hosts  # (tls, requires_tls, outages, greylist) per host
+        self._policy_draws = policy_draws  # (per domain: 6, per host: 2) uniforms, or None
+        self._made: dict[int, RemoteDomain] = {}
+        self._prefix = f"{population.name}-"
+        self._defaults = RemoteHost(host="x.example").model_dump()
+
+    def __len__(self) -> int:
+        return len(self.popularity)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GeneratedPopulation) and self.domains == other.domains
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def name(self, index: int) -> str:
+        return domain_name(self.population, index + 1)
+
+    def names(self) -> list[str]:
+        return [self.name(i) for i in range(len(self))]
+
+    def index_of(self, name: str) -> int | None:
+        """The index of the domain called ``name``, or None: not one of these."""
+        if not name.startswith(self._prefix) or not name.endswith(".example"):
+            return None
+        digits = name[len(self._prefix) : -len(".example")]
+        if not digits.isdigit() or not 1 <= int(digits) <= len(self) or self.name(int(digits) - 1) != name:
+            return None
+        return int(digits) - 1
+
+    def domain(self, index: int) -> RemoteDomain:
+        found = self._made.get(index)
+        if found is None:
+            found = self._made[index] = self._make(index)
+        return found
+
+    @property
+    def domains(self) -> tuple[RemoteDomain, ...]:
+        """Every domain (made on first use: a small population, or a test)."""
+        return tuple(self.domain(i) for i in range(len(self)))
+
+    def cannot_tls(self) -> list[bool]:
+        """Per domain: whether none of its hosts offers working STARTTLS, without making it."""
+        if self._policy_draws is not None:  # policies may upgrade hosts: ask the domains
+            no_tls = (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS)
+            return [all(h.tls in no_tls for h in d.mx) for d in self.domains]
+        first, hosts = self._first_host, self._hosts
+        return [
+            all(hosts[h][0] in (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS) for h in range(first[i], first[i + 1]))
+            for i in range(len(self))
+        ]
+
+    def _make(self, index: int) -> RemoteDomain:
+        population, name = self.population, self.name(index)
+        hosts = []
+        for j, h in enumerate(range(self._first_host[index], self._first_host[index + 1])):
+            tls, requires, outages, greylist = self._hosts[h]
+            # Built without validation: every value comes from a validated population.
+            fields = self._defaults | {
+                "host": f"mx{j + 1}.{name}",
+                "preference": 10 * (j + 1),
+                "tls": tls,
+                "requires_tls": requires,
+                "max_connections": population.max_connections,
+                "outages": outages,
+                "greylist": greylist,
+                "trust": ["public"],
+                "down": [],
+            }
+            hosts.append(RemoteHost.model_construct(_HOST_FIELDS, **fields))
+        domain = RemoteDomain.model_construct(
+            _DOMAIN_FIELDS, name=name, mx=hosts, mta_sts=None, dnssec=Dnssec.INSECURE, tls_rpt=None
+        )
+        if self._policy_draws is None or population.policies is None:
+            return domain
+        per_domain, per_host = self._policy_draws
+        first, last = self._first_host[index], self._first_host[index + 1]
+        return _with_policy(
+            domain, index, per_domain[index].tolist(), per_host[first:last].tolist(), population.policies
+        )
 
 
 def domain_name(population: Population, rank: int) -> str:
     return f"{population.name}-{rank:06d}.example"
 
 
-def _requires_tls(population: Population, tls: ServerTls, rng: np.random.Generator) -> bool:
+class _Uniforms:
+    """``rng.random()`` one at a time, drawn in numpy blocks: the same numbers in the same
+    order (a block of n is n single draws), at list-indexing cost."""
+
+    __slots__ = ("_block", "_next", "_rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._block: list[float] = []
+        self._next = 0
+
+    def __call__(self) -> float:
+        if self._next == len(self._block):
+            self._block = self._rng.random(4096).tolist()
+            self._next = 0
+        value = self._block[self._next]
+        self._next += 1
+        return value
+
+
+def _chooser(shares: list[float]) -> list[float]:
+    """The cumulative shares ``Generator.choice(p=shares)`` compares one uniform with."""
+    cdf = np.asarray(shares, dtype=float).cumsum()
+    cdf /= cdf[-1]
+    return [float(x) for x in cdf]
+
+
+def _requires_tls(population: Population, tls: ServerTls, uniform: _Uniforms) -> bool:
     """Whether a generated host refuses plaintext; a host without STARTTLS draws only
     when its share is set, so populations without it keep their draws."""
     if tls is not ServerTls.NONE:
-        return bool(rng.random() < population.requires_tls)
+        return uniform() < population.requires_tls
     share = population.requires_tls_without_starttls
-    return share > 0 and bool(rng.random() < share)
+    return share > 0 and uniform() < share
 
 
-def with_policies(domains: list[RemoteDomain], shares: PopulationPolicies, seed: int) -> list[RemoteDomain]:
-    """The domains with transport policies drawn from ``shares``, from a stream of their own.
-
-    Every domain draws the same six numbers and every host two, whatever the shares,
-    so changing one share moves no other domain's or host's draws.
-    """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0xB0B, 1)))
-    per_domain = rng.random((len(domains), 6))
-    per_host = rng.random((sum(len(d.mx) for d in domains), 2))
+def _with_policy(
+    domain: RemoteDomain, rank: int, draws: list[float], host_draws: list[list[float]], shares: PopulationPolicies
+) -> RemoteDomain:
+    """The domain with transport policies from its own draws (``_PolicyDraws``)."""
     modes = list(shares.mta_sts.items())
-    out, h = [], 0
-    for rank, (domain, draws) in enumerate(zip(domains, per_domain, strict=True)):
-        mode = StsMode.ENFORCE if rank < shares.mta_sts_top else _pick(modes, float(draws[0]))
-        zone = float(draws[3])
-        dnssec = (
-            Dnssec.SECURE
-            if zone < shares.dnssec_signed
-            else Dnssec.BOGUS
-            if zone < shares.dnssec_signed + shares.dnssec_bogus
-            else Dnssec.INSECURE
+    mode = StsMode.ENFORCE if rank < shares.mta_sts_top else _pick(modes, draws[0])
+    zone = draws[3]
+    dnssec = (
+        Dnssec.SECURE
+        if zone < shares.dnssec_signed
+        else Dnssec.BOGUS
+        if zone < shares.dnssec_signed + shares.dnssec_bogus
+        else Dnssec.INSECURE
+    )
+    has_dane = dnssec is Dnssec.SECURE and draws[4] < shares.dane
+    mismatch = mode is not None and rank >= shares.mta_sts_top and draws[1] < shares.mta_sts_mismatch
+    hosts = []
+    for host, (tlsa_draw, requiretls_draw) in zip(domain.mx, host_draws, strict=True):
+        tlsa = Tlsa.NONE
+        if has_dane:
+            tlsa = Tlsa.MISMATCH if tlsa_draw < shares.tlsa_mismatch else Tlsa.MATCH
+        update: dict[str, object] = {"tlsa": tlsa, "requiretls": requiretls_draw < shares.requiretls}
+        if mode is not None and not mismatch:
+            # A domain that publishes MTA-STS serves certificates that validate
+            # (assumption); the measured failing share is ``mta_sts_mismatch``.
+            update.update(tls=ServerTls.TRUSTED, requires_tls=False)
+        hosts.append(host.model_copy(update=update))
+    sts = None
+    if mode is not None:
+        unreachable = rank >= shares.mta_sts_top and draws[2] < shares.mta_sts_unreachable
+        pattern = f"*.mail.{domain.name}" if mismatch else f"*.{domain.name}"
+        sts = MtaStsPolicy(
+            mode=mode, mx=[pattern], policy_host=PolicyHost.UNREACHABLE if unreachable else PolicyHost.OK
         )
-        has_dane = dnssec is Dnssec.SECURE and float(draws[4]) < shares.dane
-        mismatch = mode is not None and rank >= shares.mta_sts_top and float(draws[1]) < shares.mta_sts_mismatch
-        hosts = []
-        for host in domain.mx:
-            tlsa = Tlsa.NONE
-            if has_dane:
-                tlsa = Tlsa.MISMATCH if float(per_host[h, 0]) < shares.tlsa_mismatch else Tlsa.MATCH
-            update: dict[str, object] = {"tlsa": tlsa, "requiretls": float(per_host[h, 1]) < shares.requiretls}
-            if mode is not None and not mismatch:
-                # A domain that publishes MTA-STS serves certificates that validate
-                # (assumption); the measured failing share is ``mta_sts_mismatch``.
-                update.update(tls=ServerTls.TRUSTED, requires_tls=False)
-            hosts.append(host.model_copy(update=update))
-            h += 1
-        sts = None
-        if mode is not None:
-            unreachable = rank >= shares.mta_sts_top and float(draws[2]) < shares.mta_sts_unreachable
-            pattern = f"*.mail.{domain.name}" if mismatch else f"*.{domain.name}"
-            sts = MtaStsPolicy(
-                mode=mode, mx=[pattern], policy_host=PolicyHost.UNREACHABLE if unreachable else PolicyHost.OK
-            )
-        rua = f"mailto:tlsrpt@{domain.name}" if float(draws[5]) < shares.tls_rpt else None
-        out.append(domain.model_copy(update={"mx": hosts, "mta_sts": sts, "dnssec": dnssec, "tls_rpt": rua}))
-    return out
+    rua = f"mailto:tlsrpt@{domain.name}" if draws[5] < shares.tls_rpt else None
+    return domain.model_copy(update={"mx": hosts, "mta_sts": sts, "dnssec": dnssec, "tls_rpt": rua})
 
 
 def _pick(modes: list[tuple[StsMode, float]], draw: float) -> StsMode | None:
@@ -107,30 +226,27 @@ def _generate(spec: str) -> GeneratedPopulation:
     mx_counts = list(population.mx_per_domain)
     mx_draw = rng.choice(len(mx_counts), size=count, p=list(population.mx_per_domain.values()))
     capabilities = list(population.tls)
-    tls_shares = list(population.tls.values())
-    domains: list[RemoteDomain] = []
+    # One uniform a host for its TLS capability, exactly as rng.choice(p=...) would draw
+    # it, then its other draws: the hosts of earlier versions, at a fraction of the cost.
+    tls_cdf = _chooser(list(population.tls.values()))
+    uniform = _Uniforms(rng)
+    first_host = [0]
+    hosts: list[tuple[ServerTls, bool, Outages | None, float | None]] = []
     for rank in range(count):
-        name = domain_name(population, rank + 1)
-        hosts = []
-        for j in range(mx_counts[int(mx_draw[rank])]):
-            tls = capabilities[int(rng.choice(len(capabilities), p=tls_shares))]
-            requires = _requires_tls(population, tls, rng)
-            outages = population.outages if rng.random() < population.outage_share else None
-            greylist = population.greylist if rng.random() < population.greylist_share else None
-            hosts.append(
-                RemoteHost(
-                    host=f"mx{j + 1}.{name}",
-                    preference=10 * (j + 1),
-                    tls=tls,
-                    requires_tls=requires,
-                    max_connections=population.max_connections,
-                    outages=outages,
-                    greylist=greylist,
-                )
-            )
-        domains.append(RemoteDomain(name=name, mx=hosts))
+        for _ in range(mx_counts[int(mx_draw[rank])]):
+            tls = capabilities[bisect_right(tls_cdf, uniform())]
+            requires = _requires_tls(population, tls, uniform)
+            outages = population.outages if uniform() < population.outage_share else None
+            greylist = population.greylist if uniform() < population.greylist_share else None
+            hosts.append((tls, requires, outages, greylist))
+        first_host.append(len(hosts))
+    policy_draws = None
     if population.policies is not None:
-        domains = with_policies(domains, population.policies, population.seed)
+        # Transport policies from a stream of their own: every domain draws the same six
+        # numbers and every host two, whatever the shares, so changing one share moves no
+        # other domain's or host's draws.
+        policy_rng = np.random.default_rng(np.random.SeedSequence(population.seed, spawn_key=(0xB0B, 1)))
+        policy_draws = (policy_rng.random((count, 6)), policy_rng.random((len(hosts), 2)))
     weights = 1.0 / np.arange(1, count + 1, dtype=float) ** population.zipf_exponent
     weights /= weights.sum()
-    return GeneratedPopulation(tuple(domains), tuple(weights.tolist()))
+    return GeneratedPopulation(population, tuple(weights.tolist()), first_host, hosts, policy_draws)

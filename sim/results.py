@@ -313,7 +313,7 @@ def _describe_policies(world: World) -> PolicyText:
 
     def describe(kind: str, policy_domain: str, recipient: str, mode: str) -> tuple[list[str], list[str]]:
         if kind == "sts":
-            domain = plan.domains.get(policy_domain)
+            domain = plan.domain(policy_domain)
             policy = ours.mta_sts if ours is not None and policy_domain == ours.domain else None
             policy = policy or (domain.mta_sts if domain is not None else None)
             if policy is None:
@@ -322,7 +322,7 @@ def _describe_policies(world: World) -> PolicyText:
             return [*lines, f"max_age: {int(policy.max_age)}"], list(policy.mx)
         if kind == "tlsa":
             usage = ours.tlsa_usage if ours is not None and recipient == ours.domain else 3
-            for host in plan.mx.get(recipient, []):
+            for host in plan.mx(recipient):
                 if host.host == policy_domain:
                     usage = host.tlsa_usage
             return [tlsa_string(policy_domain, usage)], [policy_domain]

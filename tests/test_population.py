@@ -85,3 +85,31 @@ def test_named_domains_and_a_population_in_one_scenario():
     assert len(generated) > 50 and generated["delivered_tls"].sum() > 0
     # About half the mail goes to the named partner (weight 1 against 1).
     assert 0.45 < partner["messages"] / per_domain["messages"].sum() < 0.55
+
+
+# --------------------------------------------------------------------------- lazy domains (issue 13)
+
+
+def test_a_domain_made_on_demand_is_the_one_made_with_all_the_others():
+    import sim.population as module
+
+    spec = population(policies={"mta_sts": {"enforce": 0.2}, "dnssec_signed": 0.3, "dane": 0.5, "tls_rpt": 0.3})
+    late = module._generate.__wrapped__(spec.model_dump_json())  # uncached: a fresh population
+    picked = [late.domain(i) for i in (2999, 17, 0)]  # asked for out of order, before the rest
+    every = generate(spec).domains
+    assert picked == [every[2999], every[17], every[0]]
+    assert any(d.mta_sts is not None for d in every) and any(d.dnssec.value == "secure" for d in every)
+
+
+def test_generated_domains_are_found_by_name_and_nothing_else_is():
+    generated = generate(population())
+    assert generated.index_of("p-000001.example") == 0
+    assert generated.index_of("p-003000.example") == 2999
+    for name in ("p-003001.example", "p-000000.example", "p-1.example", "q-000001.example", "p-00001x.example"):
+        assert generated.index_of(name) is None
+
+
+def test_cannot_tls_from_the_arrays_agrees_with_the_domains():
+    generated = generate(population())
+    no_tls = {"none", "handshake-fails"}
+    assert generated.cannot_tls() == [all(h.tls.value in no_tls for h in d.mx) for d in generated.domains]

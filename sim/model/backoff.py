@@ -55,6 +55,23 @@ _UNLIMITED = DestinationConcurrency(initial=1_000_000, limit=1_000_000, failed_c
 class BackoffQueue(DeliveryQueue):
     uses_watch = False  # notices are checked per message, after its failed attempts
     in_bulk = True  # cohorts of a dead destination are deferred in one step (tests turn it off)
+    __slots__ = (
+        "_cohort_limit",
+        "_dead_until",
+        "_deferred_count",
+        "_fail_cohorts",
+        "_failure_feedback",
+        "_initial",
+        "_limit",
+        "_max_backoff",
+        "_min_backoff",
+        "_runs",
+        "_scan_interval",
+        "dead_status",
+        "deferred",
+        "scan_armed",
+        "window",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -41,6 +41,31 @@ OPPORTUNISTIC = TlsPolicy(TlsLevel.OPPORTUNISTIC)
 
 class DeliveryQueue:
     uses_watch = True  # keep a deque of messages that may still need a delay notice
+    # Slots: a world of 100,000 domains holds as many queues (issue 13).
+    __slots__ = (
+        "_deadline_timers",
+        "_expiration",
+        "_greylist_seen",
+        "_no_hosts",
+        "_notice",
+        "_report_testing",
+        "busy",
+        "env",
+        "hosts",
+        "in_retry",
+        "last_failure",
+        "metrics",
+        "name",
+        "pending",
+        "policy",
+        "profile",
+        "reporting",
+        "slots",
+        "sts",
+        "submitted",
+        "timer_armed",
+        "watch",
+    )
 
     def __init__(
         self,
@@ -334,6 +359,8 @@ class QueueRetry(DeliveryQueue):
     With ``attempt_on_arrival`` profiles (Sendmail) a new message is still tried once
     when it arrives; only the queued ones wait for the next queue run.
     """
+
+    __slots__ = ("_direct", "_try_new_at_once", "failures")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

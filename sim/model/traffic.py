@@ -92,12 +92,14 @@ def outbound_source(
     population = world.scenario.remotes.population
     if population is not None and flow.population_weight > 0:
         generated = generate(population)
-        names += [d.name for d in generated.domains]
+        names += generated.names()
         weights += [flow.population_weight * p for p in generated.popularity]
     probabilities = np.array(weights, dtype=float)
     probabilities /= probabilities.sum()
     metrics = world.metrics
-    stats: list[DomainStats] = [metrics.domain(n) for n in names]
+    # A domain's tallies are made when it gets its first message (most of a large
+    # population may get none; the tables list only domains that got mail).
+    stats: list[DomainStats | None] = [None] * len(names)
     picks = generator(seed, replication, Stream.DOMAINS, index)
     sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
     # (domain index, size) a message, each from its own stream (common random numbers).
@@ -112,7 +114,11 @@ def outbound_source(
         pick, size = draw()
         ident = ids.next
         ids.next = ident + 1
-        message = Message(ident, env.now, size, stats[int(pick)])
+        index = int(pick)
+        domain = stats[index]
+        if domain is None:
+            domain = stats[index] = metrics.domain(names[index])
+        message = Message(ident, env.now, size, domain)
         if marks is not None and marks() < share:
             message.requiretls = True
         metrics.messages += 1
