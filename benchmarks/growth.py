@@ -17,13 +17,12 @@ import math
 import time
 
 import numpy as np
+from worlds import one_sender
 
-from sim.scenario.loader import check_references
 from sim.scenario.model import Scenario
 from sim.simulate import run
 
 UNDELIVERABLE_SHARE = 0.3
-SENDER = {"name": "smtp", "outbound_tls": "required"}  # Postfix "encrypt"
 
 
 def backlog_world(days: float, rate_per_hour: float) -> Scenario:
@@ -31,22 +30,15 @@ def backlog_world(days: float, rate_per_hour: float) -> Scenario:
     bad = [{"name": f"plain{i}.example", "mx": [{"host": f"mx.plain{i}.example", "tls": "none"}]} for i in range(3)]
     weights = {d["name"]: (1 - UNDELIVERABLE_SHARE) / len(good) for d in good}
     weights |= {d["name"]: UNDELIVERABLE_SHARE / len(bad) for d in bad}
-    document = {
-        "name": f"growth-{days:g}d",
-        "organisation": {
-            "organisation": "bench",
-            "profile": "postfix",
-            "routing_groups": [{"name": "hq"}],
-            "servers": [{"name": "MTA1", "routing_group": "hq", "virtual_servers": [SENDER]}],
-            "connectors": [{"name": "internet", "source": ["MTA1/smtp"], "address_spaces": [{"pattern": "*"}]}],
-        },
-        "remotes": {"domains": good + bad},
-        "traffic": {"outbound": {"rate_per_hour": rate_per_hour, "domains": weights}},
-        "run": {"duration": f"{days:g}d", "seed": 1, "sample_interval": "1h"},
-    }
-    scenario = Scenario.model_validate(document)
-    check_references(scenario, "<benchmark>")
-    return scenario
+    return one_sender(
+        f"growth-{days:g}d",
+        profile="postfix",
+        outbound_tls="required",  # Postfix "encrypt"
+        remotes={"domains": good + bad},
+        outbound={"rate_per_hour": rate_per_hour, "domains": weights},
+        duration=f"{days:g}d",
+        sample_interval="1h",
+    )
 
 
 def main() -> None:

@@ -17,38 +17,25 @@ import argparse
 import resource
 import time
 
+from worlds import one_sender
+
 from sim.results import RunResult
-from sim.scenario.loader import check_references, scenario_hash
+from sim.scenario.loader import scenario_hash
 from sim.scenario.model import Scenario
 from sim.simulate import Simulation
 
 
 def scale_world(messages: int, domains: int, undeliverable: float, hours: float, profile: str) -> Scenario:
     tls = {"trusted": 1.0 - undeliverable, "none": undeliverable} if undeliverable > 0 else {"trusted": 1.0}
-    document = {
-        "name": f"scale-{messages}-{domains}",
-        "organisation": {
-            "organisation": "bench",
-            "profile": profile,
-            "routing_groups": [{"name": "hq"}],
-            "servers": [
-                {
-                    "name": "MTA1",
-                    "routing_group": "hq",
-                    "virtual_servers": [
-                        {"name": "smtp", "outbound_tls": "required" if undeliverable > 0 else "opportunistic"}
-                    ],
-                }
-            ],
-            "connectors": [{"name": "internet", "source": ["MTA1/smtp"], "address_spaces": [{"pattern": "*"}]}],
-        },
-        "remotes": {"population": {"name": "scale", "domains": domains, "seed": 1, "zipf_exponent": 1.0, "tls": tls}},
-        "traffic": {"outbound": {"rate_per_hour": messages / hours, "population_weight": 1.0}},
-        "run": {"duration": f"{hours:g}h", "seed": 1, "sample_interval": "1h"},
-    }
-    scenario = Scenario.model_validate(document)
-    check_references(scenario, "<benchmark>")
-    return scenario
+    return one_sender(
+        f"scale-{messages}-{domains}",
+        profile=profile,
+        outbound_tls="required" if undeliverable > 0 else "opportunistic",
+        remotes={"population": {"name": "scale", "domains": domains, "seed": 1, "zipf_exponent": 1.0, "tls": tls}},
+        outbound={"rate_per_hour": messages / hours, "population_weight": 1.0},
+        duration=f"{hours:g}h",
+        sample_interval="1h",
+    )
 
 
 def main() -> None:

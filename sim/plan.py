@@ -46,7 +46,7 @@ from sim.scenario.policies import MtaStsPolicy, Outage
 from sim.tls.negotiation import Negotiation
 from sim.tls.policy import TlsPolicy, level_in_force
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Status, Tlsa, TlsLevel
+from sim.vocabulary import NO_TLS, Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Status, Tlsa, TlsLevel
 
 UNREACHABLE = "(unreachable)"
 
@@ -96,9 +96,10 @@ class RoutePlan:
     def state(self) -> RouteState:
         return self.decision.state
 
-    @property
+    @cached_property
     def label(self) -> str:
-        """The per-domain ``route`` column: the connector(s), or the state."""
+        """The per-domain ``route`` column: the connector(s), or the state (made once: every
+        message of the route compares against it)."""
         if self.decision.routes:
             return "+".join(route.connector.name for route in self.decision.routes)
         return "(no route)" if self.bounce else UNREACHABLE
@@ -119,8 +120,7 @@ def with_generated_address_spaces(
     """The organisation with ``address_spaces_from_remotes`` expanded into address spaces."""
     if not any(c.address_spaces_from_remotes for c in organisation.connectors):
         return organisation
-    no_tls = (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS)
-    flags = [(d.name, all(h.tls in no_tls for h in d.mx)) for d in named]
+    flags = [(d.name, all(h.tls in NO_TLS for h in d.mx)) for d in named]
     if population is not None:
         flags += zip(population.names(), population.cannot_tls(), strict=True)
     # A generated domain with a named one's name stands for it (the later one wins).
@@ -284,7 +284,7 @@ class Plan:
         level = level_in_force(
             vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
         )
-        profile = self._profile_of(route.virtual_server)
+        profile = self.profile_of(route.virtual_server)
         sender = self._sender_of(route.virtual_server, level)
         host_limit = max((h.max_connections for h in hosts), default=1)
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
@@ -353,9 +353,8 @@ class Plan:
         key = (source_server, UNREACHABLE, "")
         found = self._queues.get(key)
         if found is None:
-            profile = self.server_profile[source_server]
             first_vs = next(name for name in self.virtual_servers if name.split("/", 1)[0] == source_server)
-            profile = profile.with_delivery(self.virtual_servers[first_vs].delivery)
+            profile = self.profile_of(first_vs)
             found = self._queues[key] = QueuePlan(
                 f"{source_server}|{UNREACHABLE}", first_vs, UNREACHABLE, "", (), TlsPolicy(TlsLevel.OFF), profile, 1
             )
@@ -405,7 +404,7 @@ class Plan:
         level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
         sender_profile = get_profile(flow.profile).with_delivery(flow.delivery)
         # Remote senders are assumed to hold whatever certificate their own TLS needs.
-        sender = Sender(level, sender_profile.tls_versions, roots=self.roots.trusted(flow.trust))
+        sender = Sender(level, sender_profile.tls_versions, roots=self._trusted_roots(flow.trust))
         ours = self.organisation.publishes
         targets: list[tuple[str, str, list[Outage]]]
         published_mx = sorted(ours.mx, key=lambda mx: mx.preference) if ours is not None else []
@@ -483,12 +482,16 @@ class Plan:
         if sender.level is TlsLevel.VERIFY or receiver.certificate is not None:
             return plan(sender, receiver, self.start, self.horizon)
         key = (
-            sender,  # compared by identity: the plan keeps every sender it made
+            sender.level,
+            sender.versions,
+            sender.certificate,  # ours: one object per virtual server
+            sender.needs_certificate,
+            sender.roots,
             receiver.tls,
             receiver.requires_tls,
             receiver.versions,
             receiver.client_certificates,
-            id(receiver.roots),  # one tuple per trust list, kept alive by self._trusted
+            receiver.roots,
             receiver.certificate_expires_in,
         )
         found = self._shared_sessions.get(key)
@@ -496,7 +499,7 @@ class Plan:
             found = self._shared_sessions[key] = plan(sender, receiver, self.start, self.horizon)
         return found
 
-    def _profile_of(self, virtual_server: str) -> MtaProfile:
+    def profile_of(self, virtual_server: str) -> MtaProfile:
         """The server's product profile with the virtual server's delivery settings."""
         found = self._profiles.get(virtual_server)
         if found is None:

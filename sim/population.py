@@ -15,7 +15,8 @@ import numpy as np
 
 from sim.scenario.model import Outages, Population, RemoteDomain, RemoteHost
 from sim.scenario.policies import MtaStsPolicy, PopulationPolicies
-from sim.vocabulary import Dnssec, PolicyHost, ServerTls, StsMode, Tlsa
+from sim.streams import BlockDraws
+from sim.vocabulary import NO_TLS, Dnssec, PolicyHost, ServerTls, StsMode, Tlsa
 
 # The fields a generated host or domain was given, one set shared by all of them (a set
 # per object would cost 400 bytes a domain; frozen models never change it, and
@@ -87,13 +88,9 @@ class GeneratedPopulation:
     def cannot_tls(self) -> list[bool]:
         """Per domain: whether none of its hosts offers working STARTTLS, without making it."""
         if self._policy_draws is not None:  # policies may upgrade hosts: ask the domains
-            no_tls = (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS)
-            return [all(h.tls in no_tls for h in d.mx) for d in self.domains]
+            return [all(h.tls in NO_TLS for h in d.mx) for d in self.domains]
         first, hosts = self._first_host, self._hosts
-        return [
-            all(hosts[h][0] in (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS) for h in range(first[i], first[i + 1]))
-            for i in range(len(self))
-        ]
+        return [all(hosts[h][0] in NO_TLS for h in range(first[i], first[i + 1])) for i in range(len(self))]
 
     def _make(self, index: int) -> RemoteDomain:
         population, name = self.population, self.name(index)
@@ -129,26 +126,6 @@ def domain_name(population: Population, rank: int) -> str:
     return f"{population.name}-{rank:06d}.example"
 
 
-class _Uniforms:
-    """``rng.random()`` one at a time, drawn in numpy blocks: the same numbers in the same
-    order (a block of n is n single draws), at list-indexing cost."""
-
-    __slots__ = ("_block", "_next", "_rng")
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
-        self._block: list[float] = []
-        self._next = 0
-
-    def __call__(self) -> float:
-        if self._next == len(self._block):
-            self._block = self._rng.random(4096).tolist()
-            self._next = 0
-        value = self._block[self._next]
-        self._next += 1
-        return value
-
-
 def _chooser(shares: list[float]) -> list[float]:
     """The cumulative shares ``Generator.choice(p=shares)`` compares one uniform with."""
     cdf = np.asarray(shares, dtype=float).cumsum()
@@ -156,7 +133,7 @@ def _chooser(shares: list[float]) -> list[float]:
     return [float(x) for x in cdf]
 
 
-def _requires_tls(population: Population, tls: ServerTls, uniform: _Uniforms) -> bool:
+def _requires_tls(population: Population, tls: ServerTls, uniform: BlockDraws[float]) -> bool:
     """Whether a generated host refuses plaintext; a host without STARTTLS draws only
     when its share is set, so populations without it keep their draws."""
     if tls is not ServerTls.NONE:
@@ -229,7 +206,7 @@ def _generate(spec: str) -> GeneratedPopulation:
     # One uniform a host for its TLS capability, exactly as rng.choice(p=...) would draw
     # it, then its other draws: the hosts of earlier versions, at a fraction of the cost.
     tls_cdf = _chooser(list(population.tls.values()))
-    uniform = _Uniforms(rng)
+    uniform: BlockDraws[float] = BlockDraws(rng.random)
     first_host = [0]
     hosts: list[tuple[ServerTls, bool, Outages | None, float | None]] = []
     for rank in range(count):

@@ -299,7 +299,7 @@ def _timers(world: World) -> dict[str, float]:
     """The first sender's delay-notice and expiry timeouts (for the report's figures)."""
     plan = world.plan
     server = plan.organisation.servers[0]
-    profile = plan.server_profile[server.name].with_delivery(server.virtual_servers[0].delivery)
+    profile = plan.profile_of(f"{server.name}/{server.virtual_servers[0].name}")
     timers = {"expiry": profile.expiration_timeout}
     if profile.delay_notification:
         timers["delay notice"] = profile.delay_notification

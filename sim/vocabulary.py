@@ -60,6 +60,10 @@ class ServerTls(StrEnum):
     HANDSHAKE_FAILS = "handshake-fails"  # advertises STARTTLS, then the handshake fails
 
 
+NO_TLS = frozenset({ServerTls.NONE, ServerTls.HANDSHAKE_FAILS})
+"""Hosts with which no TLS session can be had: no STARTTLS, or a failing handshake."""
+
+
 class ClientTls(StrEnum):
     """What a remote sender's TLS stack can do when it talks to us."""
 

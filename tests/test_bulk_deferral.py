@@ -11,7 +11,7 @@ from worlds import host, organisation, scenario
 
 import sim
 from sim.model.backoff import BackoffQueue
-from sim.model.cohort import Cohort
+from sim.model.cohort import Cohort, arrival_bound
 from sim.model.message import DomainStats, Message
 
 HOST_KINDS = ["none", "trusted", "self-signed", "handshake-fails", "flaky"]
@@ -101,21 +101,21 @@ def _messages(*arrivals: float) -> list[Message]:
     return [Message(i, t, 1000.0, stats) for i, t in enumerate(arrivals)]
 
 
-def test_index_of_age_uses_whole_seconds_as_postfix_does():
+def test_ages_use_whole_seconds_as_postfix_does():
     # age = int(now) - int(arrival): at now = 100.7 the message from 40.9 is 60 s old.
-    cohort = Cohort(_messages(10.0, 40.9, 41.0, 41.2, 90.0), None)
-    assert cohort.index_of_age(60, int(100.7)) == 2  # 10.0 and 40.9 are >= 60 s old
-    assert cohort.index_of_age(59, 100) == 4  # 41.0 and 41.2 are 59 s old
-    assert cohort.index_of_age(1000, 100) == 0
-    assert cohort.index_of_age(0, 100) == 5
+    cohort = Cohort(_messages(10.0, 40.9, 41.0, 41.2, 90.0))
+    assert cohort.index_before(arrival_bound(60, int(100.7))) == 2  # 10.0 and 40.9 are >= 60 s old
+    assert cohort.index_before(arrival_bound(59, 100)) == 4  # 41.0 and 41.2 are 59 s old
+    assert cohort.index_before(arrival_bound(1000, 100)) == 0
+    assert cohort.index_before(arrival_bound(0, 100)) == 5
     cohort.drop_front(1)
-    assert cohort.index_of_age(1000, 100) == 1  # never before the cohort's start
+    assert cohort.index_before(arrival_bound(1000, 100)) == 1  # never before the cohort's start
 
 
 def test_a_cohort_forgets_what_left_it_and_keeps_its_warned_prefix():
-    first = Cohort(_messages(1, 2, 3, 4), None)
+    first = Cohort(_messages(1, 2, 3, 4))
     first.notified = 4  # all warned
-    second = Cohort(_messages(5, 6, 7), None)
+    second = Cohort(_messages(5, 6, 7))
     second.drop_front(1)
     second.notified = 2  # 6 warned, 7 not
     first.extend(second)
@@ -129,9 +129,9 @@ def test_a_cohort_forgets_what_left_it_and_keeps_its_warned_prefix():
 
 @pytest.mark.parametrize("notified", [0, 2])
 def test_extend_after_a_partly_warned_cohort_keeps_its_prefix(notified):
-    first = Cohort(_messages(1, 2, 3), None)
+    first = Cohort(_messages(1, 2, 3))
     first.notified = notified
-    other = Cohort(_messages(4, 5), None)
+    other = Cohort(_messages(4, 5))
     other.notified = 2
     first.extend(other)
     assert first.notified == notified  # the prefix stops where this cohort's warnings stop

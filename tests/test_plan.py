@@ -56,7 +56,7 @@ def test_route_and_a_run_agree_on_connector_virtual_server_next_hop_and_tls_leve
                 assert payload["virtual_server"] == queue.name.split("|")[0]
                 assert [h["host"] for h in payload["mx"]] == [link.endpoint.name for link in queue.hosts]
             if domain in rows and len(sources) == 1:
-                assert rows[domain]["route"] == dispatch.route_label
+                assert rows[domain]["route"] == dispatch.route.label
 
 
 def test_route_explains_address_spaces_generated_from_the_remote_world():

@@ -358,7 +358,7 @@ def test_policies_never_deliver_to_a_failing_host_and_requiretls_never_in_clear(
 
 def _requiretls_ids(world):
     """Replay the flow's REQUIRETLS marks (same stream) to know which ids were marked."""
-    from sim.model.streams import Stream, generator
+    from sim.streams import Stream, generator
 
     marks = generator(world.run.seed, 0, Stream.REQUIRETLS, 0).random(100_000)
     # Message ids are given in arrival order from 0; with one flow, id k got mark k.

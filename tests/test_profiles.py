@@ -241,7 +241,7 @@ def test_a_host_down_for_hours_bounces_exactly_the_messages_whose_expiry_falls_i
 
 def test_random_outages_are_reproducible_and_cover_the_expected_share_of_time():
     from sim.model.endpoint import random_outages
-    from sim.model.streams import Stream, generator
+    from sim.streams import Stream, generator
 
     periods = random_outages(10 * HOUR, 2 * HOUR, 2000 * DAY, generator(1, 0, Stream.AVAILABILITY, 7))
     again = random_outages(10 * HOUR, 2 * HOUR, 2000 * DAY, generator(1, 0, Stream.AVAILABILITY, 7))

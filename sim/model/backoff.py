@@ -43,8 +43,8 @@ from typing import Any
 
 from simpy.events import Timeout
 
-from sim.model.cohort import Cohort
-from sim.model.message import Message
+from sim.model.cohort import Cohort, arrival_bound
+from sim.model.message import DomainStats, Message
 from sim.model.queue import DeliveryQueue
 from sim.mta.profiles import DestinationConcurrency
 from sim.vocabulary import RETURNS_REQUIRETLS, Failure, Status
@@ -206,54 +206,35 @@ class BackoffQueue(DeliveryQueue):
         # In bulk unless a trace is kept (a line per message) or mail could expire before
         # it backs off fully (then a cohort's young messages could expire too).
         bulk = self.in_bulk and self.metrics.trace is None and self._expiration >= self._max_backoff
-        event_time = int(now)
-        # One retry bucket for every message that has backed off fully; a cohort whose
-        # messages are all such, none expiring and none due a warning, moves untouched.
-        old_run = self._run_for(event_time, self._max_backoff, now)
-        expiring = math.floor(event_time - self._expiration) + 1  # arrival < expiring: expires
-        backed_off = math.floor(event_time - self._max_backoff) + 1  # arrival < backed_off: all of it
-        warning = math.floor(event_time - self._notice + 1) + 1 if self._notice is not None else -math.inf
-        metrics = self.metrics
+        ages = _Ages(self, now) if bulk else None
         while pending:
             item = pending.popleft()
             if isinstance(item, Message):
                 self._defer(item, suspended, now, suspended=True)
-            elif not bulk:
+            elif ages is None:
                 for message in item.messages[item.start :]:
                     self._defer(message, suspended, now, suspended=True)
-            elif (
-                item.stats is not None
-                and item.messages[item.start].arrival >= expiring
-                and item.messages[-1].arrival < backed_off
-                and (
-                    item.notified >= len(item.messages)
-                    or item.messages[max(item.notified, item.start)].arrival >= warning
-                )
-            ):
-                metrics.deferrals_suspended += len(item)
-                item.stats.last = suspended
-                self._file_cohort(item, old_run)
             else:
-                self._suspend_cohort(item, suspended, now, old_run)
+                self._suspend_cohort(item, suspended, now, ages)
 
-    def _suspend_cohort(self, cohort: Cohort, status: Status, now: float, old_run: float) -> None:
-        """``_defer`` for every message of ``cohort`` (a dead destination), in one step."""
+    def _suspend_cohort(self, cohort: Cohort, status: Status, now: float, ages: _Ages) -> None:
+        """``_defer`` for every message of ``cohort`` (a dead destination), in one step:
+        usually none expires, none is due a warning and none is young, and the cohort
+        moves to the next bucket untouched."""
         metrics = self.metrics
         metrics.deferrals_suspended += len(cohort)
-        event_time = int(now)
         messages = cohort.messages
-        young_from = cohort.index_of_age(self._max_backoff, event_time)
-        expired_to = cohort.index_of_age(self._expiration, event_time)  # <= young_from
+        young_from = cohort.index_before(ages.backed_off)
+        expired_to = cohort.index_before(ages.expiring)  # <= young_from
         for message in messages[cohort.start : expired_to]:
             message.last = message.stats.last = status
             self._expire(message, now)
         if expired_to < len(messages):
-            for stats in _domains(cohort.stats, messages, expired_to):
+            for stats in _domains(cohort, expired_to):
                 stats.last = status
-        notice = self._notice
-        if notice is not None:
-            warned_from = max(expired_to, cohort.notified)
-            warned_to = min(cohort.index_of_age(notice - 1, event_time), young_from) if warned_from < young_from else 0
+        warned_from = max(expired_to, cohort.notified)
+        if ages.warned is not None and warned_from < young_from:
+            warned_to = min(cohort.index_before(ages.warned), young_from)
             for message in messages[warned_from:warned_to]:
                 if not message.notified:
                     message.notified = True
@@ -262,7 +243,8 @@ class BackoffQueue(DeliveryQueue):
         young = cohort.split_off(young_from) if young_from < len(messages) else ()
         cohort.drop_front(expired_to)
         if cohort:
-            self._file_cohort(cohort, old_run)
+            self._file_cohort(cohort, ages.old_run)
+        event_time = int(now)
         for message in young:  # each backs off by its own age
             message.last = status
             self._file(message, event_time - int(message.arrival), now)
@@ -298,40 +280,36 @@ class BackoffQueue(DeliveryQueue):
             message.notified = True
             self.metrics.delay_notice(message, now)
         backoff = self._min_backoff if age < self._min_backoff else min(age, self._max_backoff)
-        run = self._run_for(int(now), backoff, now)
+        bucket = self._bucket(self._run_for(int(now), backoff, now))
+        # Runs of messages in arrival order become cohorts, so they move in bulk later.
+        last = bucket[-1] if bucket else None
+        if isinstance(last, Cohort) and last.last_arrival() <= message.arrival:
+            last.append(message)
+        elif isinstance(last, Message) and last.arrival <= message.arrival:
+            bucket[-1] = Cohort([last, message])
+        else:
+            bucket.append(message)
+        self._filed(1)
+
+    def _file_cohort(self, cohort: Cohort, run: float) -> None:
+        bucket = self._bucket(run)
+        last = bucket[-1] if bucket else None
+        if isinstance(last, Cohort) and last.last_arrival() <= cohort.first_arrival():
+            last.extend(cohort)
+        else:
+            bucket.append(cohort)
+        self._filed(len(cohort))
+
+    def _bucket(self, run: float) -> list[Message | Cohort]:
+        """The deferred mail that the queue run at ``run`` picks up (made empty if none)."""
         bucket = self.deferred.get(run)
         if bucket is None:
             bucket = self.deferred[run] = []
             heapq.heappush(self._runs, run)
-            bucket.append(message)
-        else:
-            # Runs of messages in arrival order become cohorts, so they move in bulk later.
-            last = bucket[-1]
-            if isinstance(last, Cohort):
-                if last.messages[-1].arrival <= message.arrival:
-                    last.append(message)
-                else:
-                    bucket.append(message)
-            elif last.arrival <= message.arrival:
-                bucket[-1] = Cohort([last, message], last.stats if last.stats is message.stats else None)
-            else:
-                bucket.append(message)
-        self._deferred_count += 1
-        if not self.scan_armed:
-            self._arm_scan()
+        return bucket
 
-    def _file_cohort(self, cohort: Cohort, run: float) -> None:
-        bucket = self.deferred.get(run)
-        if bucket is None:
-            self.deferred[run] = [cohort]
-            heapq.heappush(self._runs, run)
-        else:
-            last = bucket[-1]
-            if isinstance(last, Cohort) and last.last_arrival() <= cohort.first_arrival():
-                last.extend(cohort)
-            else:
-                bucket.append(cohort)
-        self._deferred_count += len(cohort)
+    def _filed(self, count: int) -> None:
+        self._deferred_count += count
         if not self.scan_armed:
             self._arm_scan()
 
@@ -368,6 +346,23 @@ def _count(items: Iterable[Message | Cohort]) -> int:
     return sum(len(item) if isinstance(item, Cohort) else 1 for item in items)
 
 
-def _domains(stats: Any, messages: list[Message], start: int) -> Iterable[Any]:
-    """The domains of ``messages[start:]``: the cohort's one domain, or each one once."""
-    return (stats,) if stats is not None else {message.stats for message in messages[start:]}
+def _domains(cohort: Cohort, start: int) -> Iterable[DomainStats]:
+    """The domains of ``cohort.messages[start:]``: its one domain, or each one once."""
+    if cohort.stats is not None:
+        return (cohort.stats,)
+    return {message.stats for message in cohort.messages[start:]}
+
+
+class _Ages:
+    """One suspension pass's age thresholds, as arrival bounds for ``Cohort.index_before``,
+    and the queue run that picks up every message that has backed off fully."""
+
+    __slots__ = ("backed_off", "expiring", "old_run", "warned")
+
+    def __init__(self, queue: BackoffQueue, now: float) -> None:
+        event_time = int(now)  # simulated time is never negative: int() floors
+        self.expiring = arrival_bound(queue._expiration, event_time)
+        self.backed_off = arrival_bound(queue._max_backoff, event_time)
+        notice = queue._notice
+        self.warned = arrival_bound(notice - 1, event_time) if notice is not None else None
+        self.old_run = queue._run_for(event_time, queue._max_backoff, now)

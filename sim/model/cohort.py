@@ -23,18 +23,27 @@ from sim.model.message import DomainStats, Message
 arrival_of = attrgetter("arrival")
 
 
+def arrival_bound(age: float, now: int) -> float:
+    """Messages that arrived before this are at least ``age`` seconds old at ``now`` in
+    Postfix's whole seconds: ``now - int(arrival) >= age`` <=> ``arrival < floor(now - age) + 1``
+    (arrival >= 0)."""
+    return math.floor(now - age) + 1
+
+
 class Cohort:
     """``messages[start:]`` in arrival order; ``messages[start:notified]`` all had their
     delay warning (later ones may have had theirs too: check ``Message.notified``)."""
 
     __slots__ = ("activated", "messages", "notified", "start", "stats")
 
-    def __init__(self, messages: list[Message], stats: DomainStats | None) -> None:
+    def __init__(self, messages: list[Message]) -> None:
         self.messages = messages
         self.start = 0
         self.notified = 0
         self.activated = 0.0  # when the cohort last entered the active queue
-        self.stats = stats  # the one domain of all its messages, or None when mixed
+        first = messages[0].stats
+        # The one domain of all its messages, or None when mixed.
+        self.stats: DomainStats | None = first if all(m.stats is first for m in messages) else None
 
     def __len__(self) -> int:
         return len(self.messages) - self.start
@@ -66,11 +75,9 @@ class Cohort:
         if self.stats is not other.stats:
             self.stats = None
 
-    def index_of_age(self, age: float, now: int) -> int:
-        """The index of the first message younger than ``age`` seconds at ``now``: the
-        messages before it have ``now - int(arrival) >= age``."""
-        # int(arrival) <= now - age  <=>  arrival < floor(now - age) + 1 (arrival >= 0)
-        bound = math.floor(now - age) + 1
+    def index_before(self, bound: float) -> int:
+        """The index of the first message that arrived at or after ``bound`` (see
+        ``arrival_bound``): the messages before it are at least that old."""
         messages = self.messages
         # Most passes need no search: nobody or everybody has reached the age.
         if messages[self.start].arrival >= bound:

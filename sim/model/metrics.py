@@ -54,10 +54,6 @@ class Metrics:
         self.messages += 1
         message.stats.messages += 1
         if self.trace is not None:
-            self.accepted_trace(message)
-
-    def accepted_trace(self, message: Message) -> None:
-        if self.trace is not None:
             self.trace.append((message.arrival, message.id, "accepted", message.stats.domain))
 
     def entered_queue(self, now: float) -> None:

@@ -44,6 +44,7 @@ class DeliveryQueue:
     # Slots: a world of 100,000 domains holds as many queues (issue 13).
     __slots__ = (
         "_deadline_timers",
+        "_direct",
         "_expiration",
         "_greylist_seen",
         "_no_hosts",
@@ -105,6 +106,7 @@ class DeliveryQueue:
         # Without hosts this is an unreachable queue (no usable route): every try fails so.
         self._no_hosts = Negotiation(None, Failure.UNREACHABLE)
         self._greylist_seen: dict[str, float] = {}
+        self._direct = _direct_outcome(hosts, self.sts, reporting)
 
     @property
     def depth(self) -> int:
@@ -124,27 +126,32 @@ class DeliveryQueue:
         else:
             self.sts.publish(sts)
         self.reporting = reporting
-        self._replanned()
-
-    def _replanned(self) -> None:
-        """A hook for a discipline that precomputes from the hosts and policies."""
+        self._direct = _direct_outcome(hosts, self.sts, reporting)
 
     def submit(self, message: Message) -> None:
         self.submitted += 1
-        metrics = self.metrics
-        metrics.depth += 1  # Metrics.entered_queue, inlined: every message passes here
-        if metrics.depth > metrics.peak_depth:
-            metrics.peak_depth = metrics.depth
-            metrics.peak_time = self.env.now
+        self.metrics.entered_queue(self.env.now)
         self.accept(message)
 
     def accept(self, message: Message) -> None:
+        self._enqueue(message)
+        self._pump()
+
+    def _enqueue(self, message: Message) -> None:
+        """Queue a message: it waits, is watched for its delay notice, and is timed."""
         self.pending.append(message)
         if self._notice is not None and self.uses_watch:
             self.watch.append(message)
+        self._keep_time()
+
+    def _watch(self, message: Message) -> None:
+        self.watch.append(message)
+        self._keep_time()
+
+    def _keep_time(self) -> None:
+        """With deadline timers, one Timeout stays armed for the earliest expiry or notice."""
         if self._deadline_timers and not self.timer_armed:
             self._arm_timer()
-        self._pump()
 
     def _pump(self) -> None:
         raise NotImplementedError
@@ -161,10 +168,15 @@ class DeliveryQueue:
         transport policy refuses before connecting (a failing TLSA lookup, an MX outside
         an enforced MTA-STS policy) is skipped without a session.
         """
-        last = HOST_DOWN if self.hosts else self._no_hosts
-        spent = 0.0
         stats = message.stats
         metrics = self.metrics
+        if self._direct is not None and not message.requiretls:
+            link, outcome = self._direct
+            metrics.connections += 1
+            stats.connections += 1
+            return link, outcome, 0.0
+        last = HOST_DOWN if self.hosts else self._no_hosts
+        spent = 0.0
         sts = self.sts.in_effect(now) if self.sts is not None else None
         enforced = sts is not None and sts.mode is StsMode.ENFORCE
         for link in self.hosts:
@@ -249,9 +261,11 @@ class DeliveryQueue:
             status = self.profile.status(outcome.failure or Failure.MUST_STARTTLS)
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
             return
+        self._start_transfer(message, outcome.channel, after + link.endpoint.transfer_time(message.size))
+
+    def _start_transfer(self, message: Message, channel: Channel, duration: float) -> None:
         self.busy += 1
-        transfer = Timeout(self.env, after + link.endpoint.transfer_time(message.size), (message, outcome.channel))
-        transfer.callbacks.append(self._transfer_done)
+        Timeout(self.env, duration, (message, channel)).callbacks.append(self._transfer_done)
 
     def _transfer_done(self, event: Any) -> None:
         message, channel = event.value
@@ -360,7 +374,7 @@ class QueueRetry(DeliveryQueue):
     when it arrives; only the queued ones wait for the next queue run.
     """
 
-    __slots__ = ("_direct", "_try_new_at_once", "failures")
+    __slots__ = ("_try_new_at_once", "failures")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -368,10 +382,6 @@ class QueueRetry(DeliveryQueue):
         # Sendmail tries each message when it is submitted (no host status is kept
         # between processes by default); only deferred ones wait for the queue run.
         self._try_new_at_once = self.profile.retry.queue_run_delay is not None
-        self._direct = _direct_outcome(self.hosts, self.sts, self.reporting)
-
-    def _replanned(self) -> None:
-        self._direct = _direct_outcome(self.hosts, self.sts, self.reporting)
 
     def accept(self, message: Message) -> None:
         if not self.in_retry and not self.pending and self.busy < self.slots:
@@ -391,48 +401,26 @@ class QueueRetry(DeliveryQueue):
         super().accept(message)
 
     def _try_at_once(self, message: Message) -> None:
-        """The common case fused: an idle queue with a free slot tries a new message at
-        once, as ``accept`` then ``_pump`` would, without passing through the queue. The
-        message joins the delay-notice watch only if its transfer could outlast the notice
-        deadline; it joins the queue only if the try fails. When the first host takes
-        every message the same way (``_direct``), the try is only its counts."""
+        """The common case: an idle queue with a free slot tries a new message at once, as
+        ``accept`` then ``_pump`` would, without queueing it first. It is queued only if
+        the try fails, and watched for its delay notice only if its transfer could outlast
+        the notice deadline."""
         now = self.env.now
-        direct = self._direct
-        link: HostLink | None
-        if direct is not None and not message.requiretls:
-            link, channel = direct
-            self.metrics.connections += 1
-            message.stats.connections += 1
-        else:
-            link, outcome, _ = self._connect(message, now)
-            if link is None:  # queued, watched and timed as accept does, then failed as _pump does
-                self._trace_attempt(message, link)
-                self.pending.append(message)
-                if self._notice is not None:
-                    self.watch.append(message)
-                if self._deadline_timers and not self.timer_armed:
-                    self._arm_timer()
-                self._fail(outcome)
-                return
-            if outcome.channel is None:
-                self._trace_attempt(message, link)
-                self.failures = 0
-                self._deliver(message, link, outcome)  # a 5xx: bounced at once
-                return
-            channel = outcome.channel
-        if self.metrics.trace is not None:
-            self._trace_attempt(message, link)
+        link, outcome, _ = self._connect(message, now)
+        self._trace_attempt(message, link)
+        if link is None:
+            self._enqueue(message)
+            self._fail(outcome)
+            return
         self.failures = 0
-        assert link is not None
-        endpoint = link.endpoint
-        transfer = endpoint.session_setup + message.size * endpoint.seconds_per_byte
-        notice = self._notice
-        if notice is not None and now + transfer >= message.arrival + notice - EPSILON:
-            self.watch.append(message)
-            if self._deadline_timers and not self.timer_armed:
-                self._arm_timer()
-        self.busy += 1
-        Timeout(self.env, transfer, (message, channel)).callbacks.append(self._transfer_done)
+        channel = outcome.channel
+        if channel is None:
+            self._deliver(message, link, outcome)  # a 5xx: bounced at once
+            return
+        transfer = link.endpoint.transfer_time(message.size)
+        if self._notice is not None and now + transfer >= message.arrival + self._notice - EPSILON:
+            self._watch(message)
+        self._start_transfer(message, channel, transfer)
 
     def _delivered(self) -> None:
         if self.pending:  # most deliveries leave nothing waiting: no pump
@@ -476,11 +464,11 @@ class QueueRetry(DeliveryQueue):
 
 def _direct_outcome(
     hosts: list[HostLink], sts: StsCache | None, reporting: Reporting | None
-) -> tuple[HostLink, Channel] | None:
-    """The first host and its channel when it takes every message the same way: never
+) -> tuple[HostLink, Negotiation] | None:
+    """The first host and its outcome when it takes every message the same way: never
     down, no greylisting, one outcome for the whole run that carries mail, no transport
-    policy and no TLS reporting. Then ``_connect`` would always return it (for a
-    message without REQUIRETLS), so the queue skips it and counts the session."""
+    policy and no TLS reporting. ``_connect`` then returns it at once for a message
+    without REQUIRETLS, counting the session as the loop would."""
     if not hosts or sts is not None or reporting is not None:
         return None
     link = hosts[0]
@@ -488,6 +476,4 @@ def _direct_outcome(
     if endpoint.has_outages or endpoint.greylist is not None or not link.plan.is_constant:
         return None
     outcome = link.plan.first.negotiation
-    if outcome.channel is None:
-        return None
-    return link, outcome.channel
+    return (link, outcome) if outcome.channel is not None else None

@@ -15,13 +15,13 @@ from simpy.events import Timeout
 
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
-from sim.model.streams import BlockDraws, PairedDraws, Stream, generator
 from sim.model.world import World
 from sim.population import generate
 from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
+from sim.streams import BlockDraws, Stream, generator
 
 
-def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws:
+def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws[float]:
     """Message sizes in bytes, with the requested mean."""
     return BlockDraws(size_blocks(size, rng))
 
@@ -54,7 +54,7 @@ class PoissonSource:
         self.stop = stop
         self.emit = emit
         mean_gap = 3600.0 / rate_per_hour
-        self.gap = BlockDraws(lambda n: rng.exponential(mean_gap, n))
+        self.gap: BlockDraws[float] = BlockDraws(lambda n: rng.exponential(mean_gap, n))
 
     def start(self) -> None:
         gap = self.gap()
@@ -102,29 +102,30 @@ def outbound_source(
     stats: list[DomainStats | None] = [None] * len(names)
     picks = generator(seed, replication, Stream.DOMAINS, index)
     sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
-    # (domain index, size) a message, each from its own stream (common random numbers).
-    draw = PairedDraws(lambda n: picks.choice(len(names), n, p=probabilities), sizes)
+
+    # (domain index, size) a message in one call, each from its own stream (common
+    # random numbers): the pairs are the two streams' blocks side by side.
+    def pairs(n: int) -> np.ndarray:
+        return np.column_stack((picks.choice(len(names), n, p=probabilities), sizes(n)))
+
+    draw: BlockDraws[list[float]] = BlockDraws(pairs)
     source = flow.from_server or world.scenario.organisation.servers[0].name
     share = flow.requiretls
-    marks = BlockDraws(generator(seed, replication, Stream.REQUIRETLS, index).random) if share > 0 else None
+    marks: BlockDraws[float] | None = None
+    if share > 0:
+        marks = BlockDraws(generator(seed, replication, Stream.REQUIRETLS, index).random)
     submit = world.submit
 
     def emit() -> None:
-        # Every outbound message is made here: Metrics.accepted and IdCounter.take inlined.
         pick, size = draw()
-        ident = ids.next
-        ids.next = ident + 1
         index = int(pick)
         domain = stats[index]
         if domain is None:
             domain = stats[index] = metrics.domain(names[index])
-        message = Message(ident, env.now, size, domain)
+        message = Message(ids.take(), env.now, size, domain)
         if marks is not None and marks() < share:
             message.requiretls = True
-        metrics.messages += 1
-        message.stats.messages += 1
-        if metrics.trace is not None:
-            metrics.accepted_trace(message)
+        metrics.accepted(message)
         submit(source, message)
 
     return PoissonSource(env, flow.rate_per_hour, generator(seed, replication, Stream.ARRIVALS, index), stop, emit)

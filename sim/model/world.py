@@ -20,11 +20,11 @@ from sim.model.endpoint import Endpoint, HostLink
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
-from sim.model.streams import BlockDraws, Stream, generator
 from sim.model.tlsrpt import Reporting
 from sim.plan import HostPlan, Plan, QueuePlan, RoutePlan, build_plan
 from sim.scenario.calendar import scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
+from sim.streams import BlockDraws, Stream, generator
 from sim.vocabulary import Mechanism, Status
 
 _REQUIRETLS = frozenset({Mechanism.REQUIRETLS})
@@ -37,7 +37,6 @@ class Dispatch:
 
     queues: tuple[DeliveryQueue, ...]
     route: RoutePlan
-    route_label: str  # the route's label, made once: every message compares against it
 
 
 def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics) -> DeliveryQueue:
@@ -111,7 +110,7 @@ class World:
         self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
         self.sender_queues: dict[str, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
-        self._share = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
+        self._share: BlockDraws[float] = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
         # TLS-RPT days are UTC days: seconds from the midnight before the start to t = 0.
         start = scenario.run.start
         offset = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
@@ -128,7 +127,7 @@ class World:
         found = self._dispatch.get(key)
         if found is None:
             route = self.plan.route(source_server, domain)
-            found = self._dispatch[key] = Dispatch(tuple(self._queue(q) for q in route.queues), route, route.label)
+            found = self._dispatch[key] = Dispatch(tuple(self._queue(q) for q in route.queues), route)
         return found
 
     def submit(self, source_server: str, message: Message) -> None:
@@ -140,8 +139,8 @@ class World:
             status = _REQUIRETLS_UNSUPPORTED
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
             return
-        dispatch = self._dispatch.get((source_server, stats.domain)) or self.dispatch(source_server, stats.domain)
-        label = dispatch.route_label
+        dispatch = self.dispatch(source_server, stats.domain)
+        label = dispatch.route.label
         if stats.route != label:
             _note_route(stats, label, dispatch)
         queues = dispatch.queues

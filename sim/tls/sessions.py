@@ -20,7 +20,7 @@ from sim.pki.authorities import ServerCertificate, remote_certificate
 from sim.pki.certs import Identity
 from sim.tls.handshake import ClientSide, ServerSide, handshake
 from sim.tls.negotiation import PLAINTEXT, Negotiation, negotiate
-from sim.vocabulary import ClientCertificatePolicy, Failure, ServerTls, TlsLevel, TlsVersion
+from sim.vocabulary import NO_TLS, ClientCertificatePolicy, Failure, ServerTls, TlsLevel, TlsVersion
 
 NO_CERTIFICATE = Negotiation(None, Failure.NO_CERTIFICATE)
 
@@ -114,7 +114,7 @@ def _server_identity(receiver: Receiver, label: ServerTls, start: dt.datetime) -
     """What the receiving server presents: our certificate, or one its label describes."""
     if receiver.certificate is not None:
         return receiver.certificate.identity
-    if label in (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS):
+    if label in NO_TLS:
         return None
     return remote_certificate(receiver.name, label, start, receiver.certificate_expires_in)
 
@@ -134,7 +134,7 @@ def _decide(sender: Sender, receiver: Receiver, start: dt.datetime, at: float) -
         label = ServerTls.NONE  # our server has no certificate yet: it offers no STARTTLS
     fallback = negotiate(TlsLevel.OFF, label, receiver.requires_tls)
     level = sender.level
-    if level is TlsLevel.OFF or label in (ServerTls.NONE, ServerTls.HANDSHAKE_FAILS):
+    if level is TlsLevel.OFF or label in NO_TLS:
         return Segment(negotiate(level, label, receiver.requires_tls), fallback)
     client_identity: Identity | None = None
     if sender.certificate is not None and at >= sender.certificate.available_from:

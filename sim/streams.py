@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
+from typing import Generic, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 BLOCK = 4096  # draws per numpy call: about 0.02 us a draw instead of 0.3 us (des-practice s.3)
 
@@ -32,41 +35,20 @@ def generator(seed: int, replication: int, stream: Stream, index: int = 0) -> np
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replication, int(stream), index)))
 
 
-class BlockDraws:
-    """Hands out draws one at a time from numpy blocks of ``BLOCK``."""
+class BlockDraws(Generic[T]):
+    """Hands out draws one at a time from numpy blocks of ``BLOCK`` (a row of a 2-D
+    block is one draw: several streams' numbers side by side)."""
 
     __slots__ = ("_block", "_draw", "_next")
 
     def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
         self._draw = draw
-        self._block: list[float] = []
+        self._block: list[T] = []
         self._next = 0
 
-    def __call__(self) -> float:
+    def __call__(self) -> T:
         if self._next == len(self._block):
             self._block = self._draw(BLOCK).tolist()
-            self._next = 0
-        value = self._block[self._next]
-        self._next += 1
-        return value
-
-
-class PairedDraws:
-    """Hands out pairs, one draw from each of two independent sources, from numpy blocks
-    of ``BLOCK``: one call per message where two would do. Each source draws exactly
-    what it would alone, so pairing changes no value."""
-
-    __slots__ = ("_block", "_first", "_next", "_second")
-
-    def __init__(self, first: Callable[[int], np.ndarray], second: Callable[[int], np.ndarray]) -> None:
-        self._first = first
-        self._second = second
-        self._block: list[tuple[float, float]] = []
-        self._next = 0
-
-    def __call__(self) -> tuple[float, float]:
-        if self._next == len(self._block):
-            self._block = list(zip(self._first(BLOCK).tolist(), self._second(BLOCK).tolist(), strict=True))
             self._next = 0
         value = self._block[self._next]
         self._next += 1
