@@ -33,6 +33,11 @@ def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:
     return target
 
 
+def write_text_atomic(target: Path, text: str) -> Path:
+    """``text`` as UTF-8 in ``target``, whole or not at all."""
+    return write_atomic(target, lambda path: path.write_text(text, encoding="utf-8"))
+
+
 class NotAnOutputFolder(Exception):
     """The destination exists and holds something other than a tlssim result."""
 

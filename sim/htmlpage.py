@@ -17,7 +17,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; }
 td, th { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; }
-td { vertical-align: top; white-space: nowrap; } td:last-child { white-space: normal; min-width: 18rem; }
+td { vertical-align: top; white-space: nowrap; } td:last-child { white-space: normal; min-width: 14rem; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
@@ -29,7 +29,8 @@ def image(path: Path, caption: str) -> str:
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    # Column names may break after an underscore, so a wide table fits the page.
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
     body = "".join("<tr>" + "".join(cell(row[c]) for c in columns) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 

@@ -25,7 +25,7 @@ from sim.experiment.design import Experiment, Replications, load_experiment
 from sim.experiment.runner import SerialExecutor, Task, batch_size_for, execute, run_one
 from sim.experiment.store import IDENTITY, ResultStore
 from sim.experiment.worker import prepare_worker
-from sim.files import write_atomic
+from sim.files import write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image
 from sim.results import SUMMARY_COLUMNS
 
@@ -174,7 +174,7 @@ def _figures(folder: Path, experiment: Experiment, summary: pd.DataFrame, series
         f"<style>{STYLE}</style></head><body><h1>{html.escape(named)}</h1>{images}"
         f"<h2>Summary</h2><pre>{table}</pre></body></html>\n"
     )
-    write_atomic(folder / "summary.html", lambda p: p.write_text(page, encoding="utf-8"))
+    write_text_atomic(folder / "summary.html", page)
 
 
 def report(
@@ -199,7 +199,7 @@ def report(
     write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
     write_atomic(folder / "runs.csv", lambda p: runs.to_csv(p, index=False))
     write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    write_atomic(folder / "summary.md", lambda p: p.write_text(markdown(experiment, summary), encoding="utf-8"))
+    write_text_atomic(folder / "summary.md", markdown(experiment, summary))
     if len(summary) and summary["runs"].sum() > 0:
         _figures(folder, experiment, summary, _series_frame(experiment, store.series()))
     from sim.version import __version__

@@ -107,7 +107,7 @@ def maillog(
     year: Annotated[int, typer.Option(help="year of traditional syslog timestamps (they carry none)")] = 2026,
 ) -> None:
     """A mail log -> DIR/observed.csv, DIR/remotes.yaml and a ready DIR/whatif.yaml."""
-    from sim.files import write_atomic
+    from sim.files import write_text_atomic
     from sim.importers.maillog import OBSERVED_COLUMNS, observed_rows, read_maillog
     from sim.importers.text import write_yaml
     from sim.importers.whatif import hourly_profile, relative, remote_world, traffic_of
@@ -126,7 +126,7 @@ def maillog(
     writer = csv.DictWriter(buffer, fieldnames=list(OBSERVED_COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(out_dir / "observed.csv", lambda p: p.write_text(buffer.getvalue(), encoding="utf-8"))
+    write_text_atomic(out_dir / "observed.csv", buffer.getvalue())
     server, vs = _sender(organisation)
     level = str(vs.get("outbound_tls", "none"))
     smart_hosts = _smart_hosts(organisation)

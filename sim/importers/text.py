@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from sim.errors import NO_VALUE, ScenarioError
-from sim.files import write_atomic
+from sim.files import write_text_atomic
 
 
 def open_lines(path: Path) -> Iterator[str]:
@@ -44,4 +44,4 @@ def write_yaml(path: Path, document: dict[str, Any], header: list[str]) -> Path:
     comment = "".join(f"# {line}\n" if line else "#\n" for line in header)
     text = comment + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return write_text_atomic(path, text)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-_GAMMA = 1.02  # bin width ratio: a reported quantile is within 1% of a true sample
-_LOG_GAMMA = math.log(_GAMMA)
+BIN_RATIO = 1.02  # bin width ratio: a reported quantile is within 1% of a true sample
+_LOG_RATIO = math.log(BIN_RATIO)
 _FLOOR = 1e-3  # delays below 1 ms count as zero
 
 
@@ -24,7 +24,7 @@ class LatencySketch:
         self.minimum = math.inf
 
     def add(self, value: float) -> None:
-        index = -1 if value < _FLOOR else int(math.log(value / _FLOOR) / _LOG_GAMMA)
+        index = -1 if value < _FLOOR else int(math.log(value / _FLOOR) / _LOG_RATIO)
         self._bins[index] = self._bins.get(index, 0) + 1
         self.count += 1
         self.total += value
@@ -35,7 +35,7 @@ class LatencySketch:
 
     def histogram(self) -> list[tuple[float, int]]:
         """(bin lower edge in seconds, count), in order: the distribution, for plots."""
-        return [(0.0 if i < 0 else _FLOOR * _GAMMA**i, n) for i, n in sorted(self._bins.items())]
+        return [(0.0 if i < 0 else _FLOOR * BIN_RATIO**i, n) for i, n in sorted(self._bins.items())]
 
     @property
     def mean(self) -> float:
@@ -52,7 +52,7 @@ class LatencySketch:
             if seen > rank:
                 if index < 0:
                     return 0.0
-                low = _FLOOR * _GAMMA**index
-                middle = low * math.sqrt(_GAMMA)
+                low = _FLOOR * BIN_RATIO**index
+                middle = low * math.sqrt(BIN_RATIO)
                 return min(max(middle, self.minimum), self.maximum)
         return self.maximum

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from sim.experiment.analysis import half_width
-from sim.files import write_atomic
+from sim.files import write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, table
 from sim.report import figures
 from sim.report.page import headline
@@ -88,10 +87,6 @@ class Comparison:
         return sorted(changes, key=lambda c: -int(c["messages"]))
 
 
-def _save(figure: Figure, path: Path) -> None:
-    figures.save(figure, path)
-
-
 def _why(base: dict[str, Any], whatif: dict[str, Any]) -> str:
     reasons = []
     if base["route"] != whatif["route"]:
@@ -126,20 +121,20 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(metrics)
-    written = [write_atomic(folder / "compare.csv", lambda p: p.write_text(buffer.getvalue(), encoding="utf-8"))]
+    written = [write_text_atomic(folder / "compare.csv", buffer.getvalue())]
     sentences = _story(metrics, whatif)
     title = f"tlssim: {whatif.scenario_name} against {base.scenario_name}"
     lines = [f"# {title}", "", *(f"- {s}" for s in sentences), "", "## Domains whose outcome changed", ""]
     lines += [f"- {c['domain']}: NDRs {c['ndr']}, TLS {c['tls']}, queued {c['queued']} ({c['why']})" for c in changes]
     markdown = "\n".join(lines) + "\n"
-    written.append(write_atomic(folder / "compare.md", lambda p: p.write_text(markdown, encoding="utf-8")))
+    written.append(write_text_atomic(folder / "compare.md", markdown))
     images = []
     for name, caption, figure in (
         ("compare-queues.png", "Total queue depth: what-if (solid) against baseline (dashed)",
          figures.queue_figure(whatif, label="what-if: all queues", other=base)),
         ("compare-events.png", "NDRs and delay notices: what-if against baseline", figures.events_figure(whatif, base)),
     ):  # fmt: skip
-        written.append(write_atomic(folder / name, partial(_save, figure)))
+        written.append(write_atomic(folder / name, partial(figures.save, figure)))
         images.append((folder / name, caption))
     key = [r for r in metrics if r["metric"] in KEY_METRICS]
     page = "\n".join(
@@ -158,7 +153,7 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
             "</body></html>",
         ]
     )
-    written.append(write_atomic(folder / "compare.html", lambda p: p.write_text(page + "\n", encoding="utf-8")))
+    written.append(write_text_atomic(folder / "compare.html", page + "\n"))
     return written
 
 

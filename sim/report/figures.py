@@ -16,7 +16,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter
+
+from sim.model.sketch import BIN_RATIO
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -132,10 +134,12 @@ def delay_figure(result: RunResult) -> Figure:
     scale, unit = (1.0, "seconds") if longest < 120 else (60.0, "minutes") if longest < 7200 else (3600.0, "hours")
     if bins:
         edges = [edge / scale for edge, _ in bins]
-        ax.bar(edges, [c for _, c in bins], width=[e * 0.02 for e in edges], align="edge", color="#455a64")
+        widths = [e * (BIN_RATIO - 1) for e in edges]  # the sketch's log-spaced bins
+        ax.bar(edges, [c for _, c in bins], width=widths, align="edge", color="#455a64")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        # Label 2 and 5 between the powers of ten too: a short axis spans one decade.
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else ""))
     ax.set_xlabel(f"delivery delay ({unit}, log scale)")
     ax.set_ylabel("messages")
     ax.set_title("Delivery delay of delivered mail")

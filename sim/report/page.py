@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.files import write_atomic
+from sim.files import write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, table
 from sim.report import figures
 
@@ -93,9 +93,9 @@ def write_report(result: RunResult, folder: Path) -> list[Path]:
     sentences = headline(result)
     title = f"tlssim: {result.scenario_name}"
     markdown = "\n".join([f"# {title}", "", *(f"- {s}" for s in sentences), ""])
-    written.append(write_atomic(folder / "report.md", lambda p: p.write_text(markdown, encoding="utf-8")))
+    written.append(write_text_atomic(folder / "report.md", markdown))
     page = _page(title, sentences, [(folder / name, caption) for name, caption, _ in FIGURES], result)
-    written.append(write_atomic(folder / "report.html", lambda p: p.write_text(page, encoding="utf-8")))
+    written.append(write_text_atomic(folder / "report.html", page))
     return written
 
 
