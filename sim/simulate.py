@@ -6,6 +6,7 @@ hand-placed messages to a world before running it.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ from simpy.events import Timeout
 
 from sim.model.message import Message
 from sim.model.metrics import Metrics
-from sim.model.traffic import IdCounter, inbound_source, outbound_source
+from sim.model.traffic import inbound_source, outbound_source
 from sim.model.world import World
 from sim.results import RunResult
 from sim.scenario.loader import scenario_hash
@@ -37,7 +38,7 @@ class Simulation:
         self.metrics = Metrics(trace=trace)
         self.inbound_metrics = Metrics(trace=trace)
         self.world = World(scenario, self.env, self.metrics, replication, self.inbound_metrics)
-        self._ids = IdCounter()
+        self._ids = itertools.count()  # message ids, shared by every flow
         duration = scenario.run.duration
         for index, flow in enumerate(scenario.traffic.outbound):
             outbound_source(self.env, self.world, flow, index, duration, self._ids).start()
@@ -47,7 +48,7 @@ class Simulation:
 
     def inject(self, at: float, domain: str, size_kb: float = 10.0, from_server: str | None = None) -> int:
         """Schedule one message to ``domain`` at time ``at``; return its id."""
-        ident = self._ids.take()
+        ident = next(self._ids)
         source = from_server or self.scenario.organisation.servers[0].name
         stats = self.metrics.domain(domain)
 

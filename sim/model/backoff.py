@@ -224,6 +224,17 @@ class BackoffQueue(DeliveryQueue):
         metrics = self.metrics
         metrics.deferrals_suspended += len(cohort)
         messages = cohort.messages
+        if (
+            cohort.stats is not None
+            and messages[cohort.start].arrival >= ages.expiring
+            and messages[-1].arrival < ages.backed_off
+            and (ages.warned is None or cohort.is_warned_before(ages.warned))
+        ):
+            # The usual pass, checked first: one domain, nobody expires, nobody is young,
+            # nobody newly due a warning.
+            cohort.stats.last = status
+            self._file_cohort(cohort, ages.old_run)
+            return
         young_from = cohort.index_before(ages.backed_off)
         expired_to = cohort.index_before(ages.expiring)  # <= young_from
         for message in messages[cohort.start : expired_to]:

@@ -86,6 +86,12 @@ class Cohort:
             return len(messages)
         return bisect_left(messages, bound, lo=self.start, key=arrival_of)
 
+    def is_warned_before(self, bound: float) -> bool:
+        """Whether every message that arrived before ``bound`` already had its warning
+        (the first one past the warned prefix arrived at or after it)."""
+        first = max(self.notified, self.start)
+        return first >= len(self.messages) or self.messages[first].arrival >= bound
+
     def drop_front(self, index: int) -> None:
         """Forget ``messages[:index]``; compact when more than half the list is gone, so a
         long-lived cohort holds no memory for messages that left it."""

@@ -6,7 +6,7 @@ random number drawn in numpy blocks from the flow's own streams.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -70,20 +70,8 @@ class PoissonSource:
             Timeout(env, gap).callbacks.append(self._arrive)
 
 
-class IdCounter:
-    __slots__ = ("next",)
-
-    def __init__(self) -> None:
-        self.next = 0
-
-    def take(self) -> int:
-        ident = self.next
-        self.next = ident + 1
-        return ident
-
-
 def outbound_source(
-    env: simpy.Environment, world: World, flow: OutboundFlow, index: int, stop: float, ids: IdCounter
+    env: simpy.Environment, world: World, flow: OutboundFlow, index: int, stop: float, ids: Iterator[int]
 ) -> PoissonSource:
     """Our users' mail to the Internet: recipient domains by weight (named, then population)."""
     seed, replication = world.scenario.run.seed, world.replication
@@ -122,7 +110,7 @@ def outbound_source(
         domain = stats[index]
         if domain is None:
             domain = stats[index] = metrics.domain(names[index])
-        message = Message(ids.take(), env.now, size, domain)
+        message = Message(next(ids), env.now, size, domain)
         if marks is not None and marks() < share:
             message.requiretls = True
         metrics.accepted(message)
@@ -132,7 +120,7 @@ def outbound_source(
 
 
 def inbound_source(
-    env: simpy.Environment, world: World, flow: InboundFlow, index: int, stop: float, ids: IdCounter
+    env: simpy.Environment, world: World, flow: InboundFlow, index: int, stop: float, ids: Iterator[int]
 ) -> PoissonSource:
     """A remote domain's mail to us, entering the queue at its own MTA."""
     seed, replication = world.scenario.run.seed, world.replication
@@ -143,7 +131,7 @@ def inbound_source(
     size = size_sampler(flow.size, generator(seed, replication, Stream.INBOUND_SIZES, index))
 
     def emit() -> None:
-        message = Message(ids.take(), env.now, size(), stats)
+        message = Message(next(ids), env.now, size(), stats)
         metrics.accepted(message)
         queue.submit(message)
 

@@ -123,11 +123,12 @@ class World:
     # -- routing -----------------------------------------------------------------------
 
     def dispatch(self, source_server: str, domain: str) -> Dispatch:
-        key = (source_server, domain)
-        found = self._dispatch.get(key)
-        if found is None:
-            route = self.plan.route(source_server, domain)
-            found = self._dispatch[key] = Dispatch(tuple(self._queue(q) for q in route.queues), route)
+        found = self._dispatch.get((source_server, domain))
+        return found if found is not None else self._new_dispatch(source_server, domain)
+
+    def _new_dispatch(self, source_server: str, domain: str) -> Dispatch:
+        route = self.plan.route(source_server, domain)
+        found = self._dispatch[(source_server, domain)] = Dispatch(tuple(self._queue(q) for q in route.queues), route)
         return found
 
     def submit(self, source_server: str, message: Message) -> None:
