@@ -448,26 +448,37 @@ def sweep(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task("runs", total=None)
+
+    def show(done: int, total: int) -> None:
+        # The bar (and its refresh thread) starts at the first report, after the sweep
+        # made its worker pool: a pool forks only while this process runs one thread.
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("runs", total=None)
+        try:
             result = run_sweep(
                 experiment_file,
                 out=out_dir,
                 workers=workers,
                 scheduler=scheduler,
                 replications=replications,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=show,
                 notice=lambda message: err.print(message, highlight=False, soft_wrap=True),
             )
+        finally:
+            bar.stop()
     except ScenarioError as exc:
         _fail(str(exc))
     except OSError as exc:

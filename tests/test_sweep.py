@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -123,11 +124,13 @@ def test_a_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_kills_at_random_instants_lose_nothing_and_change_nothing(tmp_path):
-    """SIGKILL at seeded random instants (during start-up, the pilot run, the pool, an
+    """SIGKILL at seeded random instants (during start-up, the pool's runs, an
     append), resuming after each: the store ends with every run exactly once and the
     tables equal an uninterrupted sweep's."""
     text = SMALL.replace("replications: 3", "replications: 100")
     text = text.replace("  traffic.outbound.0.size.mean_kb: [50, 200]\n", "")  # 2 points x 100 runs
+    # Runs long enough (about 0.1 s each) that the sweep outlives twenty kills.
+    text = text.replace("rate_per_hour: 300", "rate_per_hour: 1500")
     path = write_small(tmp_path, text)
     out = tmp_path / "out"
     instants = random.Random(20261129)
@@ -387,7 +390,48 @@ def _wait_gone(pids, seconds=20.0):
     return False
 
 
-def test_a_pool_worker_loads_no_pandas_or_matplotlib():
+@pytest.mark.slow
+def test_a_single_threaded_sweep_forks_its_workers_and_a_threaded_one_spawns_them(tmp_path):
+    # Forking skips the workers' imports (about 0.5 s a pool start); a fork while another
+    # thread holds a lock can hang the child, so a process running threads spawns.
+    from sim.experiment import sweep as sweep_module
+
+    if not sys.platform.startswith("linux") or sys.version_info >= (3, 14):
+        pytest.skip("fork is this platform's default only on Linux before Python 3.14")
+    path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 1"))
+    command = [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(tmp_path / "cli"), "--workers", "2"]
+    done = subprocess.run(command, capture_output=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    manifest = json.loads((tmp_path / "cli/manifest.json").read_text())
+    # The command line's progress bar runs a thread: it starts only after the pool.
+    assert manifest["history"][0]["executor"] == "process pool (2 workers, fork)"
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert sweep_module._start_method() == "spawn"
+        result = sweep(path, out=tmp_path / "threaded", workers=2)
+    finally:
+        release.set()
+        other.join()
+    assert result.manifest["history"][0]["executor"] == "process pool (2 workers, spawn)"
+    forked = pd.read_csv(tmp_path / "cli/runs.csv", keep_default_na=False)
+    spawned = pd.read_csv(tmp_path / "threaded/runs.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(comparable(forked), comparable(spawned))
+
+
+def test_batches_start_with_one_run_then_fill_a_tenth_of_a_second_but_no_more_than_a_fair_share():
+    from sim.experiment.runner import _batch_size
+
+    assert _batch_size([], remaining=15, capacity=2) == 1  # nothing measured: every worker starts at once
+    assert _batch_size([0.02, 0.02], remaining=20, capacity=2) == 5  # 5 x 0.02 s = MIN_BATCH_SECONDS
+    assert _batch_size([0.02, 0.02], remaining=6, capacity=2) == 3  # the rest shared out
+    assert _batch_size([0.5], remaining=40, capacity=2) == 1
+    assert _batch_size([0.0, 0.0], remaining=9, capacity=4) == 3
+    assert _batch_size([0.001], remaining=50, capacity=1) == 1  # one worker: one run a call
+
+
+def test_a_spawned_pool_worker_loads_no_pandas_or_matplotlib():
     # Each spawned worker pays for what it imports (issue 13: 1.5 s more per pool start).
     code = (
         "import sys; from sim.experiment.worker import prepare_worker; import sim.experiment.runner; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
 
@@ -68,34 +68,36 @@ def execute(
     executor: Executor,
     points: dict[str, DesignPoint],
     tasks: list[Task],
-    batch_size: int,
-    max_pending: int,
+    capacity: int,
     on_record: Callable[[dict[str, Any], dict[str, Any]], None],
 ) -> None:
-    """Run ``tasks`` in batches, at most ``max_pending`` batches in flight; hand every
-    finished run to ``on_record`` as its batch completes."""
-    batches = _batches(points, tasks, batch_size)
+    """Run ``tasks`` on ``capacity`` workers, at most two batches a worker in flight;
+    hand every finished run to ``on_record`` as its batch completes.
+
+    The first batches hold one run each; later ones are sized from the runs measured so
+    far to take at least MIN_BATCH_SECONDS (so each call is worth its overhead), but
+    never more than an equal share of what remains (so no worker is left idle at the
+    end). No run is made serially first to measure one: every worker starts at once."""
     pending: set[Future[list[Record]]] = set()
-    exhausted = False
+    measured: list[float] = []  # wall_s of the runs finished so far
+    taken = 0
     while True:
-        while not exhausted and len(pending) < max_pending:
-            batch = next(batches, None)
-            if batch is None:
-                exhausted = True
-                break
+        while taken < len(tasks) and len(pending) < 2 * capacity:
+            size = _batch_size(measured, len(tasks) - taken, capacity)
+            batch = [(points[key], rep) for key, rep in tasks[taken : taken + size]]
+            taken += size
             pending.add(executor.submit(run_batch, batch))
         if not pending:
             return
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
             for row, series in future.result():
+                measured.append(row["wall_s"])
                 on_record(row, series)
 
 
-def batch_size_for(seconds_per_run: float) -> int:
-    return max(1, math.ceil(MIN_BATCH_SECONDS / max(seconds_per_run, 1e-6)))
-
-
-def _batches(points: dict[str, DesignPoint], tasks: list[Task], size: int) -> Iterator[list[tuple[DesignPoint, int]]]:
-    for start in range(0, len(tasks), size):
-        yield [(points[key], rep) for key, rep in tasks[start : start + size]]
+def _batch_size(measured: list[float], remaining: int, capacity: int) -> int:
+    if capacity <= 1 or not measured:
+        return 1
+    seconds_per_run = max(sum(measured) / len(measured), 1e-6)
+    return max(1, min(math.ceil(MIN_BATCH_SECONDS / seconds_per_run), math.ceil(remaining / capacity)))

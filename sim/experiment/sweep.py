@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -22,7 +23,7 @@ from sim.errors import ScenarioError
 from sim.experiment import plots
 from sim.experiment.analysis import half_width, markdown, summarise
 from sim.experiment.design import Experiment, Replications, load_experiment
-from sim.experiment.runner import SerialExecutor, Task, batch_size_for, execute, run_one
+from sim.experiment.runner import SerialExecutor, Task, execute, run_batch
 from sim.experiment.store import IDENTITY, ResultStore
 from sim.experiment.worker import prepare_worker
 from sim.files import write_atomic, write_text_atomic
@@ -72,7 +73,6 @@ def sweep(
         finished = set(store.rows())
         target = experiment.spec.replications
         reps = dict.fromkeys(points, experiment.first_replications)
-        seconds_per_run: float | None = None
 
         def record(row: dict[str, Any], series: dict[str, Any]) -> None:
             nonlocal executed, done
@@ -94,17 +94,8 @@ def sweep(
             if progress:
                 progress(done, planned)
 
-            if tasks and seconds_per_run is None and capacity > 1:
-                # A pilot run in this process measures a run, so batches can be sized to
-                # take at least MIN_BATCH_SECONDS each.
-                key, rep = tasks.pop(0)
-                pilot_started = time.perf_counter()
-                record(*run_one(points[key], rep))
-                seconds_per_run = time.perf_counter() - pilot_started
             if tasks:
-                size = batch_size_for(seconds_per_run or 1.0) if capacity > 1 else 1
-                size = max(1, min(size, math.ceil(len(tasks) / capacity)))
-                execute(executor, points, tasks, size, 2 * capacity, record)
+                execute(executor, points, tasks, capacity, record)
             if isinstance(target, int) or not _needs_more(store, experiment, target, reps):
                 break
     except BaseException:
@@ -274,6 +265,20 @@ def _needs_more(store: ResultStore, experiment: Experiment, target: Replications
     return more
 
 
+def _start_method() -> str:
+    """``fork`` where the platform forks by default and this process runs one thread:
+    a forked worker starts in milliseconds with the simulation already imported, where
+    a spawned one takes about half a second to import it (benchmarks/pool_startup.py),
+    which is what a sweep of a few dozen short runs can gain. Otherwise ``spawn``: a
+    fork while another thread holds a lock (a progress bar's, a notebook's) can hang the
+    child, and Python 3.14 no longer forks by default."""
+    forks_by_default = sys.platform.startswith("linux") and sys.version_info < (3, 14)
+    chosen = multiprocessing.get_start_method(allow_none=True)  # None: nobody chose
+    if forks_by_default and chosen in (None, "fork") and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
 def _executor(
     workers: int | None, scheduler: str | None, experiment_file: Path
 ) -> tuple[Executor, str, int, Callable[[bool], None]]:
@@ -299,7 +304,13 @@ def _executor(
     count = workers or os.cpu_count() or 1
     if count <= 1:
         return SerialExecutor(), "serial", 1, lambda _graceful: None
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=prepare_worker)
+    method = _start_method()
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(method), initializer=prepare_worker)
+    # Start the workers here, not at the first batch: a forked pool must fork before the
+    # caller's progress bar starts its thread (a forked pool launches all at its first
+    # submission, a spawned one one per submission).
+    for _ in range(count):
+        pool.submit(run_batch, [])
 
     def close(graceful: bool) -> None:
         if graceful:
@@ -318,4 +329,4 @@ def _executor(
         if manager is not None:
             manager.join(timeout=10)
 
-    return pool, f"process pool ({count} workers)", count, close
+    return pool, f"process pool ({count} workers, {method})", count, close

@@ -11,8 +11,10 @@ import sys
 
 def prepare_worker() -> None:
     """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker),
-    and die with it: a parent killed outright (SIGKILL) leaves no orphaned workers."""
+    and die with it: a parent killed outright (SIGKILL) leaves no orphaned workers. A
+    forked worker inherits the parent's handlers: SIGTERM goes back to plain ending."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent()
 
 
