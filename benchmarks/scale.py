@@ -19,8 +19,6 @@ import time
 
 from worlds import one_sender
 
-from sim.results import RunResult
-from sim.scenario.loader import scenario_hash
 from sim.scenario.model import Scenario
 from sim.simulate import Simulation
 
@@ -53,9 +51,8 @@ def main() -> None:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     simulation = Simulation(scenario)
     built = time.perf_counter()
-    simulation.env.run(until=scenario.run.duration)
-    simulated = time.perf_counter()
-    result = RunResult.collect(scenario, scenario_hash(scenario), 0, simulation.world, simulated - built)
+    result = simulation.run()
+    simulated = built + result.wall_s  # the run's own clock stops before its tables
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = result.summary_row

@@ -113,3 +113,29 @@ def test_cannot_tls_from_the_arrays_agrees_with_the_domains():
     generated = generate(population())
     no_tls = {"none", "handshake-fails"}
     assert generated.cannot_tls() == [all(h.tls.value in no_tls for h in d.mx) for d in generated.domains]
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        [1.0],
+        [0.5, 0.0, 0.25, 0.25],  # a domain that never gets mail
+        [1.0 / (i + 1) for i in range(100_000)],  # Zipf over a large population
+        [3.0, 1.0, 1.0],  # not yet summing to 1 (the flow's weights before scaling)
+    ],
+    ids=["one", "with-zero", "zipf-100k", "unscaled"],
+)
+def test_weighted_picks_are_the_numbers_generator_choice_gives(weights):
+    # The flow draws recipient domains from sums made once, not with Generator.choice,
+    # which remakes them per call: the draws must be the same numbers, call after call.
+    import numpy as np
+
+    from sim.streams import weighted_picks
+
+    probabilities = np.array(weights) / np.sum(weights)
+    picks = weighted_picks(np.random.default_rng(11), probabilities)
+    reference = np.random.default_rng(11)
+    for n in (1, 7, 4096, 4096, 3):
+        np.testing.assert_array_equal(picks(n), reference.choice(len(weights), n, p=probabilities))
+    counts = np.bincount(picks(200_000), minlength=len(weights))
+    assert counts[probabilities == 0].sum() == 0

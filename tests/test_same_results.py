@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worlds import ROOT, host, organisation, remotes, scenario
+from worlds import bundled_what_ifs, postfix_backlog, postfix_flaky
 
 import sim
 from sim.results import RunResult
-from sim.scenario.loader import read_yaml
 from sim.simulate import Simulation
 
 FINGERPRINTS = Path(__file__).with_name("same_results.json")
@@ -58,48 +57,14 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- hand-built worlds
 
 
-def _postfix_backlog() -> sim.Scenario:
-    """30% of the mail to hosts without STARTTLS under ``encrypt``: a growing backlog that
-    expires after 12 h, with delay warnings at 2 h (the growth benchmark's world, shorter)."""
-    org = organisation(
-        "required", profile="postfix", delivery={"expiration_timeout": "12h", "delay_notification": "2h"}
-    )
-    good = {f"ok{i}_example": "trusted" for i in range(4)}
-    bad = {f"plain{i}_example": "none" for i in range(2)}
-    weights = {k.replace("_", "."): 0.7 / 4 for k in good} | {k.replace("_", "."): 0.15 for k in bad}
-    traffic = {"outbound": {"rate_per_hour": 1500, "domains": weights}}
-    return scenario(org, remotes(**good, **bad), traffic=traffic, duration="1d", sample_interval="30m")
-
-
-def _postfix_flaky(trace: bool) -> sim.Scenario:
-    """``may`` towards hosts that fail the handshake, go down at random and are down for a
-    fixed period: revivals, plaintext fallback after PREACTIVE_DELAY, and young mail."""
-    rem = remotes(
-        broken_example=[host("mx.broken.example", "handshake-fails", session_setup=0.4)],
-        flaky_example=[
-            host("mx1.flaky.example", "trusted", outages={"mean_up": "2h", "mean_down": "40m"}, session_setup=0.3),
-            host("mx2.flaky.example", "self-signed", preference=20, outages={"mean_up": "3h", "mean_down": "1h"}),
-        ],
-        down_example=[host("mx.down.example", "trusted", down=[{"start": "1h", "end": "13h"}])],
-        fine_example="trusted",
-    )
-    org = organisation("may", profile="postfix", delivery={"expiration_timeout": "10h", "delay_notification": "1h"})
-    rate = 60 if trace else 900
-    weights = {"broken.example": 0.2, "flaky.example": 0.3, "down.example": 0.3, "fine.example": 0.2}
-    traffic = {"outbound": {"rate_per_hour": rate, "domains": weights}}
-    return scenario(org, rem, traffic=traffic, duration="16h", seed=7, sample_interval="20m")
-
-
-def _bundled() -> list[Path]:
-    return [p for p in sorted((ROOT / "scenarios").glob("*.yaml")) if "base" not in read_yaml(p)]
-
-
 def _cases() -> dict[str, Any]:
     """Case name -> a function computing its fingerprint."""
-    cases: dict[str, Any] = {p.stem: (lambda p=p: fingerprint(sim.run(sim.load_scenario(p)))) for p in _bundled()}
-    cases["hand:postfix-backlog"] = lambda: fingerprint(sim.run(_postfix_backlog()))
-    cases["hand:postfix-flaky"] = lambda: fingerprint(sim.run(_postfix_flaky(False)))
-    cases["hand:postfix-flaky-traced"] = lambda: fingerprint(Simulation(_postfix_flaky(True), trace=True).run())
+    cases: dict[str, Any] = {
+        p.stem: (lambda p=p: fingerprint(sim.run(sim.load_scenario(p)))) for p in bundled_what_ifs()
+    }
+    cases["hand:postfix-backlog"] = lambda: fingerprint(sim.run(postfix_backlog()))
+    cases["hand:postfix-flaky"] = lambda: fingerprint(sim.run(postfix_flaky(False)))
+    cases["hand:postfix-flaky-traced"] = lambda: fingerprint(Simulation(postfix_flaky(True), trace=True).run())
     return cases
 
 

@@ -165,6 +165,7 @@ def test_twenty_kills_at_random_instants_lose_nothing_and_change_nothing(tmp_pat
     )
 
 
+@pytest.mark.slow  # keeps the default run under a minute; CI runs it
 def test_a_sweep_grows_reusing_every_stored_run(tmp_path):
     path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 2"))
     out = tmp_path / "out"
@@ -193,6 +194,7 @@ def test_a_sweep_grows_reusing_every_stored_run(tmp_path):
     assert fewer.manifest["runs_executed"] == 0 and len(fewer.runs) == 6
 
 
+@pytest.mark.slow  # keeps the default run under a minute; CI runs it
 def test_a_store_from_before_run_keys_is_reused_while_the_experiment_is_unchanged(tmp_path):
     path = write_small(tmp_path, SMALL.replace("replications: 3", "replications: 1"))
     out = tmp_path / "out"

@@ -18,7 +18,7 @@ from sim.model.metrics import Metrics
 from sim.model.world import World
 from sim.population import generate
 from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
-from sim.streams import BlockDraws, Stream, generator
+from sim.streams import BlockDraws, Stream, generator, weighted_picks
 
 
 def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws[float]:
@@ -88,13 +88,13 @@ def outbound_source(
     # A domain's tallies are made when it gets its first message (most of a large
     # population may get none; the tables list only domains that got mail).
     stats: list[DomainStats | None] = [None] * len(names)
-    picks = generator(seed, replication, Stream.DOMAINS, index)
+    picks = weighted_picks(generator(seed, replication, Stream.DOMAINS, index), probabilities)
     sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
 
     # (domain index, size) a message in one call, each from its own stream (common
     # random numbers): the pairs are the two streams' blocks side by side.
     def pairs(n: int) -> np.ndarray:
-        return np.column_stack((picks.choice(len(names), n, p=probabilities), sizes(n)))
+        return np.column_stack((picks(n), sizes(n)))
 
     draw: BlockDraws[list[float]] = BlockDraws(pairs)
     source = flow.from_server or world.scenario.organisation.servers[0].name
