@@ -45,7 +45,7 @@ from simpy.events import Timeout
 
 from sim.model.cohort import Cohort, arrival_bound
 from sim.model.message import DomainStats, Message
-from sim.model.queue import DeliveryQueue
+from sim.model.queue import NONE_YET, DeliveryQueue
 from sim.mta.profiles import DestinationConcurrency
 from sim.vocabulary import RETURNS_REQUIRETLS, Failure, Status
 
@@ -78,7 +78,7 @@ class BackoffQueue(DeliveryQueue):
         # Deferred mail by the queue run that will pick it up (a dict of lists plus a
         # heap of run times), not a per-message heap; in each list, messages and cohorts.
         self.deferred: dict[float, list[Message | Cohort]] = {}
-        self.pending: deque[Message | Cohort] = deque()  # type: ignore[assignment]
+        self.pending: deque[Message | Cohort] = NONE_YET  # type: ignore[assignment]
         self._runs: list[float] = []
         self._deferred_count = 0
         self.scan_armed = False
@@ -348,6 +348,8 @@ class BackoffQueue(DeliveryQueue):
             self._deferred_count -= _count(bucket)
             for item in bucket:
                 item.activated = now  # a cohort passes it to each message it lets go
+            if self.pending is NONE_YET:
+                self.pending = deque()
             self.pending.extend(bucket)
         self._arm_scan()
         self._pump()

@@ -39,6 +39,22 @@ GREYLISTED = Negotiation(None, Failure.GREYLISTED)
 OPPORTUNISTIC = TlsPolicy(TlsLevel.OPPORTUNISTIC)
 
 
+class _NoneYet(deque[Any]):
+    """The pending or watch list of a queue that has not needed one yet: empty, and shared
+    by every such queue. An empty deque takes 760 bytes and a world of 100,000 domains
+    holds as many queues, most of which never queue a message (an idle queue tries a new
+    one at once). Adding to it is a bug, not a loss: the methods that queue or watch a
+    message give the queue its own deque first."""
+
+    def append(self, item: Any) -> None:
+        raise TypeError("a queue's shared empty list takes nothing: make the queue its own deque first")
+
+    extend = appendleft = extendleft = insert = append  # type: ignore[assignment]
+
+
+NONE_YET: deque[Any] = _NoneYet()
+
+
 class DeliveryQueue:
     uses_watch = True  # keep a deque of messages that may still need a delay notice
     # Slots: a world of 100,000 domains holds as many queues (issue 13).
@@ -93,8 +109,8 @@ class DeliveryQueue:
         self.profile = profile
         self.slots = slots
         self.metrics = metrics
-        self.pending: deque[Message] = deque()
-        self.watch: deque[Message] = deque()
+        self.pending: deque[Message] = NONE_YET  # each its own deque when first needed
+        self.watch: deque[Message] = NONE_YET
         self.busy = 0
         self.submitted = 0
         self.in_retry = False
@@ -139,12 +155,17 @@ class DeliveryQueue:
 
     def _enqueue(self, message: Message) -> None:
         """Queue a message: it waits, is watched for its delay notice, and is timed."""
+        if self.pending is NONE_YET:
+            self.pending = deque()
         self.pending.append(message)
         if self._notice is not None and self.uses_watch:
-            self.watch.append(message)
-        self._keep_time()
+            self._watch(message)
+        else:
+            self._keep_time()
 
     def _watch(self, message: Message) -> None:
+        if self.watch is NONE_YET:
+            self.watch = deque()
         self.watch.append(message)
         self._keep_time()
 
