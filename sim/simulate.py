@@ -11,6 +11,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any
 
 import simpy
@@ -76,21 +77,32 @@ class Simulation:
         return RunResult.collect(self.scenario, scenario_hash(self.scenario), self.replication, self.world, wall)
 
     def _start_sampler(self, interval: float, duration: float) -> None:
-        env, world, samples = self.env, self.world, self.metrics.samples
+        env, metrics, samples = self.env, self.metrics, self.metrics.samples
 
         def sample(_event: Any) -> None:
-            # One "(total)" row per instant, then the queues that hold mail: an empty queue
-            # is left out, so thousands of idle destinations cost nothing.
+            # One "(total)" row per instant, then the queues that hold mail, in the order
+            # the world made them. Only the queues listed since the last sample can (see
+            # DeliveryQueue.submit): thousands of idle destinations cost nothing.
             now = env.now
-            rows = [(now, queue.name, queue.depth, queue.in_retry) for queue in world.queues.values() if queue.depth]
+            holding = []
+            for queue in metrics.holding:
+                if queue.depth:
+                    holding.append(queue)
+                else:
+                    queue.listed = False
+            holding.sort(key=_made_order)
+            metrics.holding = holding
+            rows = [(now, queue.name, queue.depth, queue.in_retry) for queue in holding]
             samples.append((now, TOTAL_QUEUE, sum(row[2] for row in rows), any(row[3] for row in rows)))
             samples.extend(rows)
-            metrics = self.metrics
             metrics.events.append((now, metrics.delivered, metrics.bounced, metrics.expired, metrics.delay_notices))
             if now + interval <= duration:
                 Timeout(env, interval).callbacks.append(sample)
 
         Timeout(env, 0).callbacks.append(sample)
+
+
+_made_order = attrgetter("order")
 
 
 # Python's cyclic collector while a run lasts: a young-generation collection every

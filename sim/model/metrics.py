@@ -7,12 +7,15 @@ with the number of messages.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.model.message import DomainStats, Message
 from sim.model.sketch import LatencySketch
 from sim.model.tlsrpt import TlsRptLog
 from sim.vocabulary import Channel, Status
+
+if TYPE_CHECKING:
+    from sim.model.queue import DeliveryQueue
 
 TraceRecord = tuple[float, int, str, str]
 """(time in seconds, message id, event, detail): the exact timeline, when tracing."""
@@ -38,6 +41,9 @@ class Metrics:
         self.tlsrpt = TlsRptLog()
         self.depth = 0
         self.peak_depth = 0
+        # The queues that got mail since the sampler last found them empty: only these can
+        # hold mail now (a world of 100,000 domains has as many queues, nearly all idle).
+        self.holding: list[DeliveryQueue] = []
         self.peak_time = 0.0
         self.samples: list[tuple[float, str, int, bool]] = []
         # Cumulative (time, delivered, NDRs, expired, delay notices) at each sample instant.

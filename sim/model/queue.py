@@ -71,8 +71,10 @@ class DeliveryQueue:
         "hosts",
         "in_retry",
         "last_failure",
+        "listed",
         "metrics",
         "name",
+        "order",
         "pending",
         "policy",
         "profile",
@@ -113,6 +115,8 @@ class DeliveryQueue:
         self.watch: deque[Message] = NONE_YET
         self.busy = 0
         self.submitted = 0
+        self.order = 0  # its place among the world's queues (the sampler lists them so)
+        self.listed = False  # in metrics.holding, the queues the sampler visits
         self.in_retry = False
         self.timer_armed = False
         self.last_failure: Status | None = None
@@ -146,7 +150,13 @@ class DeliveryQueue:
 
     def submit(self, message: Message) -> None:
         self.submitted += 1
-        self.metrics.entered_queue(self.env.now)
+        metrics = self.metrics
+        metrics.entered_queue(self.env.now)
+        if not self.listed:
+            # Mail enters a queue only here: a queue not listed since the sampler last
+            # found it empty is listed again, so the sampler visits no other queue.
+            self.listed = True
+            metrics.holding.append(self)
         self.accept(message)
 
     def accept(self, message: Message) -> None:

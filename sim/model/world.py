@@ -173,7 +173,9 @@ class World:
         found = self.queues.get(key)
         if found is None:
             links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
-            found = self.queues[key] = make_queue(self.env, planned, links, self.metrics)
+            found = make_queue(self.env, planned, links, self.metrics)
+            found.order = len(self.queues)
+            self.queues[key] = found
         return found
 
     # -- the policy calendar -------------------------------------------------------------
