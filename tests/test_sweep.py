@@ -425,12 +425,12 @@ def test_a_single_threaded_sweep_forks_its_workers_and_a_threaded_one_spawns_the
 def test_batches_start_with_one_run_then_fill_a_tenth_of_a_second_but_no_more_than_a_fair_share():
     from sim.experiment.runner import _batch_size
 
-    assert _batch_size([], remaining=15, capacity=2) == 1  # nothing measured: every worker starts at once
-    assert _batch_size([0.02, 0.02], remaining=20, capacity=2) == 5  # 5 x 0.02 s = MIN_BATCH_SECONDS
-    assert _batch_size([0.02, 0.02], remaining=6, capacity=2) == 3  # the rest shared out
-    assert _batch_size([0.5], remaining=40, capacity=2) == 1
-    assert _batch_size([0.0, 0.0], remaining=9, capacity=4) == 3
-    assert _batch_size([0.001], remaining=50, capacity=1) == 1  # one worker: one run a call
+    assert _batch_size(0.0, 0, remaining=15, capacity=2) == 1  # nothing measured: every worker starts at once
+    assert _batch_size(0.04, 2, remaining=20, capacity=2) == 5  # 5 x 0.02 s = MIN_BATCH_SECONDS
+    assert _batch_size(0.04, 2, remaining=6, capacity=2) == 3  # the rest shared out
+    assert _batch_size(0.5, 1, remaining=40, capacity=2) == 1
+    assert _batch_size(0.0, 2, remaining=9, capacity=4) == 3
+    assert _batch_size(0.001, 1, remaining=50, capacity=1) == 1  # one worker: one run a call
 
 
 def test_a_spawned_pool_worker_loads_no_pandas_or_matplotlib():

@@ -79,11 +79,11 @@ def execute(
     never more than an equal share of what remains (so no worker is left idle at the
     end). No run is made serially first to measure one: every worker starts at once."""
     pending: set[Future[list[Record]]] = set()
-    measured: list[float] = []  # wall_s of the runs finished so far
+    measured_seconds, measured_runs = 0.0, 0  # wall_s of the runs finished so far
     taken = 0
     while True:
         while taken < len(tasks) and len(pending) < 2 * capacity:
-            size = _batch_size(measured, len(tasks) - taken, capacity)
+            size = _batch_size(measured_seconds, measured_runs, len(tasks) - taken, capacity)
             batch = [(points[key], rep) for key, rep in tasks[taken : taken + size]]
             taken += size
             pending.add(executor.submit(run_batch, batch))
@@ -92,12 +92,13 @@ def execute(
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
             for row, series in future.result():
-                measured.append(row["wall_s"])
+                measured_seconds += row["wall_s"]
+                measured_runs += 1
                 on_record(row, series)
 
 
-def _batch_size(measured: list[float], remaining: int, capacity: int) -> int:
-    if capacity <= 1 or not measured:
+def _batch_size(measured_seconds: float, measured_runs: int, remaining: int, capacity: int) -> int:
+    if capacity <= 1 or not measured_runs:
         return 1
-    seconds_per_run = max(sum(measured) / len(measured), 1e-6)
+    seconds_per_run = max(measured_seconds / measured_runs, 1e-6)
     return max(1, min(math.ceil(MIN_BATCH_SECONDS / seconds_per_run), math.ceil(remaining / capacity)))

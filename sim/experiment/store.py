@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ScenarioError
-from sim.files import write_atomic
+from sim.files import write_text_atomic
 
 RUNS = "runs.jsonl"
 SERIES = "series.jsonl"
@@ -70,9 +70,7 @@ class ResultStore:
         relative = os.path.relpath(experiment_file.resolve(), self.folder.resolve())
         payload: dict[str, Any] = {"name": name, "experiment_hash": digest, "experiment_file": relative}
         payload["replications_override"] = replications
-        write_atomic(
-            self.folder / IDENTITY, lambda p: p.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        )
+        write_text_atomic(self.folder / IDENTITY, json.dumps(payload, indent=2) + "\n")
 
     def append(self, row: dict[str, Any], series: dict[str, Any]) -> None:
         _append_line(self.folder / SERIES, series)

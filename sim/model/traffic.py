@@ -63,11 +63,7 @@ class PoissonSource:
 
     def _arrive(self, _event: Any) -> None:
         self.emit()
-        # The next arrival (start, inlined: this runs once per message).
-        gap = self.gap()
-        env = self.env
-        if env.now + gap < self.stop:
-            Timeout(env, gap).callbacks.append(self._arrive)
+        self.start()  # the next arrival
 
 
 def outbound_source(
