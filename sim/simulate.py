@@ -116,7 +116,7 @@ def collector_spaced_out() -> Iterator[None]:
     """The cyclic garbage collector runs seldom while the model runs (thresholds as above),
     as it was set after.
 
-    A run makes no reference cycles (tests/test_memory.py checks every bundled scenario),
+    A run makes no reference cycles (tests/test_memory.py checks every bundled what-if),
     so reference counting frees every message and event it is done with; yet with
     CPython's default thresholds the collector keeps walking the world's live objects,
     which a world of 100,000 domains holds millions of. Measured with
