@@ -44,7 +44,7 @@ from sim.scenario.model import (
 )
 from sim.scenario.policies import MtaStsPolicy, Outage
 from sim.tls.negotiation import Negotiation
-from sim.tls.policy import TlsPolicy, level_in_force
+from sim.tls.policy import TlsPolicy, entry_dane, entry_level, level_in_force, policy_entry
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
 from sim.vocabulary import NO_TLS, Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Status, Tlsa, TlsLevel
 
@@ -279,18 +279,20 @@ class Plan:
         if found is not None:
             return found
         vs = self.virtual_servers[route.virtual_server]
-        # Postfix looks the policy map up by the next hop: the domain, or the relay's name.
-        lookup = next_hop if next_hop == domain or not hosts else hosts[0].host
+        # Postfix looks the policy map up by the next hop: the recipient domain, or the
+        # relay as a bracketed next hop ([relay]: a smart host gets no MX lookup).
+        lookup = next_hop if next_hop == domain or not hosts else f"[{hosts[0].host}]"
         level = level_in_force(
             vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
         )
+        dane = entry_dane(policy_entry(vs.tls_policy, lookup))
         profile = self.profile_of(route.virtual_server)
         sender = self._sender_of(route.virtual_server, level)
         host_limit = max((h.max_connections for h in hosts), default=1)
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
             slots = min(slots, profile.concurrency.limit)
-        policies = sender_policies(profile, connector.mta_sts or vs.mta_sts, connector.dane or vs.dane)
+        policies = sender_policies(profile, connector.mta_sts or vs.mta_sts, connector.dane or dane or vs.dane)  # type: ignore[arg-type]
         # The recipient domain's policies apply to MX delivery; through a smart host
         # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
         published = self.domain(domain) if next_hop == domain else None
@@ -372,7 +374,9 @@ class Plan:
                 profile = self.server_profile[source.split("/", 1)[0]]
                 ignore = connector.ignore_starttls
                 levels = {level_in_force(vs.outbound_tls, {}, "", connector.tls_level, ignore_starttls=ignore)}
-                levels |= {level_in_force(level, {}, "", connector.tls_level) for level in vs.tls_policy.values()}
+                levels |= {
+                    level_in_force(entry_level(entry), {}, "", connector.tls_level) for entry in vs.tls_policy.values()
+                }
                 for level in sorted(levels - profile.product_tls_levels):
                     notes[_what_if(f"{source} via connector {connector.name}", level, profile)] = None
         for flow in self.scenario.traffic.inbound:

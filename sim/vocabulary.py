@@ -77,7 +77,14 @@ TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 ClientCertificatePolicy = Literal["ignore", "reject-self-signed", "require-valid"]
 TrustName = Literal["public", "enterprise", "standalone"]
 ProfileName = Literal[
-    "exchange2003", "exchange2016", "exchange2016-edge", "exchange-online", "postfix", "postfix-3.11", "sendmail"
+    "exchange2003",
+    "exchange2016",
+    "exchange2016-edge",
+    "exchange2019",
+    "exchange-online",
+    "postfix",
+    "postfix-3.11",
+    "sendmail",
 ]
 
 # --------------------------------------------------------------------------- transport policies

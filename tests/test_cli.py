@@ -224,6 +224,7 @@ def test_profiles_lists_every_profile_with_its_defaults():
         "exchange2003",
         "exchange2016",
         "exchange2016-edge",
+        "exchange2019",
         "exchange-online",
         "postfix",
         "postfix-3.11",

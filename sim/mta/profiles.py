@@ -366,6 +366,16 @@ EXCHANGE_2016_EDGE = replace(
     sources="reference 2b, 6d; Set-TransportService.md; message-intervals.md",
 )
 
+EXCHANGE_2019 = replace(
+    EXCHANGE_2016,
+    name="exchange2019",
+    summary="Exchange 2019 and SE on-premises transport (the 2016 defaults)",
+    # Reference 2b gives one set of Set-TransportService defaults for Exchange 2013 to SE,
+    # and no source found here documents a different TLS fallback or status code for
+    # 2019: the profile differs in name only, so that an import keeps the product.
+    sources="reference 2a, 2b (Set-TransportService, Exchange 2013 to SE)",
+)
+
 EXCHANGE_ONLINE = replace(
     EXCHANGE_2016,
     name="exchange-online",
@@ -479,7 +489,16 @@ SENDMAIL = MtaProfile(
 
 PROFILES: dict[str, MtaProfile] = {
     p.name: p
-    for p in (EXCHANGE_2003, EXCHANGE_2016, EXCHANGE_2016_EDGE, EXCHANGE_ONLINE, POSTFIX, POSTFIX_3_11, SENDMAIL)
+    for p in (
+        EXCHANGE_2003,
+        EXCHANGE_2016,
+        EXCHANGE_2016_EDGE,
+        EXCHANGE_2019,
+        EXCHANGE_ONLINE,
+        POSTFIX,
+        POSTFIX_3_11,
+        SENDMAIL,
+    )
 }
 
 

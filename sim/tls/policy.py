@@ -52,32 +52,68 @@ def stronger(virtual_server: TlsLevel, connector: TlsLevel) -> TlsLevel:
     return virtual_server if virtual_server.rank >= connector.rank else connector
 
 
-def policy_map_level(default: TlsLevel, policy: Mapping[str, TlsLevel], next_hop: str) -> TlsLevel:
-    """The level for ``next_hop`` from a per-destination map, else ``default``.
+PolicyEntry = TlsLevel | str
+"""A policy-map value: a level, or ``dane`` / ``dane-only`` (Postfix levels that are a
+level plus DANE)."""
+DANE_ENTRIES = {"dane": "opportunistic", "dane-only": "mandatory"}
 
-    Lookup as Postfix smtp_tls_policy_maps (reference 3c): the name itself, then
+
+def policy_entry(policy: Mapping[str, PolicyEntry], next_hop: str) -> PolicyEntry | None:
+    """The entry for ``next_hop``, looked up as Postfix ``tls_policy_lookup()`` does
+    (smtp_session.c): a next hop that is not a host name (``[relay]``, ``[relay]:587``,
+    ``relay:587``) is looked up once, as written; a host name is tried as it is, then
     ``.parent`` for each parent domain, nearest first.
+
+    >>> policy = {".example.com": "encrypt", "[relay.example.com]": "verify"}
+    >>> policy_entry(policy, "mx.example.com"), policy_entry(policy, "example.com")
+    ('encrypt', None)
+    >>> policy_entry(policy, "[relay.example.com]"), policy_entry({".example.com": "encrypt"}, "[relay.example.com]")
+    ('verify', None)
+    """
+    if not policy:
+        return None
+    if next_hop in policy:
+        return policy[next_hop]
+    if next_hop.startswith("[") or ":" in next_hop:
+        return None
+    labels = next_hop.split(".")
+    for i in range(1, len(labels)):
+        key = "." + ".".join(labels[i:])
+        if key in policy:
+            return policy[key]
+    return None
+
+
+def entry_level(entry: PolicyEntry) -> TlsLevel:
+    """The STARTTLS level of an entry: ``dane`` and ``dane-only`` encrypt opportunistically
+    (``sim.policy.dane`` decides what TLSA records add)."""
+    return TlsLevel.OPPORTUNISTIC if entry in DANE_ENTRIES else TlsLevel(entry)
+
+
+def entry_dane(entry: PolicyEntry | None) -> str | None:
+    """What an entry says of DANE: its use for ``dane``/``dane-only``, ``none`` for any
+    other level (a per-destination level replaces the default, DANE included), None
+    when there is no entry."""
+    if entry is None:
+        return None
+    return DANE_ENTRIES.get(str(entry), "none")
+
+
+def policy_map_level(default: TlsLevel, policy: Mapping[str, PolicyEntry], next_hop: str) -> TlsLevel:
+    """The level for ``next_hop`` from a per-destination map, else ``default``.
 
     >>> policy_map_level(TlsLevel.OFF, {".example.com": TlsLevel.REQUIRED}, "mx.example.com").value
     'required'
     >>> policy_map_level(TlsLevel.OFF, {".example.com": TlsLevel.REQUIRED}, "example.com").value
     'off'
     """
-    if not policy:
-        return default
-    if next_hop in policy:
-        return policy[next_hop]
-    labels = next_hop.split(".")
-    for i in range(1, len(labels)):
-        key = "." + ".".join(labels[i:])
-        if key in policy:
-            return policy[key]
-    return default
+    entry = policy_entry(policy, next_hop)
+    return default if entry is None else entry_level(entry)
 
 
 def level_in_force(
     default: TlsLevel,
-    policy: Mapping[str, TlsLevel],
+    policy: Mapping[str, PolicyEntry],
     next_hop: str,
     connector: TlsLevel,
     *,
