@@ -47,9 +47,19 @@ def replace_folder(target: Path, write: Callable[[Path], list[Path]], marker: st
     either the complete previous result or the complete new one, never a mix. A failure
     part-way leaves the previous result as it was. An existing ``target`` that is not a
     tlssim result (no ``marker`` file) is refused rather than replaced."""
-    named, target = target, target.resolve()  # "." and "out/.." have no name of their own
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / marker).exists())):
+    resolved = target.resolve()
+    if resolved.exists() and (not resolved.is_dir() or (any(resolved.iterdir()) and not (resolved / marker).exists())):
         raise NotAnOutputFolder(f"exists and is not a tlssim result folder (no {marker})")
+    return swap_folder(target, write)
+
+
+def swap_folder(target: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
+    """Call ``write`` on a fresh folder beside ``target`` and swap it in for ``target``
+    (whatever that held), or leave ``target`` untouched if ``write`` fails. Returns the
+    written paths as they are named under ``target``."""
+    named, target = target, target.resolve()  # "." and "out/.." have no name of their own
+    if target.exists() and not target.is_dir():
+        raise NotAnOutputFolder("is a file, not a folder")
     cwd = Path.cwd().resolve()
     if target == cwd or target in cwd.parents:
         raise NotAnOutputFolder("is the current folder or holds it; it cannot be swapped for a new result")
@@ -67,3 +77,11 @@ def replace_folder(target: Path, write: Callable[[Path], list[Path]], marker: st
     os.rename(fresh, target)
     shutil.rmtree(old, ignore_errors=True)
     return [named / path.relative_to(fresh) for path in written]
+
+
+def link_or_copy(source: str, destination: str) -> None:
+    """A hard link where the file system allows one (no bytes copied), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)

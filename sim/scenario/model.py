@@ -42,6 +42,7 @@ TlsSetting = Annotated[
     BeforeValidator(_tls_alias),
     WithJsonSchema({"enum": [level.value for level in TlsLevel] + list(TLS_ALIASES)}),
 ]
+PolicyEntry = Literal["dane", "dane-only"] | TlsSetting
 Profile = ProfileName
 MAX_RATE = 10_000_000.0  # messages per hour per flow: far beyond any real server, finite
 MAX_DURATION = 3650 * 86400.0  # a run of at most ten years
@@ -157,9 +158,11 @@ class VirtualServer(Strict):
     name: Name
     outbound_tls: TlsSetting = TlsLevel.OFF
     # Per-destination TLS levels (Postfix smtp_tls_policy_maps, reference 3c): the key is
-    # the next hop (recipient domain or smart host); "example.com" matches that name,
-    # ".example.com" its subdomains, tried from the most specific parent up.
-    tls_policy: dict[str, TlsSetting] = Field(default_factory=dict)
+    # the next hop. A recipient domain: "example.com" matches that name, ".example.com"
+    # its subdomains, tried from the most specific parent up. A smart host: "[relay]",
+    # matched exactly (a bare name never claims a relay, as in Postfix). "dane" and
+    # "dane-only" are a level plus DANE for that destination.
+    tls_policy: dict[str, PolicyEntry] = Field(default_factory=dict)
     inbound: InboundSecurity = InboundSecurity()
     delivery: DeliverySettings = DeliverySettings()
     certificate: CertificateSpec | None = None
@@ -265,6 +268,31 @@ class Organisation(Strict):
     servers: list[Server] = Field(min_length=1)
     connectors: list[Connector] = Field(default_factory=list)
     publishes: Publishing | None = Field(None, description="our MTA-STS, DANE and TLS-RPT, for inbound senders")
+    accepted_domains: list[DomainName] = Field(
+        default_factory=list,
+        description="domains we receive mail for (Postfix mydestination, virtual and relay domains; Exchange"
+        " accepted domains): the log importers count mail to them as local, not outbound",
+    )
+
+    @model_validator(mode="after")
+    def _policy_keys_name_next_hops(self) -> Organisation:
+        relays = {c_host for c in self.connectors for c_host in c.smart_hosts}
+        relays |= {vs.smart_host for s in self.servers for vs in s.virtual_servers if vs.smart_host}
+        for server in self.servers:
+            for vs in server.virtual_servers:
+                for key in vs.tls_policy:
+                    name = key[1:-1] if key.startswith("[") and key.endswith("]") else key.removeprefix(".")
+                    if not is_domain(name):
+                        raise ValueError(
+                            f"tls_policy key {key!r} of {server.name}/{vs.name} is not a next hop (accepted: "
+                            "example.com, .example.com for its subdomains, [relay.example.com] for a smart host)"
+                        )
+                    if key in relays:
+                        raise ValueError(
+                            f"tls_policy key {key!r} of {server.name}/{vs.name} names a smart host: write [{key}]"
+                            " (a bare name matches recipient domains only, as in Postfix)"
+                        )
+        return self
 
 
 # --------------------------------------------------------------------------- remote world
@@ -275,6 +303,14 @@ class Outages(Strict):
 
     mean_up: Duration = Field(gt=0)
     mean_down: Duration = Field(gt=0)
+
+
+class Provenance(Strict):
+    """Where an imported fact came from. Importers write it; the engine does not read it."""
+
+    source: Literal["observed", "configured", "assumed"]
+    sessions: int | None = Field(None, ge=0, description="observed: delivery sessions the fact rests on")
+    why: str = Field("", description="what was seen, or why it is assumed")
 
 
 class RemoteHost(Strict):
@@ -310,6 +346,7 @@ class RemoteHost(Strict):
     tlsa_usage: Literal[2, 3] = Field(3, description="2: DANE-TA (chain and name checked), 3: DANE-EE (key only)")
     # RFC 8689: whether it advertises REQUIRETLS ("as of 2025, only a few servers").
     requiretls: bool = False
+    provenance: Provenance | None = Field(None, description="where its TLS facts came from (importers)")
 
 
 class RemoteDomain(Strict):
