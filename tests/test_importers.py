@@ -92,8 +92,7 @@ def test_import_postfix_reads_postconf_tables_units_and_notes(postfix_files, tmp
         "partner.example": "encrypt",
         ".partner.example": "encrypt",
         "bank.example": "secure",
-        "relay.example.net": "verify",
-    }
+    }  # [relay.example.net]:587 names no next hop of this configuration (no relayhost): not applied
     connectors = {c["name"]: c for c in document["connectors"]}
     assert connectors["default"]["address_spaces"] == [{"pattern": "*"}]
     internal = connectors["transport-1"]
@@ -107,6 +106,7 @@ def test_import_postfix_reads_postconf_tables_units_and_notes(postfix_files, tmp
         "dane/unix/smtp_tls_security_level = dane (master.cf override",
         "old.example -> error:domain retired: transport error not modelled",
         "attributes not modelled: protocols=>=TLSv1.2",
+        "[relay.example.net]:587 names no next hop of this configuration",
     ):
         assert any(expected in line for line in header), expected
     from sim.scenario.model import Organisation
@@ -229,19 +229,20 @@ def test_import_maillog_counts_per_domain_and_classifies_tls(rotated_logs, tmp_p
     out = tmp_path / "out"
     result = invoke("import", "maillog", *rotated_logs, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "messages to 6 domains" in result.output
+    assert "outbound messages to 6 domains" in result.output
     assert re.search(r"lines not used: .*2 no timestamp", result.output)  # garbage, and Nov 31
-    assert "postfix/local line" in result.output and "postfix/smtpd line" in result.output
+    assert "postfix/smtpd line" in result.output  # the local delivery is local mail, not an unused line
     with (out / "observed.csv").open() as handle:
         reader = csv.DictReader(handle)
         assert tuple(reader.fieldnames) == (
-            "domain", "messages", "recipients", "delivered", "delivered_tls", "deferred", "bounced", "mx_hosts",
-            "tls_class",
+            "domain", "messages", "recipients", "delivered", "bounced", "expired", "pending", "deferred",
+            "delivered_tls", "delivered_plaintext", "mx_hosts", "tls_class", "sessions",
         )  # fmt: skip
         rows = {row["domain"]: row for row in reader}
     assert rows["fabrikam.com"] | {} == {
-        "domain": "fabrikam.com", "messages": "48", "recipients": "48", "delivered": "48", "delivered_tls": "48",
-        "deferred": "0", "bounced": "0", "mx_hosts": "mx1.fabrikam.com", "tls_class": "trusted",
+        "domain": "fabrikam.com", "messages": "48", "recipients": "48", "delivered": "48", "bounced": "0",
+        "expired": "0", "pending": "0", "deferred": "0", "delivered_tls": "48", "delivered_plaintext": "0",
+        "mx_hosts": "mx1.fabrikam.com", "tls_class": "trusted", "sessions": "48",
     }  # fmt: skip
     assert rows["woodgrove.com"]["tls_class"] == "untrusted"
     assert rows["plain.example"]["tls_class"] == "none"

@@ -3,9 +3,7 @@ have written by hand, and that ``tlssim validate`` accepts)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,7 +15,8 @@ from rich.console import Console
 from sim.errors import ScenarioError
 
 if TYPE_CHECKING:
-    from sim.importers.maillog import MailLog
+    from sim.importers.observed import Observations
+    from sim.importers.output import ImportFolder
     from sim.importers.postfix import Imported
 
 # The importers (and pydantic's models) load when a command runs, not for --help.
@@ -26,7 +25,8 @@ import_app = typer.Typer(help="Turn real configurations and mail logs into tlssi
 out = Console()
 err = Console(stderr=True)
 
-OutDir = Annotated[Path, typer.Option("--out", help="folder to write to", show_default=False)]
+OutDir = Annotated[Path, typer.Option("--out", help="folder to write to (made if missing)", show_default=False)]
+Force = Annotated[bool, typer.Option("--force", help="replace files in --out that were edited since written")]
 
 
 def _fail(message: str) -> None:
@@ -34,47 +34,57 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _say(message: str, *, warning: bool = False) -> None:
+    (err if warning else out).print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 @import_app.command("postfix")
 def postfix(
     postconf: Annotated[Path, typer.Argument(help="output of postconf -n (or -nf)", show_default=False)],
     out_dir: OutDir,
     policy_map: Annotated[Path | None, typer.Option(help="smtp_tls_policy_maps source file")] = None,
+    per_site: Annotated[Path | None, typer.Option(help="smtp_tls_per_site source file (legacy)")] = None,
     transport_map: Annotated[Path | None, typer.Option(help="transport_maps source file")] = None,
+    force: Force = False,
 ) -> None:
     """A Postfix configuration -> DIR/topology.yaml (profile postfix)."""
     from sim.importers.postfix import import_postfix
 
-    _write_topology(lambda: import_postfix(postconf, policy_map, transport_map), [postconf], out_dir)
+    _write_topology(lambda: import_postfix(postconf, policy_map, transport_map, per_site), [postconf], out_dir, force)
 
 
 @import_app.command("exchange")
 def exchange(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Export-Clixml of Get-SendConnector, Get-TransportService, Get-ReceiveConnector"),
+        typer.Argument(
+            help="Export-Clixml of Get-SendConnector, Get-TransportService, Get-ReceiveConnector, Get-ExchangeServer"
+        ),
     ],
     out_dir: OutDir,
+    force: Force = False,
 ) -> None:
-    """Exchange 2007-SE exports -> DIR/topology.yaml (profile exchange2016)."""
+    """Exchange 2007-SE exports -> DIR/topology.yaml (profile by each server's build)."""
     from sim.importers.exchange import import_exchange
 
-    _write_topology(lambda: import_exchange(files), files, out_dir)
+    _write_topology(lambda: import_exchange(files), files, out_dir, force)
 
 
 @import_app.command("exchange2003")
 def exchange2003(
     ldif: Annotated[Path, typer.Argument(help="ldifde export of SMTP virtual servers and connectors")],
     out_dir: OutDir,
+    force: Force = False,
 ) -> None:
     """An Exchange 2000/2003 LDIFDE export -> DIR/topology.yaml (profile exchange2003)."""
     from sim.importers.exchange2003 import import_exchange2003
 
-    _write_topology(lambda: import_exchange2003(ldif), [ldif], out_dir)
+    _write_topology(lambda: import_exchange2003(ldif), [ldif], out_dir, force)
 
 
-def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: Path) -> None:
+def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: Path, force: bool) -> None:
     """Run one importer and write its organisation; a user mistake ends with exit 2."""
-    from sim.importers.text import write_yaml
+    from sim.importers.output import ImportFolder
     from sim.scenario.model import Organisation
 
     try:
@@ -90,11 +100,25 @@ def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: 
         _fail(f"{sources[0]}: the imported organisation is not valid at {where}: {error['msg']}")
     header = [
         f"Imported by tlssim from {', '.join(s.name for s in sources)} on {dt.date.today().isoformat()}.",
-        "Settings that matter to TLS but that tlssim does not model (or models differently):",
-        *(f"  {note}" for note in imported.notes),
+        "Everything below is configured in those files unless listed here.",
     ]
-    target = write_yaml(out_dir / "topology.yaml", imported.document, header)
-    out.print(f"wrote {target} ({len(imported.notes)} note(s) in its header)", highlight=False, soft_wrap=True)
+    if imported.assumed:
+        header += ["Assumed (not in the files):", *(f"  {note}" for note in imported.assumed)]
+    if imported.notes:
+        header += ["Set in the files but not modelled, or modelled differently:", *(f"  {n}" for n in imported.notes)]
+    folder = ImportFolder(out_dir, force=force)
+    folder.add_yaml("topology.yaml", imported.document, header)
+    _commit(folder)
+    _say(f"wrote {out_dir / 'topology.yaml'} ({len(imported.notes) + len(imported.assumed)} note(s) in its header)")
+
+
+def _commit(folder: ImportFolder) -> None:
+    try:
+        folder.commit()
+    except ScenarioError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or folder.folder}: cannot write: {exc.strerror or exc}")
 
 
 @import_app.command("maillog")
@@ -104,80 +128,142 @@ def maillog(
     topology: Annotated[
         Path | None, typer.Option(help="the organisation file [default: DIR/topology.yaml if present]")
     ] = None,
-    year: Annotated[int, typer.Option(help="year of traditional syslog timestamps (they carry none)")] = 2026,
+    year: Annotated[
+        int | None,
+        typer.Option(help="year of the first line (traditional stamps carry none) [default: from the file's date]"),
+    ] = None,
+    force: Force = False,
 ) -> None:
-    """A mail log -> DIR/observed.csv, DIR/remotes.yaml and a ready DIR/whatif.yaml."""
-    from sim.files import write_text_atomic
-    from sim.importers.maillog import OBSERVED_COLUMNS, observed_rows, read_maillog
-    from sim.importers.text import write_yaml
-    from sim.importers.whatif import hourly_profile, relative, remote_world, traffic_of
+    """A Postfix mail log -> DIR/observed.csv, notifications.csv, remotes.yaml, whatif.yaml."""
+    from sim.importers.maillog import read_maillog
 
     try:
-        log = read_maillog(files, year)
         organisation = _organisation(topology or out_dir / "topology.yaml", explicit=topology is not None)
+        obs = read_maillog(
+            files, year, accepted_domains=organisation.get("accepted_domains", []), relays=_smart_hosts(organisation)
+        )
     except ScenarioError as exc:
         _fail(str(exc))
         return
-    if not log.domains:
-        _fail(f"{files[0]}: no Postfix smtp delivery lines found ({log.lines} lines read)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = observed_rows(log)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(OBSERVED_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(out_dir / "observed.csv", buffer.getvalue())
+    advice = "set smtp_tls_loglevel = 1 in main.cf so the next log says"
+    _write_log_import(obs, organisation, files, out_dir, topology, force, "Postfix", advice)
+
+
+@import_app.command("exchange-logs")
+def exchange_logs(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="message tracking (MSGTRK*.LOG) and send protocol (SEND*.LOG) logs, or their folders"),
+    ],
+    out_dir: OutDir,
+    topology: Annotated[
+        Path | None, typer.Option(help="the organisation file [default: DIR/topology.yaml if present]")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Exchange 2013-SE logs -> DIR/observed.csv, notifications.csv, remotes.yaml, whatif.yaml."""
+    from sim.importers.exchange_logs import read_exchange_logs
+
+    try:
+        organisation = _organisation(
+            topology or out_dir / "topology.yaml", explicit=topology is not None, exchange=True
+        )
+        obs = read_exchange_logs(
+            paths,
+            accepted_domains=organisation.get("accepted_domains", []),
+            relays=_smart_hosts(organisation),
+            servers={str(s["name"]).lower() for s in organisation.get("servers", [])},
+            verifying_connectors=[
+                str(c["name"])
+                for c in organisation.get("connectors", [])
+                if c.get("tls_auth_level") in ("CertificateValidation", "DomainValidation")
+            ],
+        )
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    advice = "turn on verbose send protocol logging (Set-SendConnector NAME -ProtocolLoggingLevel Verbose)"
+    _write_log_import(obs, organisation, paths, out_dir, topology, force, "Exchange", advice)
+
+
+def _write_log_import(
+    obs: Observations,
+    organisation: dict[str, Any],
+    files: list[Path],
+    out_dir: Path,
+    topology: Path | None,
+    force: bool,
+    product: str,
+    advice: str,
+) -> None:
+    """observed.csv, notifications.csv, remotes.yaml, whatif.yaml (+ unknown-domains.txt)."""
+    from sim.importers.observed import NOTIFICATION_COLUMNS, OBSERVED_COLUMNS
+    from sim.importers.output import ImportFolder
+    from sim.importers.whatif import CAPABILITY_NOTES, remote_world, share, traffic_of
+    from sim.importers.whatif_header import forcing_line, whatif_header
+
+    rows = obs.rows()
+    if not rows:
+        _fail(f"{files[0]}: {_nothing_outbound(obs, product)}")
     server, vs = _sender(organisation)
-    level = str(vs.get("outbound_tls", "none"))
-    smart_hosts = _smart_hosts(organisation)
-    write_yaml(out_dir / "remotes.yaml", remote_world(log, smart_hosts, level), _remotes_header(files))
+    world = remote_world(obs, _smart_hosts(organisation), str(vs.get("outbound_tls", "none")))
+    folder = ImportFolder(out_dir, force=force)
+    folder.add_csv("observed.csv", OBSERVED_COLUMNS, rows)
+    folder.add_csv("notifications.csv", NOTIFICATION_COLUMNS, obs.notification_rows())
+    names = ", ".join(f.name for f in files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+    folder.add_yaml(
+        "remotes.yaml",
+        world.document,
+        [f"The outbound recipient domains of {names} and their hosts.", *CAPABILITY_NOTES],
+    )
     topology_path = out_dir / "topology.yaml"
-    if not topology_path.exists() and topology is None:
-        write_yaml(topology_path, organisation, ["A minimal Postfix sender (no --topology given)."])
-    reference = relative(topology or topology_path, out_dir)
+    if topology is None and not topology_path.exists():
+        folder.add_yaml("topology.yaml", organisation, [f"A minimal {product} sender (no --topology given)."])
+    if world.unknown_domains:
+        folder.add_text("unknown-domains.txt", "".join(f"{d}\n" for d in world.unknown_domains))
     whatif = {
         "name": "imported",
-        "topology": reference,
+        "topology": _relative(topology or topology_path, out_dir),
         "remotes": "remotes.yaml",
-        "traffic": traffic_of(log),
+        "traffic": traffic_of(obs),
         "run": {"duration": "6d", "seed": 1, "sample_interval": "1h"},
     }
-    level_path = f"servers.{server}.virtual_servers.{vs['name']}.outbound_tls"
-    header = [
-        f"Made by tlssim import maillog from {len(files)} file(s): the traffic of the log, its recipient",
-        "domains and their hosts (remotes.yaml), with the organisation as it is configured today.",
-        f"Arrivals by hour of day (the model sends at a constant rate): {hourly_profile(log)}",
-        "To ask what forcing TLS would do, uncomment:",
-        f"overrides: {{{level_path}: encrypt}}",
-    ]
-    write_yaml(out_dir / "whatif.yaml", whatif, header)
-    _print_summary(log, files, out_dir)
-
-
-def _print_summary(log: MailLog, files: list[Path], out_dir: Path) -> None:
-    span = f"{log.first:%Y-%m-%d %H:%M} to {log.last:%Y-%m-%d %H:%M} UTC" if log.first else "no timestamps"
-    out.print(
-        f"read {log.lines} lines from {len(files)} file(s): {log.messages} messages to {len(log.domains)} "
-        f"domains, {span}",
-        highlight=False,
-        soft_wrap=True,
+    header = whatif_header(obs, world, files, product, advice, forcing_line(organisation, server, vs))
+    folder.add_yaml("whatif.yaml", whatif, header)
+    _commit(folder)
+    span = f"{obs.first:%Y-%m-%d %H:%M} to {obs.last:%Y-%m-%d %H:%M} UTC" if obs.first and obs.last else "no times"
+    _say(
+        f"read {obs.lines:,} lines from {len(files)} file(s): {obs.messages:,} outbound messages to "
+        f"{len(rows)} domains, {span}"
     )
-    if log.unused:
-        unused = ", ".join(f"{count} {reason}" for reason, count in log.unused.most_common())
-        out.print(f"lines not used: {unused}", highlight=False, soft_wrap=True)
-    out.print(f"wrote observed.csv, remotes.yaml and whatif.yaml to {out_dir}", highlight=False, soft_wrap=True)
+    if obs.unused:
+        _say("lines not used: " + ", ".join(f"{n:,} {reason}" for reason, n in obs.unused.most_common()))
+    _say(f"wrote observed.csv, notifications.csv, remotes.yaml and whatif.yaml to {out_dir}")
+    if world.unknown_domains:
+        _say(
+            f"warning: the log says nothing of TLS for {len(world.unknown_domains)} domain(s) "
+            f"({100 * share(obs, world.unknown_domains):.1f}% of outbound mail); they are modelled as accepting TLS. "
+            f"Probe them: tlssim probe --file {out_dir / 'unknown-domains.txt'} --out {out_dir / 'probed.yaml'}; "
+            f"and {advice}.",
+            warning=True,
+        )
 
 
-def _remotes_header(files: list[Path]) -> list[str]:
-    from sim.importers.whatif import CAPABILITY_NOTES
+def _nothing_outbound(obs: Observations, product: str) -> str:
+    seen = []
+    if obs.local_domains:
+        seen.append(f"local deliveries to {len(obs.local_domains)} domain(s)")
+    if obs.hops:
+        seen.append(f"{sum(obs.hops.values())} hop(s) to content filters or instances")
+    if obs.notifications:
+        seen.append(f"{sum(c['messages'] for c in obs.notifications.values())} notification(s)")
+    found = "; it shows " + ", ".join(seen) if seen else ""
+    return (
+        f"no outbound delivery found in {obs.lines:,} lines (accepted: a {product} log with remote deliveries){found}"
+    )
 
-    return [
-        f"The recipient domains of {', '.join(f.name for f in files)} and the hosts that took their mail.",
-        *CAPABILITY_NOTES,
-    ]
 
-
-def _organisation(path: Path, *, explicit: bool) -> dict[str, Any]:
+def _organisation(path: Path, *, explicit: bool, exchange: bool = False) -> dict[str, Any]:
     from sim.scenario.loader import read_yaml
     from sim.scenario.model import Organisation
 
@@ -185,9 +271,23 @@ def _organisation(path: Path, *, explicit: bool) -> dict[str, Any]:
         raw = read_yaml(path)
         try:
             Organisation.model_validate(raw)
-        except Exception as exc:
+        except ValidationError as exc:
             raise ScenarioError(path, "", None, f"not an organisation file: {str(exc).splitlines()[0]}") from None
         return dict(raw)
+    if exchange:
+        return {
+            "organisation": "imported",
+            "profile": "exchange2016",
+            "routing_groups": [{"name": "site"}],
+            "servers": [
+                {
+                    "name": "EX1",
+                    "routing_group": "site",
+                    "virtual_servers": [{"name": "default", "outbound_tls": "opportunistic"}],
+                }
+            ],
+            "connectors": [{"name": "internet", "source": ["EX1/default"], "address_spaces": [{"pattern": "*"}]}],
+        }
     return {
         "organisation": "imported",
         "profile": "postfix",
@@ -208,3 +308,9 @@ def _smart_hosts(organisation: dict[str, Any]) -> set[str]:
     hosts = {h for c in organisation.get("connectors", []) for h in c.get("smart_hosts", [])}
     hosts |= {vs["smart_host"] for s in organisation["servers"] for vs in s["virtual_servers"] if vs.get("smart_host")}
     return {str(h).lower() for h in hosts}
+
+
+def _relative(path: Path, start: Path) -> str:
+    from sim.importers.whatif import relative
+
+    return relative(path, start)

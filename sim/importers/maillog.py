@@ -1,269 +1,418 @@
-"""``tlssim import maillog``: a Postfix mail log -> observed.csv, remotes.yaml, whatif.yaml.
+"""``tlssim import maillog``: a Postfix log, read as a stream, into ``Observations``.
 
-Reads syslog lines (traditional ``Nov 29 02:06:24 host ...`` or RFC 3339 timestamps)
-from plain or gzip files, in any order of rotation (entries are sorted by time). What
-it uses, from ``postfix/smtp`` and ``postfix/qmgr``:
+One pass, oldest file first (``syslog.order_files``), holding only the messages in
+flight: a message is followed from its first line to qmgr's ``removed`` and then folded
+into the per-domain tallies. What it follows:
 
-* ``<qid>: to=<addr>, relay=host[ip]:25, ..., dsn=X.Y.Z, status=sent|deferred|bounced|expired (text)``
-  -- one recipient's delivery attempt;
-* ``(Anonymous|Untrusted|Trusted|Verified) TLS connection established to host[ip]:25`` --
-  the TLS of that smtp process's session with ``host`` (Postfix's log tiers);
-* ``<qid>: from=<addr>, size=N, nrcpt=M (queue active)`` -- message sizes;
-* ``<qid>: from=<addr>, status=expired, returned to sender`` -- expiry.
+* **Hops are not recipients.** A delivery to a content filter or another Postfix
+  instance (loopback, the instance's own address, or any next hop whose ``queued as
+  QID`` names a message of this same log) re-injects the message under a new queue id;
+  only that message's final relay counts. Mail delivered by ``lmtp``, ``local``,
+  ``virtual`` or ``pipe`` is local: its domain is ours. Mail that only ever went to
+  private addresses while other mail went to the Internet is internal.
+* **Notifications apart.** Messages that bounce(8) generates (``sender non-delivery
+  notification: QID``, delay and success notices) and other null-sender mail are
+  counted by kind, never as user traffic or as a recipient domain.
+* **TLS per session, per host.** The class of a delivery comes from, in order: the
+  ``tls=`` field (Postfix 3.11); a refusal text (``530 ... STARTTLS``, ``TLS is required,
+  but was not offered``, ``handshake failure``, ``certificate not verified``); the TLS line
+  of the same process for the same host, logged within the session (the delivery's
+  ``delays`` c + d before it, or any time earlier for a reused connection, ``conn_use``);
+  a ``tlsproxy`` line for the same host (``smtp_tls_connection_reuse``); an SSL error of
+  the same process (plaintext after a failed handshake). Otherwise the log says nothing,
+  which is ``none`` only for an instance that logs TLS at all.
+* **Queue ids recur.** A queue id seen again after ``removed`` (another day, another
+  rotation) is a new message.
 
-The TLS class of a destination comes from what the log shows: ``trusted`` (Trusted or
-Verified), ``untrusted``, ``anonymous`` (TLS, certificate not checked), ``none`` (mail
-went out in plaintext, or "TLS is required, but was not offered"), ``handshake-fails``
-("Cannot start TLS: handshake failure", ``SSL_connect error``), ``requires-tls`` (530
-to plaintext), ``unknown``. Local parts of addresses are never kept: only domains.
+Local parts of addresses are never kept: a recipient is its domain and a CRC of its
+local part.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zlib
-from collections import Counter, defaultdict
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sim.importers import postfix_log as pl
+from sim.importers.observed import Fate, Observations
+from sim.importers.syslog import SyslogClock, order_files, start_year
 from sim.importers.text import open_lines
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1)
-}
-_TRADITIONAL = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d) (?P<rest>.*)$")
-_ISO = re.compile(r"^(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) (?P<rest>.*)$")
-_PROGRAM = re.compile(r"^\S+ (?P<prog>postfix(?:-[\w.-]+)?/(?P<daemon>[\w.-]+))\[(?P<pid>\d+)\]: (?P<msg>.*)$")
-_QID = r"(?P<qid>[0-9A-F]{6,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,16})"
-_DELIVERY = re.compile(
-    _QID + r": to=<(?P<rcpt>[^>]*)>,(?: orig_to=<[^>]*>,)? relay=(?P<relay>[^,]+),.*?"
-    r" dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), status=(?P<status>sent|deferred|bounced|expired)(?: \((?P<text>.*)\))?$"
-)
-_TLS = re.compile(r"^(?P<tier>Anonymous|Untrusted|Trusted|Verified) TLS connection established to (?P<host>[^\[\s]+)\[")
-_HANDSHAKE = re.compile(r"^SSL_connect error to (?P<host>[^\[\s]+)\[")
-_ACTIVE = re.compile(_QID + r": from=<[^>]*>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
-_EXPIRED = re.compile(_QID + r": from=<[^>]*>, status=expired, returned to sender")
-_TIERS = {"Verified": "trusted", "Trusted": "trusted", "Untrusted": "untrusted", "Anonymous": "anonymous"}
-OBSERVED_COLUMNS = (
-    "domain",
-    "messages",
-    "recipients",
-    "delivered",
-    "delivered_tls",
-    "deferred",
-    "bounced",
-    "mx_hosts",
-    "tls_class",
+HOP_WINDOW = dt.timedelta(minutes=10)
+"""How far apart a hop's ``queued as QID`` and that message's own lines may be: a content
+filter re-injects before it answers 250 (amavisd's ``forward_method``), so seconds."""
+_SLACK = dt.timedelta(seconds=2)  # traditional stamps have whole seconds
+_REUSE = dt.timedelta(hours=1)  # a cached connection is not older (smtp_connection_reuse_time_limit 300 s)
+_TLS_TEXT = (
+    ("Must issue a STARTTLS command first", "requires-tls"),
+    ("TLS is required, but was not offered", "none"),
+    ("Cannot start TLS: handshake failure", "handshake-fails"),
+    ("TLS handshake failed", "handshake-fails"),
+    ("Server certificate not verified", "untrusted"),
+    ("Server certificate not trusted", "untrusted"),
 )
 
 
-Recipient = tuple[str, str]
-"""(queue id, digest of the local part): tells recipients apart without keeping them."""
+@dataclass(slots=True)
+class Message:
+    first: dt.datetime
+    sender: str | None = None  # "" for the null sender; None: not logged
+    size: int | None = None
+    client: pl.Endpoint | None = None
+    kind: str | None = None  # the notification bounce(8) made it as
+    continued: bool = False  # re-injected after a hop: the message was counted before it
+    fates: dict[tuple[str, str], Fate] = field(default_factory=dict)
+    local: int = 0  # recipients delivered on this host
+    expired: bool = False
+    waiting: int = 0  # possible hops not yet decided (their queue id not seen yet)
+    deadline: dt.datetime | None = None  # when the last of them is decided
 
 
-@dataclass
-class DomainLog:
-    queue_ids: set[str] = field(default_factory=set)
-    recipients: set[tuple[str, str]] = field(default_factory=set)  # (qid, hashed local part)
-    delivered: set[tuple[str, str]] = field(default_factory=set)
-    delivered_tls: set[tuple[str, str]] = field(default_factory=set)
-    deferred: set[tuple[str, str]] = field(default_factory=set)
-    bounced: set[tuple[str, str]] = field(default_factory=set)
-    hosts: Counter[str] = field(default_factory=Counter)
-    classes: Counter[str] = field(default_factory=Counter)
+@dataclass(slots=True)
+class _Handoff:
+    """A delivery that may have been a hop: decided when its queue id turns up, or not."""
+
+    parent: Message
+    key: tuple[str, str]
+    relay: pl.Endpoint
+    deadline: dt.datetime
+    session: tuple[str, str, str | None, str]  # what to count if it was a remote delivery
 
 
-@dataclass
-class MailLog:
-    """What the log says, per recipient domain, and what could not be used."""
+class PostfixLogReader:
+    """The state of one pass over a Postfix log."""
 
-    domains: dict[str, DomainLog] = field(default_factory=lambda: defaultdict(DomainLog))
-    lines: int = 0
-    unused: Counter[str] = field(default_factory=Counter)
-    first: dt.datetime | None = None
-    last: dt.datetime | None = None
-    sizes: list[int] = field(default_factory=list)
-    hours: Counter[int] = field(default_factory=Counter)  # message arrivals by hour of day
+    def __init__(self, *, accepted_domains: Iterable[str] = (), relays: Iterable[str] = ()) -> None:
+        self.obs = Observations()
+        self.obs.local_domains.update(d.lower() for d in accepted_domains)
+        self.relays = {r.lower() for r in relays}  # configured smart hosts: private, but the way out
+        self.inflight: dict[str, Message] = {}
+        self.kinds: dict[str, tuple[str | None, bool]] = {}  # queue id -> (kind, continued), before its lines
+        self.handoffs: dict[str, _Handoff] = {}
+        self.handoff_order: deque[tuple[dt.datetime, str]] = deque()
+        self.waiting: deque[tuple[dt.datetime, Message]] = deque()
+        self.own: set[str] = set()  # our addresses (instances, re-injection hops)
+        self.tls_by_pid: dict[tuple[str, str], tuple[pl.Endpoint, str, dt.datetime]] = {}
+        self.tls_by_endpoint: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
+        self.failed_by_pid: dict[tuple[str, str], tuple[pl.Endpoint, dt.datetime]] = {}
+        self.address_kinds: dict[str, set[str]] = {}  # domain -> {"public", "private"}
+        self.generation: dict[str, int] = {}  # instance -> configuration generation (master reloads)
 
-    @property
-    def messages(self) -> int:
-        return len({qid for log in self.domains.values() for qid in log.queue_ids})
+    # ------------------------------------------------------------------ the pass
 
-    @property
-    def span_hours(self) -> float:
-        if self.first is None or self.last is None:
-            return 0.0
-        return max((self.last - self.first).total_seconds() / 3600.0, 1 / 60)
+    def read(self, paths: list[Path], year: int | None = None) -> Observations:
+        ordered = order_files(paths)
+        clock = SyslogClock(start_year(ordered[0], year))
+        for path in ordered:
+            for line in open_lines(path):
+                self.line(clock, line)
+        return self.finish()
 
+    def line(self, clock: SyslogClock, line: str | None) -> None:
+        obs = self.obs
+        obs.lines += 1
+        if line is None:
+            obs.unused["line longer than 64 KiB (skipped)"] += 1
+            return
+        stamped = clock.stamp(line)
+        if stamped is None:
+            obs.unused["no timestamp"] += 1
+            return
+        when, rest = stamped
+        found = pl.program(rest)
+        if found is None:
+            obs.unused["not a Postfix line"] += 1
+            return
+        prog, message = found
+        obs.seen(when)
+        if self.handoff_order or self.waiting:
+            self._expire(when)
+        if prog.instance.startswith("postfix-") and pl.is_address(prog.instance[8:]):
+            self.own.add(prog.instance[8:])  # postfix-239.58.50.50: an instance named by its address
+        queued = pl.queue_id(message)
+        if queued is None:
+            self._session_line(prog, message, when)
+            return
+        qid, body = queued
+        self._queue_line(prog, qid, body, when)
 
-def read_maillog(paths: list[Path], year: int = 2026) -> MailLog:
-    """Parse every file (any rotation order) into per-domain tallies.
+    def finish(self) -> Observations:
+        """Fold what is still in flight (its undelivered recipients are pending)."""
+        for child in list(self.handoffs):
+            self._remote_after_all(self.handoffs.pop(child))
+        self.handoff_order.clear()
+        for qid in list(self.inflight):
+            self._fold(self.inflight.pop(qid))
+        while self.waiting:
+            self._fold(self.waiting.popleft()[1])
+        self._internal_domains()
+        return self.obs
 
-    ``year`` dates traditional syslog lines, which carry none."""
-    entries = []
-    log = MailLog()
-    for path in paths:
-        for line in open_lines(path):
-            log.lines += 1
-            stamped = _timestamp(line, year)
-            if stamped is None:
-                log.unused["no timestamp"] += 1
-                continue
-            entries.append(stamped)
-    entries.sort(key=lambda entry: entry[0])  # rotated files in any order; stable within a second
-    tls_by_pid: dict[str, tuple[str, str]] = {}
-    handshake_by_pid: dict[str, str] = {}
-    expired: set[str] = set()
-    recipients_of: dict[str, set[tuple[str, Recipient]]] = defaultdict(set)
-    for when, rest in entries:
-        _account(log, when, rest, tls_by_pid, handshake_by_pid, expired, recipients_of)
-    for qid in expired:  # qmgr expiry returns every recipient not yet delivered
-        for domain, key in recipients_of[qid]:
-            record = log.domains[domain]
-            if key not in record.delivered:
-                record.bounced.add(key)
-    return log
+    # ------------------------------------------------------------------ lines
 
+    def _source(self, instance: str) -> str:
+        """What a log source is: an instance under one configuration. ``smtp_tls_loglevel``
+        changes only when master(8) starts or reloads, so each start or reload begins a
+        new source: TLS lines after a reload say nothing of the sessions before it."""
+        generation = self.generation.get(instance, 0)
+        return f"{instance}#{generation}" if generation else instance
 
-def _timestamp(line: str, year: int) -> tuple[dt.datetime, str] | None:
-    match = _ISO.match(line)
-    if match is not None:
-        text = match.group("stamp").replace("Z", "+00:00")
-        try:
-            when = dt.datetime.fromisoformat(text)
-        except ValueError:
+    def _session_line(self, prog: pl.Program, message: str, when: dt.datetime) -> None:
+        """Lines about a connection, not a message: TLS established, SSL errors; and
+        master(8)'s start and reload lines."""
+        if prog.daemon == "master" and message.startswith(("reload", "daemon started")):
+            self.generation[prog.instance] = self.generation.get(prog.instance, 0) + 1
+            return
+        source = self._source(prog.instance)
+        if prog.kind == pl.SMTP_CLIENT or prog.daemon == "tlsproxy":
+            tls = pl.tls_established(message)
+            if tls is not None:
+                cls, end = tls
+                self.obs.logging_sources.add(source)
+                self.tls_by_endpoint[(prog.instance, end.key)] = (cls, when)
+                if prog.kind == pl.SMTP_CLIENT:
+                    self.tls_by_pid[(prog.instance, prog.pid)] = (end, cls, when)
+                return
+            failed = pl.handshake_failed(message)
+            if failed is not None:
+                self.obs.logging_sources.add(source)
+                self.failed_by_pid[(prog.instance, prog.pid)] = (failed, when)
+                return
+        self.obs.unused[f"postfix/{prog.daemon} line"] += 1
+
+    def _queue_line(self, prog: pl.Program, qid: str, body: str, when: dt.datetime) -> None:
+        daemon = prog.daemon
+        if body == "removed" and daemon in ("qmgr", "postsuper"):
+            message = self.inflight.pop(qid, None)
+            if message is not None:
+                self._fold(message)
+            return
+        if prog.kind in (pl.SMTP_CLIENT, pl.LOCAL_AGENT) or daemon in ("qmgr", "error", "retry", "discard"):
+            found = pl.delivery(body)
+            if found is not None:
+                self._delivery(prog, self._message(qid, when), found, when)
+                return
+        if daemon == "qmgr":
+            self._qmgr(qid, body, when)
+        elif daemon == "smtpd" and body.startswith("client="):
+            message = self._message(qid, when, start=True)
+            message.client = pl.client(body)
+        elif daemon == "pickup" and body.startswith("uid="):
+            self._message(qid, when, start=True)
+        elif daemon == "cleanup" and body.startswith("message-id="):
+            self._message(qid, when)
+        elif daemon == "bounce" and (made := pl.notification(body)) is not None:
+            kind, child = made
+            if child in self.inflight:
+                self.inflight[child].kind = kind
+            else:
+                self.kinds[child] = (kind, False)
+        else:
+            self.obs.unused[f"postfix/{daemon} line"] += 1
+
+    def _qmgr(self, qid: str, body: str, when: dt.datetime) -> None:
+        started = pl.active(body)
+        if started is not None:
+            message = self._message(qid, when)
+            message.sender, message.size = started
+        elif pl.expired(body):
+            self._message(qid, when).expired = True
+        else:
+            self.obs.unused["postfix/qmgr line"] += 1
+
+    def _message(self, qid: str, when: dt.datetime, *, start: bool = False) -> Message:
+        """The message in flight under ``qid``; a new one if none is (or if a new one
+        starts under an id whose earlier message lost its ``removed`` line)."""
+        message = self.inflight.get(qid)
+        if message is not None and start and (message.fates or message.local):
+            self._fold(self.inflight.pop(qid))
+            message = None
+        if message is None:
+            kind, continued = self.kinds.pop(qid, (None, False))
+            message = self.inflight[qid] = Message(first=when, kind=kind, continued=continued)
+            handoff = self.handoffs.pop(qid, None)
+            if handoff is not None:
+                self._confirm_hop(handoff, message)
+        return message
+
+    # ------------------------------------------------------------------ deliveries
+
+    def _delivery(self, prog: pl.Program, message: Message, found: pl.Delivery, when: dt.datetime) -> None:
+        address = found.recipient
+        if "@" not in address:
+            self.obs.unused["recipient without a domain"] += 1
+            return
+        local_part, domain = address.rsplit("@", 1)
+        domain = domain.lower().rstrip(".")
+        key = (domain, f"{zlib.crc32(local_part.encode()):08x}")
+        if prog.kind == pl.LOCAL_AGENT:
+            self.obs.local_domains.add(domain)
+            message.local += 1
+            return
+        if prog.daemon in ("error", "retry", "discard"):
+            self.obs.unused[f"postfix/{prog.daemon} delivery (our configuration, not a remote host)"] += 1
+            return
+        relay = found.relay
+        if self._is_hop(message, found, when):
+            self.obs.hops[relay.key] += 1
+            return
+        fate = message.fates.setdefault(key, Fate())
+        if not relay.addr:
+            fate.attempt(found.status, None)
+            return
+        cls = self._class(prog, found, when)
+        tls = None if cls in (None, "unknown") else cls in ("trusted", "untrusted", "encrypted")
+        source = self._source(prog.instance)
+        fate.attempt(found.status, tls, source if cls is None else "")
+        session = (relay.host, domain, cls, source)
+        handoff = self._possible_hop(message, key, found, when, session)
+        if handoff is None:
+            self._session(relay, session)
+
+    def _session(self, relay: pl.Endpoint, session: tuple[str, str, str | None, str]) -> None:
+        host, domain, cls, source = session
+        kind = "private" if relay.private and host not in self.relays else "public"
+        self.address_kinds.setdefault(domain, set()).add(kind)
+        self.obs.session(host, domain, cls, source)
+
+    def _is_hop(self, message: Message, found: pl.Delivery, when: dt.datetime) -> bool:
+        """Whether the next hop is this host again: loopback, an address of ours, or the
+        peer that answered ``queued as QID`` with a queue id of this log (seen already).
+        The re-injected message continues this one (same notification kind, not counted
+        again)."""
+        relay = found.relay
+        child = pl.queued_as(found.text) if found.status == "sent" and relay.addr else None
+        if relay.loopback or (relay.addr and relay.addr in self.own):
+            if child is not None:
+                self._continue(message, child)
+            return True
+        seen = self.inflight.get(child) if child is not None else None
+        if child is None or seen is None or abs(seen.first - when) > HOP_WINDOW:
+            return False
+        if seen.client is not None and not seen.client.loopback and seen.client.addr != relay.addr:
+            return False  # a remote queue id that happens to match one of ours
+        self.own.add(relay.addr)
+        self._continue(message, child)
+        return True
+
+    def _continue(self, parent: Message, child: str) -> None:
+        """The re-injected message ``child`` carries on ``parent``: its notification kind,
+        and whether it was counted already (a notification made here, or one whose
+        recipients were counted before the hop)."""
+        counted = parent.kind is not None or parent.continued or bool(parent.fates) or parent.local > 0
+        seen = self.inflight.get(child)
+        if seen is not None:
+            seen.kind, seen.continued = seen.kind or parent.kind, seen.continued or counted
+        else:
+            self.kinds[child] = (parent.kind, counted)
+
+    def _possible_hop(
+        self,
+        message: Message,
+        key: tuple[str, str],
+        found: pl.Delivery,
+        when: dt.datetime,
+        session: tuple[str, str, str | None, str],
+    ) -> _Handoff | None:
+        """A delivery answered ``queued as QID`` with a queue id not seen yet: held until
+        that id turns up (a hop after all) or HOP_WINDOW passes (a remote delivery)."""
+        child = pl.queued_as(found.text) if found.status == "sent" else None
+        if child is None or child in self.handoffs:
             return None
-        return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC), match.group("rest")
-    match = _TRADITIONAL.match(line)
-    if match is None or match.group("mon") not in _MONTHS:
+        deadline = when + HOP_WINDOW
+        handoff = self.handoffs[child] = _Handoff(message, key, found.relay, deadline, session)
+        self.handoff_order.append((deadline, child))
+        message.waiting += 1
+        message.deadline = deadline
+        return handoff
+
+    def _confirm_hop(self, handoff: _Handoff, child: Message) -> None:
+        parent = handoff.parent
+        parent.fates.pop(handoff.key, None)
+        counted = parent.kind is not None or parent.continued or bool(parent.fates) or parent.local > 0
+        child.kind, child.continued = child.kind or parent.kind, child.continued or counted
+        parent.waiting -= 1
+        self.own.add(handoff.relay.addr)
+        self.obs.hops[handoff.relay.key] += 1
+
+    def _remote_after_all(self, handoff: _Handoff) -> None:
+        handoff.parent.waiting -= 1
+        self._session(handoff.relay, handoff.session)
+
+    def _class(self, prog: pl.Program, found: pl.Delivery, when: dt.datetime) -> str | None:
+        """The TLS class of the session that carried this attempt (see module doc)."""
+        if found.tls is not None:
+            cls = pl.tls_feature_class(found.tls)
+            if cls is not None:
+                return cls
+        for phrase, cls in _TLS_TEXT:
+            if phrase in found.text:
+                return cls
+        if " 530 " in f" {found.text} " and "STARTTLS" in found.text:
+            return "requires-tls"
+        relay = found.relay
+        oldest = when - dt.timedelta(seconds=found.setup) - _SLACK if not found.conn_use else when - _REUSE
+        by_pid = self.tls_by_pid.get((prog.instance, prog.pid))
+        if by_pid is not None and by_pid[0].key == relay.key and by_pid[2] >= oldest:
+            return by_pid[1]
+        by_endpoint = self.tls_by_endpoint.get((prog.instance, relay.key))
+        if by_endpoint is not None and by_endpoint[1] >= oldest:
+            return by_endpoint[0]
+        failed = self.failed_by_pid.get((prog.instance, prog.pid))
+        if failed is not None and failed[0].host == relay.host and failed[1] >= when - _REUSE:
+            return "handshake-fails"
         return None
-    hour, minute, second = (int(x) for x in match.group("time").split(":"))
-    try:
-        when = dt.datetime(
-            year, _MONTHS[match.group("mon")], int(match.group("day")), hour, minute, second, tzinfo=dt.UTC
-        )
-    except ValueError:
-        return None
-    return when, match.group("rest")
 
+    # ------------------------------------------------------------------ endings
 
-def _account(
-    log: MailLog,
-    when: dt.datetime,
-    rest: str,
-    tls_by_pid: dict[str, tuple[str, str]],
-    handshake_by_pid: dict[str, str],
-    expired: set[str],
-    recipients_of: dict[str, set[tuple[str, Recipient]]],
-) -> None:
-    program = _PROGRAM.match(rest)
-    if program is None:
-        log.unused["not a postfix line"] += 1
-        return
-    daemon, pid, message = program.group("daemon"), program.group("pid"), program.group("msg")
-    log.first = when if log.first is None else min(log.first, when)
-    log.last = when if log.last is None else max(log.last, when)
-    if daemon == "qmgr":
-        active = _ACTIVE.match(message)
-        if active is not None:
-            log.sizes.append(int(active.group("size")))
-            log.hours[when.hour] += 1
+    def _fold(self, message: Message) -> None:
+        if message.waiting > 0 and message.deadline is not None:
+            self.waiting.append((message.deadline, message))
             return
-        gone = _EXPIRED.match(message)
-        if gone is not None:
-            expired.add(gone.group("qid"))
-            return
-        if not message.endswith(": removed"):  # the end of a message's life: nothing to count
-            log.unused["other qmgr line"] += 1
-        return
-    if daemon != "smtp":
-        log.unused[f"postfix/{daemon} line"] += 1
-        return
-    tls = _TLS.match(message)
-    if tls is not None:
-        tls_by_pid[pid] = (tls.group("host").lower(), _TIERS[tls.group("tier")])
-        return
-    failed = _HANDSHAKE.match(message)
-    if failed is not None:
-        handshake_by_pid[pid] = failed.group("host").lower()
-        return
-    delivery = _DELIVERY.match(message)
-    if delivery is None:
-        log.unused["other smtp line"] += 1
-        return
-    _delivery(log, delivery, tls_by_pid.get(pid), handshake_by_pid.pop(pid, None), recipients_of)
+        by_domain: dict[str, list[Fate]] = {}
+        for (domain, _), fate in message.fates.items():
+            if message.expired and fate.final == "pending":
+                fate.final = "expired"
+            by_domain.setdefault(domain, []).append(fate)
+        if message.kind is not None or message.sender == "":
+            if not (message.continued or message.kind or message.fates or message.local):
+                return  # only hops: its re-injection counts it
+            self.obs.notification(
+                message.kind or "null sender, not made here",
+                message.local,
+                list(message.fates.values()),
+                new=not message.continued,
+            )
+        else:
+            by_domain = {d: f for d, f in by_domain.items() if d not in self.obs.local_domains}
+            self.obs.message(message.first, message.size, by_domain)
+
+    def _expire(self, now: dt.datetime) -> None:
+        """Give up on hops whose queue id did not turn up: they were remote deliveries."""
+        while self.handoff_order and self.handoff_order[0][0] <= now:
+            _, child = self.handoff_order.popleft()
+            handoff = self.handoffs.get(child)
+            if handoff is not None and handoff.deadline <= now:
+                self._remote_after_all(self.handoffs.pop(child))
+        while self.waiting and (self.waiting[0][0] <= now or self.waiting[0][1].waiting <= 0):
+            self._fold(self.waiting.popleft()[1])
+
+    def _internal_domains(self) -> None:
+        """Domains whose mail only went to private addresses, in a log where other mail
+        went to the Internet: internal destinations, not outbound traffic."""
+        if not any("public" in kinds for kinds in self.address_kinds.values()):
+            return  # everything goes to a private next hop: that is the way out (a relay)
+        for domain, kinds in self.address_kinds.items():
+            if kinds == {"private"}:
+                self.obs.internal_domains.add(domain)
 
 
-def _delivery(
-    log: MailLog,
-    match: re.Match[str],
-    tls: tuple[str, str] | None,
-    handshake_failed: str | None,
-    recipients_of: dict[str, set[tuple[str, Recipient]]],
-) -> None:
-    address = match.group("rcpt")
-    if "@" not in address:
-        log.unused["recipient without a domain"] += 1
-        return
-    local, domain = address.rsplit("@", 1)
-    domain = domain.lower()
-    qid, status, text = match.group("qid"), match.group("status"), match.group("text") or ""
-    # The local part is only told apart, never kept: a short digest of it.
-    key = (qid, f"{zlib.crc32(local.encode()):08x}")
-    record = log.domains[domain]
-    record.queue_ids.add(qid)
-    record.recipients.add(key)
-    recipients_of[qid].add((domain, key))
-    relay = match.group("relay").split("[", 1)[0].lower()
-    if relay != "none":
-        record.hosts[relay] += 1
-    cls = _class_of(status, text, relay, tls, handshake_failed)
-    if cls is not None:
-        record.classes[cls] += 1
-    if status == "sent":
-        record.delivered.add(key)
-        if tls is not None and tls[0] == relay:
-            record.delivered_tls.add(key)
-    elif status == "deferred":
-        record.deferred.add(key)
-    else:
-        record.bounced.add(key)
-
-
-def _class_of(status: str, text: str, relay: str, tls: tuple[str, str] | None, handshake: str | None) -> str | None:
-    if "Must issue a STARTTLS command first" in text or " 530 " in f" {text} ":
-        return "requires-tls"
-    if "handshake failure" in text or (handshake is not None and handshake == relay):
-        return "handshake-fails"
-    if "TLS is required, but was not offered" in text:
-        return "none"
-    if status == "sent":
-        if tls is not None and tls[0] == relay:
-            return tls[1]
-        return "none"
-    if tls is not None and tls[0] == relay:
-        return tls[1]
-    return "unknown" if relay != "none" else None
-
-
-def observed_rows(log: MailLog) -> list[dict[str, object]]:
-    """observed.csv: one row per recipient domain, busiest first, then by name."""
-    rows = []
-    for domain, record in log.domains.items():
-        rows.append(
-            {
-                "domain": domain,
-                "messages": len(record.queue_ids),
-                "recipients": len(record.recipients),
-                "delivered": len(record.delivered),
-                "delivered_tls": len(record.delivered_tls),
-                "deferred": len(record.deferred),
-                "bounced": len(record.bounced),
-                "mx_hosts": ";".join(host for host, _ in sorted(record.hosts.items(), key=lambda kv: (-kv[1], kv[0]))),
-                "tls_class": ";".join(c for c, _ in sorted(record.classes.items(), key=lambda kv: (-kv[1], kv[0])))
-                or "unknown",
-            }
-        )
-    return sorted(rows, key=lambda row: (-int(str(row["messages"])), str(row["domain"])))
+def read_maillog(
+    paths: list[Path], year: int | None = None, *, accepted_domains: Iterable[str] = (), relays: Iterable[str] = ()
+) -> Observations:
+    """Read a Postfix log (files in any order, plain or gzip) into observations."""
+    return PostfixLogReader(accepted_domains=accepted_domains, relays=relays).read(paths, year)

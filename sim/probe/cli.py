@@ -28,7 +28,9 @@ def probe(
     """Probe recipient domains' MX hosts (EHLO, STARTTLS, certificate; never MAIL, RCPT or DATA)
     and their MTA-STS, DANE and TLS-RPT records; write a remote-world file."""
     from sim.durations import parse_duration
-    from sim.importers.text import read_text_lines, write_yaml
+    from sim.files import write_text_atomic
+    from sim.importers.output import yaml_text
+    from sim.importers.text import read_text_lines
     from sim.probe.dns import DnsResolver
     from sim.probe.run import probe_domains
     from sim.scenario.model import Remotes
@@ -55,7 +57,8 @@ def probe(
     )
     Remotes.model_validate(document)  # what we write must load
     header = [f"Probed by tlssim on {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}: what each host showed.", *notes]
-    write_yaml(out_file, document, header)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_file, yaml_text(document, header))
     out.print(f"wrote {out_file}: {len(document['domains'])} domain(s)", highlight=False, soft_wrap=True)
 
 
