@@ -1,14 +1,20 @@
 """``tlssim import exchange``: ``Export-Clixml`` files of Get-SendConnector,
-Get-TransportService and Get-ReceiveConnector -> an organisation file (reference
-probe-and-import.md B2).
+Get-TransportService, Get-ReceiveConnector, Get-ExchangeServer and Get-AcceptedDomain ->
+an organisation file (reference probe-and-import.md B2).
 
 The CLIXML reader follows the format's rules: namespace
 ``http://schemas.microsoft.com/powershell/2004/04``; one top-level ``<Obj>`` per object;
 properties are the children of ``<Props>`` and ``<MS>`` with an ``N`` attribute;
 primitive tags (``S``, ``B``, ``I32``, ``I64``, ``U32``, ``Db``, ``DT``, ``TS``, ``G``,
 ``Nil``, ``BA``); a complex ``<Obj>`` is a list when it has ``<LST>``, else its
-``<ToString>``; ``<Ref RefId>`` refers to an object serialised earlier. Objects are told
-apart by their type names (``<TN>``, or the ``<TNRef>`` of an earlier one).
+``<ToString>`` (``Unlimited``, ``35 MB (36,700,160 bytes)``, ``2.00:00:00``);
+``<Ref RefId>`` refers to an object serialised earlier. Files are UTF-8 with a BOM as
+PowerShell writes them. Objects are told apart by their type names (``<TN>``, or the
+``<TNRef>`` of an earlier one).
+
+A server's profile follows its build (``AdminDisplayVersion``, "Version 15.2 (Build
+986.5)"): 15.0 (2013) and 15.1 (2016) -> ``exchange2016``, 15.2 (2019, SE) ->
+``exchange2019``; an Edge Transport server -> ``exchange2016-edge``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,16 @@ from typing import Any
 
 from sim.errors import NO_VALUE, ScenarioError
 from sim.importers.postfix import Imported
+from sim.importers.text import ascii_int
+from sim.vocabulary import is_domain, normalise_pattern
 
 NS = "{http://schemas.microsoft.com/powershell/2004/04}"
 _PRIMITIVES = {"S", "I32", "I64", "U32", "U64", "Db", "DT", "TS", "G", "BA", "C", "By", "SB", "I16", "U16", "D"}
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$")
+_TIMESPAN = re.compile(r"(?:([0-9]{1,5})\.)?([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,7})?")
+_VERSION = re.compile(r"Version ([0-9]{1,3})\.([0-9]{1,3}) \(Build ([0-9]{1,6})")
 _NAME = re.compile(r"[^A-Za-z0-9._-]")
+MAX_DEPTH = 64  # nesting of objects in an export: Exchange's are a few levels deep
+UNLIMITED_CONNECTIONS = 100_000  # "Unlimited": no cap the model would ever reach
 
 
 def read_clixml(path: Path) -> list[tuple[list[str], dict[str, Any]]]:
@@ -40,14 +51,14 @@ def read_clixml(path: Path) -> list[tuple[list[str], dict[str, Any]]]:
         raise ScenarioError(path, "", NO_VALUE, f"cannot read: {exc.strerror or exc}") from None
     if root.tag != f"{NS}Objs":
         raise ScenarioError(
-            path, "", root.tag, "not an Export-Clixml file (accepted: <Objs> in the PowerShell namespace)"
+            path, "", root.tag[:60], "not an Export-Clixml file (accepted: <Objs> in the PowerShell namespace)"
         )
     types: dict[str, list[str]] = {}
     objects: dict[str, Any] = {}
     found = []
     for obj in root.findall(f"{NS}Obj"):
         names = _types(obj, types)
-        found.append((names, _properties(obj, types, objects)))
+        found.append((names, _properties(path, obj, types, objects, 1)))
     return found
 
 
@@ -61,7 +72,9 @@ def _types(obj: ET.Element, types: dict[str, list[str]]) -> list[str]:
     return types.get(ref.get("RefId", ""), []) if ref is not None else []
 
 
-def _properties(obj: ET.Element, types: dict[str, list[str]], objects: dict[str, Any]) -> dict[str, Any]:
+def _properties(
+    path: Path, obj: ET.Element, types: dict[str, list[str]], objects: dict[str, Any], depth: int
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for group in ("Props", "MS"):
         holder = obj.find(f"{NS}{group}")
@@ -70,11 +83,15 @@ def _properties(obj: ET.Element, types: dict[str, list[str]], objects: dict[str,
         for child in holder:
             name = child.get("N")
             if name is not None:
-                values[name] = _value(child, types, objects)
+                values[name] = _value(path, child, types, objects, depth + 1)
     return values
 
 
-def _value(element: ET.Element, types: dict[str, list[str]], objects: dict[str, Any]) -> Any:
+def _value(path: Path, element: ET.Element, types: dict[str, list[str]], objects: dict[str, Any], depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise ScenarioError(
+            path, "", NO_VALUE, f"objects nested deeper than {MAX_DEPTH} levels: not an Exchange export"
+        )
     tag = element.tag.removeprefix(NS)
     if tag == "Nil":
         return None
@@ -88,7 +105,7 @@ def _value(element: ET.Element, types: dict[str, list[str]], objects: dict[str, 
         _types(element, types)
         lst = element.find(f"{NS}LST")
         if lst is not None:
-            value: Any = [_value(item, types, objects) for item in lst]
+            value: Any = [_value(path, item, types, objects, depth + 1) for item in lst]
         else:
             text = element.find(f"{NS}ToString")
             value = text.text if text is not None else None
@@ -98,14 +115,38 @@ def _value(element: ET.Element, types: dict[str, list[str]], objects: dict[str, 
 
 
 def timespan(value: Any) -> float | None:
-    """``[d.]hh:mm:ss`` -> seconds (``2.00:00:00`` is 2 days)."""
+    """``[d.]hh:mm:ss`` -> seconds (``2.00:00:00`` is 2 days); ASCII digits only."""
     if not isinstance(value, str):
         return None
-    match = _TIMESPAN.match(value.strip())
+    match = _TIMESPAN.fullmatch(value.strip())
     if match is None:
         return None
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def profile_of_build(version: str, role: str) -> tuple[str, str] | None:
+    """(profile, product) from ``AdminDisplayVersion`` and ``ServerRole``.
+
+    >>> profile_of_build("Version 15.2 (Build 986.5)", "Mailbox")
+    ('exchange2019', 'Exchange 2019 (15.2.986)')
+    >>> profile_of_build("Version 15.1 (Build 2507.6)", "Edge")
+    ('exchange2016-edge', 'Exchange 2016 (15.1.2507)')
+    """
+    match = _VERSION.search(version or "")
+    if match is None:
+        return None
+    major, minor, build = (int(g) for g in match.groups())
+    if (major, minor) >= (15, 2):
+        product = "Exchange SE" if build >= 2562 else "Exchange 2019"  # SE RTM is 15.2.2562
+        profile = "exchange2019"
+    elif major == 15:
+        product, profile = ("Exchange 2016" if minor == 1 else "Exchange 2013"), "exchange2016"
+    else:
+        product, profile = f"Exchange {major}.{minor}", "exchange2016"
+    if "edge" in (role or "").lower():
+        profile = "exchange2016-edge"
+    return profile, f"{product} ({major}.{minor}.{build})"
 
 
 def _kind(names: list[str], props: dict[str, Any]) -> str | None:
@@ -114,6 +155,10 @@ def _kind(names: list[str], props: dict[str, Any]) -> str | None:
         return "send"
     if "ReceiveConnector" in joined or "Bindings" in props:
         return "receive"
+    if "AcceptedDomain" in joined:
+        return "accepted"
+    if "ExchangeServer" in joined or "AdminDisplayVersion" in props:
+        return "server"
     if "TransportServer" in joined or "TransportService" in joined or "MessageExpirationTimeout" in props:
         return "transport"
     return None
@@ -122,7 +167,10 @@ def _kind(names: list[str], props: dict[str, Any]) -> str | None:
 def import_exchange(paths: list[Path]) -> Imported:
     """The organisation of Exchange 2007+ servers and send connectors."""
     notes: list[str] = []
-    found: dict[str, list[tuple[Path, dict[str, Any]]]] = {"send": [], "receive": [], "transport": []}
+    assumed: list[str] = []
+    found: dict[str, list[tuple[Path, dict[str, Any]]]] = {
+        k: [] for k in ("send", "receive", "transport", "server", "accepted")
+    }
     for path in paths:
         for names, props in read_clixml(path):
             kind = _kind(names, props)
@@ -130,27 +178,46 @@ def import_exchange(paths: list[Path]) -> Imported:
                 notes.append(f"{path.name}: an object of type {names[:1] or ['?']} was not used")
             else:
                 found[kind].append((path, props))
-    sends, receives, transports = found["send"], found["receive"], found["transport"]
-    if not (sends or receives or transports):
+    if not any(found.values()):
         raise ScenarioError(
-            paths[0], "", NO_VALUE, "no Get-SendConnector, Get-TransportService or Get-ReceiveConnector objects"
+            paths[0],
+            "",
+            NO_VALUE,
+            "no Get-SendConnector, Get-TransportService, Get-ReceiveConnector, "
+            "Get-ExchangeServer or Get-AcceptedDomain objects",
         )
     servers: dict[str, dict[str, Any]] = {}
-    connectors = [_send_connector(path, props, servers, notes) for path, props in sends]
-    for _, props in transports:
+    profiles: dict[str, str] = {}
+    for _, props in found["server"]:
+        _exchange_server(props, servers, profiles, notes)
+    connectors = [_send_connector(props, servers, notes) for _, props in found["send"]]
+    for _, props in found["transport"]:
         _transport(props, _server(servers, str(props.get("Name") or props.get("Identity") or "EX1")), notes)
-    for _, props in receives:
+    for _, props in found["receive"]:
         _receive(props, servers, notes)
     if not servers:
         servers["EX1"] = _new_server("EX1")
-    document = {
+        assumed.append("no server in the exports: one server EX1")
+    if not found["server"]:
+        assumed.append("server versions not exported (Get-ExchangeServer): profile exchange2016 (2007-SE defaults)")
+    assumed.append("outbound TLS opportunistic unless a connector requires it (Exchange's default)")
+    organisation_profile = (
+        max(set(profiles.values()), key=list(profiles.values()).count) if profiles else "exchange2016"
+    )
+    for name, server in servers.items():
+        if profiles.get(name, organisation_profile) != organisation_profile:
+            server["profile"] = profiles[name]
+    document: dict[str, Any] = {
         "organisation": "imported",
-        "profile": "exchange2016",
+        "profile": organisation_profile,
         "routing_groups": [{"name": "site"}],
         "servers": list(servers.values()),
         "connectors": [c for c in connectors if c is not None],
     }
-    return Imported(document, notes)
+    accepted = _accepted(found["accepted"], notes)
+    if accepted:
+        document["accepted_domains"] = accepted
+    return Imported(document, notes, assumed)
 
 
 def _new_server(name: str) -> dict[str, Any]:
@@ -163,14 +230,26 @@ def _new_server(name: str) -> dict[str, Any]:
 
 
 def _server(servers: dict[str, dict[str, Any]], raw: str) -> dict[str, Any]:
-    name = _NAME.sub("-", raw.split("\\")[0]) or "EX1"
+    name = _NAME.sub("-", raw.split("\\")[0]).lstrip("._-")[:63] or "EX1"
     return servers.setdefault(name, _new_server(name))
 
 
+def _exchange_server(
+    props: dict[str, Any], servers: dict[str, dict[str, Any]], profiles: dict[str, str], notes: list[str]
+) -> None:
+    server = _server(servers, str(props.get("Name") or props.get("Identity") or "EX1"))
+    made = profile_of_build(str(props.get("AdminDisplayVersion") or ""), str(props.get("ServerRole") or ""))
+    if made is None:
+        notes.append(f"{server['name']}: version {props.get('AdminDisplayVersion')!r} not read; profile exchange2016")
+        return
+    profiles[server["name"]], product = made
+    notes.append(f"{server['name']}: {product}, role {props.get('ServerRole')}: profile {made[0]}")
+
+
 def _send_connector(
-    path: Path, props: dict[str, Any], servers: dict[str, dict[str, Any]], notes: list[str]
+    props: dict[str, Any], servers: dict[str, dict[str, Any]], notes: list[str]
 ) -> dict[str, Any] | None:
-    name = _NAME.sub("-", str(props.get("Name") or "connector"))
+    name = _NAME.sub("-", str(props.get("Name") or "connector")).lstrip("._-")[:63] or "connector"
     spaces = []
     for raw in props.get("AddressSpaces") or []:
         text = str(raw)
@@ -180,8 +259,12 @@ def _send_connector(
         if kind.upper() != "SMTP":
             notes.append(f"{name}: address space {raw} is not SMTP: skipped")
             continue
-        pattern, _, cost = rest.partition(";")
-        spaces.append({"pattern": pattern.strip(), "cost": int(cost) if cost.strip().isdigit() else 1})
+        pattern, _, cost_text = rest.partition(";")
+        cost = ascii_int(cost_text.strip(), 1, 100) if cost_text.strip() else 1
+        try:
+            spaces.append({"pattern": normalise_pattern(pattern), "cost": cost if cost is not None else 1})
+        except ValueError:
+            notes.append(f"{name}: address space {raw!r} is not a domain pattern: skipped")
     if not spaces:
         notes.append(f"{name}: no SMTP address space: skipped")
         return None
@@ -199,9 +282,15 @@ def _send_connector(
     if props.get("IsScopedConnector"):
         connector["scope"] = "routing_group"
     level = props.get("TlsAuthLevel")
-    if level in ("EncryptionOnly", "CertificateValidation", "DomainValidation"):
+    if level in ("EncryptionOnly", "CertificateValidation", "DomainValidation") and connector["require_tls"]:
         connector["tls_auth_level"] = level
-    smart = [str(h).strip("[]").lower() for h in props.get("SmartHosts") or []]
+    smart = []
+    for host in props.get("SmartHosts") or []:
+        text = str(host).strip().strip("[]").lower()
+        if is_domain(text):
+            smart.append(text)
+        else:
+            notes.append(f"{name}: smart host {host!r} is not a host name: skipped")
     if props.get("DNSRoutingEnabled") is False and smart:
         connector.update(delivery="smart_host", smart_hosts=smart)
         notes.append(f"{name}: smart hosts {', '.join(smart)}: add them to the remote world's hosts")
@@ -209,6 +298,17 @@ def _send_connector(
         if props.get(field) not in (None, "", False, "25", "Default"):
             notes.append(f"{name}: {field} = {props[field]} (not modelled)")
     return connector
+
+
+def _count(value: Any, server: str, field: str, notes: list[str]) -> int | None:
+    text = str(value).strip()
+    if text.lower() == "unlimited":
+        notes.append(f"{server}: {field} = Unlimited (modelled as {UNLIMITED_CONNECTIONS:,})")
+        return UNLIMITED_CONNECTIONS
+    found = ascii_int(text, 1, 10_000_000)
+    if found is None and value not in (None, ""):
+        notes.append(f"{server}: {field} = {text[:40]!r} is not a count: not used")
+    return found
 
 
 def _transport(props: dict[str, Any], server: dict[str, Any], notes: list[str]) -> None:
@@ -221,18 +321,21 @@ def _transport(props: dict[str, Any], server: dict[str, Any], notes: list[str]) 
         ("OutboundConnectionFailureRetryInterval", "outbound_connection_failure_retry_interval"),
     ):
         seconds = timespan(props.get(field))
-        if seconds is not None:
+        if seconds is not None and seconds > 0:
             delivery[target] = seconds
-    count = props.get("TransientFailureRetryCount")
-    if str(count).isdigit():
-        delivery["transient_failure_retry_count"] = int(str(count))
+        elif props.get(field) not in (None, ""):
+            notes.append(f"{server['name']}: {field} = {str(props[field])[:40]!r} is not a time span: not used")
+    count = ascii_int(str(props.get("TransientFailureRetryCount", "")).strip(), 0, 15)
+    if count is not None:
+        delivery["transient_failure_retry_count"] = count
     if delivery:
         vs["delivery"] = delivery
-    per_domain, total = props.get("MaxPerDomainOutboundConnections"), props.get("MaxOutboundConnections")
-    if str(per_domain).isdigit():
-        vs["max_connections_per_domain"] = int(str(per_domain))
-    if str(total).isdigit():
-        vs["max_connections"] = int(str(total))
+    per_domain = _count(props.get("MaxPerDomainOutboundConnections"), server["name"], "per-domain", notes)
+    total = _count(props.get("MaxOutboundConnections"), server["name"], "MaxOutboundConnections", notes)
+    if per_domain is not None:
+        vs["max_connections_per_domain"] = per_domain
+    if total is not None:
+        vs["max_connections"] = total
     if props.get("MessageRetryInterval"):
         notes.append(f"{server['name']}: MessageRetryInterval = {props['MessageRetryInterval']} (not modelled)")
 
@@ -249,3 +352,14 @@ def _receive(props: dict[str, Any], servers: dict[str, dict[str, Any]], notes: l
     offered = "Tls" in [m.strip() for m in mechanisms.split(",")]
     secure = bool(props.get("RequireTLS")) and offered
     vs["inbound"] = {"tls": "offered" if offered else "off", "strength": 128, "require_secure_channel": secure}
+
+
+def _accepted(found: list[tuple[Path, dict[str, Any]]], notes: list[str]) -> list[str]:
+    domains: dict[str, None] = {}
+    for _, props in found:
+        text = str(props.get("DomainName") or "").strip().lower().removeprefix("*.")
+        if is_domain(text):
+            domains[text] = None
+        else:
+            notes.append(f"accepted domain {str(props.get('DomainName'))[:60]!r} is not a domain name: skipped")
+    return list(domains)

@@ -18,42 +18,61 @@ from typing import Any
 
 from sim.errors import NO_VALUE, ScenarioError
 from sim.importers.postfix import Imported
-from sim.importers.text import read_text_lines
+from sim.importers.text import ascii_int, read_text_lines
+from sim.vocabulary import is_domain, normalise_pattern
 
 _NAME = re.compile(r"[^A-Za-z0-9._-]")
 TLS_REQUIRED = 4  # msExchSmtpOutboundSecurityFlag bit: the "TLS encryption" box
 
 
 def read_ldif(path: Path) -> list[tuple[int, dict[str, list[str]]]]:
-    """Entries as (first line number, attribute -> values), attribute names lower-cased."""
+    """Entries as (first line number, attribute -> values), attribute names lower-cased.
+
+    A value folded over lines (RFC 2849: a line starting with one space continues the
+    previous one) is joined first and decoded after, so a base64 value wrapped at 76
+    columns, as ldifde writes it, decodes whole; the pieces are collected in a list and
+    joined once (linear in the value's length)."""
     entries: list[tuple[int, dict[str, list[str]]]] = []
     current: dict[str, list[str]] = {}
-    start, last = 0, ""
-    for number, line in read_text_lines(path):
+    pending: tuple[str, list[str], bool, int] | None = None  # attribute, pieces, base64?, line
+    start = 0
+
+    def finish_value() -> None:
+        nonlocal pending
+        if pending is None:
+            return
+        name, pieces, encoded, number = pending
+        value = "".join(pieces)
+        if encoded:
+            try:
+                value = base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace")
+            except ValueError:
+                raise ScenarioError(path, f"line {number}", value[:40], "bad base64 value") from None
+        current.setdefault(name, []).append(value.strip())
+        pending = None
+
+    for number, line in read_text_lines(path, max_line=16 * 1024 * 1024):
         if line.startswith("#"):
             continue
+        if line.startswith(" "):
+            if pending is None:
+                raise ScenarioError(path, f"line {number}", line.strip()[:40], "a continuation line outside an entry")
+            pending[1].append(line[1:])
+            continue
+        finish_value()
         if not line.strip():
             if current:
                 entries.append((start, current))
-            current, last = {}, ""
-            continue
-        if line.startswith(" "):
-            if not last:
-                raise ScenarioError(path, f"line {number}", line.strip()[:40], "a continuation line outside an entry")
-            current[last][-1] += line[1:]
+            current = {}
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
             raise ScenarioError(path, f"line {number}", line[:60], "not an LDIF line (accepted: attribute: value)")
-        if value.startswith(":"):  # base64
-            try:
-                value = base64.b64decode(value[1:].strip()).decode("utf-8", "replace")
-            except ValueError:
-                raise ScenarioError(path, f"line {number}", value[:40], "bad base64 value") from None
         if not current:
             start = number
-        last = name.strip().lower()
-        current.setdefault(last, []).append(value.strip())
+        encoded = value.startswith(":")
+        pending = (name.strip().lower(), [value[1:] if encoded else value], encoded, number)
+    finish_value()
     if current:
         entries.append((start, current))
     return entries
@@ -69,13 +88,13 @@ def _virtual_server_of(dn: str) -> tuple[str, str] | None:
     values = [v for _, v in parts]
     for i in range(len(values) - 3):
         if values[i + 1].upper() == "SMTP" and values[i + 2].lower() == "protocols":
-            return _NAME.sub("-", values[i + 3]), f"vs{_NAME.sub('-', values[i])}"
+            return _NAME.sub("-", values[i + 3]).lstrip("._-")[:63] or "server", f"vs{_NAME.sub('-', values[i])[:60]}"
     return None
 
 
 def _minutes(entry: dict[str, list[str]], name: str) -> float | None:
-    value = entry.get(name.lower(), [None])[0]
-    return float(value) * 60 if value is not None and value.isdigit() else None
+    value = ascii_int(entry.get(name.lower(), [""])[0].strip(), 0, 10_000_000)
+    return float(value) * 60 if value is not None else None
 
 
 def import_exchange2003(path: Path) -> Imported:
@@ -101,7 +120,8 @@ def import_exchange2003(path: Path) -> Imported:
         "servers": list(servers.values()),
         "connectors": [_connector(path, number, entry, servers, notes) for number, entry in connectors],
     }
-    return Imported(document, notes)
+    assumed = ["connector scope: organisation (the export does not hold it)"] if connectors else []
+    return Imported(document, notes, assumed)
 
 
 def _virtual_server(
@@ -109,11 +129,11 @@ def _virtual_server(
 ) -> None:
     server_name, vs_name = located
     vs: dict[str, Any] = {"name": vs_name}
-    flags = entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0]
-    vs["outbound_tls"] = "required" if flags.isdigit() and int(flags) & TLS_REQUIRED else "off"
+    flags = ascii_int(entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0].strip(), 0, 2**32) or 0
+    vs["outbound_tls"] = "required" if flags & TLS_REQUIRED else "off"
     delivery: dict[str, Any] = {}
     retries = entry.get("msexchsmtpremotequeueretries", [""])[0]
-    steps = [int(x) * 60 for x in retries.split(",") if x.strip().isdigit()]
+    steps = [m * 60 for x in retries.split(",") if (m := ascii_int(x.strip(), 1, 10_000_000)) is not None]
     for field, value in zip(("first_retry", "second_retry", "third_retry", "subsequent_retry"), steps, strict=False):
         delivery[field] = value
     for attribute, field in (
@@ -129,9 +149,9 @@ def _virtual_server(
         ("msexchsmtpmaxoutgoingconnections", "max_connections"),
         ("msexchsmtpmaxoutgoingconnectionsperdomain", "max_connections_per_domain"),
     ):
-        count = entry.get(attribute, [""])[0]
-        if count.isdigit():
-            vs[field] = int(count)
+        count = ascii_int(entry.get(attribute, [""])[0].strip(), 1, 10_000_000)
+        if count is not None:
+            vs[field] = count
     smart = entry.get("msexchsmtpsmarthost", [""])[0]
     if smart:
         notes.append(f"{server_name}/{vs_name}: smart host {smart}: not imported on the virtual server (add a relay)")
@@ -142,15 +162,19 @@ def _virtual_server(
 def _connector(
     path: Path, number: int, entry: dict[str, list[str]], servers: dict[str, dict[str, Any]], notes: list[str]
 ) -> dict[str, Any]:
-    name = _NAME.sub("-", entry.get("cn", [f"connector-{number}"])[0])
+    name = _NAME.sub("-", entry.get("cn", [f"connector-{number}"])[0]).lstrip("._-")[:63] or f"connector-{number}"
     spaces = []
     for raw in entry.get("routinglist", []):
         kind, _, rest = raw.partition(":")
         if kind.upper() != "SMTP":
             notes.append(f"{name}: address space {raw} is not SMTP: skipped")
             continue
-        pattern, _, cost = rest.partition(";")
-        spaces.append({"pattern": pattern.strip(), "cost": int(cost) if cost.strip().isdigit() else 1})
+        pattern, _, cost_text = rest.partition(";")
+        cost = ascii_int(cost_text.strip(), 1, 100)
+        try:
+            spaces.append({"pattern": normalise_pattern(pattern), "cost": cost if cost is not None else 1})
+        except ValueError:
+            notes.append(f"{name}: address space {raw!r} is not a domain pattern: skipped")
     sources = []
     for dn in entry.get("msexchsourcebridgeheadserversdn", []):
         located = _virtual_server_of(dn)
@@ -161,12 +185,17 @@ def _connector(
             path, f"line {number}: msExchSourceBridgeheadServersDN", NO_VALUE, "no source virtual server in the export"
         )
     connector: dict[str, Any] = {"name": name, "source": sources, "address_spaces": spaces}
-    flags = entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0]
-    if flags.isdigit() and int(flags) & TLS_REQUIRED:
+    flags = ascii_int(entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0].strip(), 0, 2**32) or 0
+    if flags & TLS_REQUIRED:
         connector["tls"] = "required"
-    smart = [h.strip().strip("[]").lower() for h in entry.get("msexchsmtpsmarthost", [""])[0].split(";") if h.strip()]
+    smart = []
+    for raw_host in entry.get("msexchsmtpsmarthost", [""])[0].split(";"):
+        host = raw_host.strip().strip("[]").lower()
+        if host and is_domain(host):
+            smart.append(host)
+        elif host:
+            notes.append(f"{name}: smart host {raw_host.strip()[:60]!r} is not a host name: skipped")
     if smart:
         connector.update(delivery="smart_host", smart_hosts=smart)
         notes.append(f"{name}: smart hosts {', '.join(smart)}: add them to the remote world's hosts")
-    notes.append(f"{name}: scope (organisation or routing group) is not in the export: organisation assumed")
     return connector
