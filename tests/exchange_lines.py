@@ -71,8 +71,8 @@ def stamp(when: dt.datetime) -> str:
 
 def _csv(values: list[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(values)
-    return buffer.getvalue()
+    csv.writer(buffer).writerow(values)  # quotes a field holding a line break, as Exchange does
+    return buffer.getvalue().removesuffix("\r\n")
 
 
 @dataclass

@@ -252,3 +252,88 @@ def test_a_bad_ldif_line_is_named(tmp_path):
     result = runner.invoke(app, ["import", "exchange2003", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "smtp.ldf: line " in (result.stderr or result.output)
+
+
+def _servers_and_transport():
+    """Get-ExchangeServer (two builds, an Edge) and Get-TransportService with PowerShell's value forms."""
+    return f"""\ufeff<Objs Version="1.1.0.1" xmlns="{NS}">
+  <Obj RefId="0">
+    <TN RefId="0"><T>Microsoft.Exchange.Data.Directory.Management.ExchangeServer</T></TN>
+    <Props><S N="Name">EX2019A</S><S N="AdminDisplayVersion">Version 15.2 (Build 1544.4)</S>
+      <S N="ServerRole">Mailbox</S></Props>
+  </Obj>
+  <Obj RefId="1"><TNRef RefId="0" />
+    <Props><S N="Name">EX2016</S><S N="AdminDisplayVersion">Version 15.1 (Build 2507.6)</S>
+      <S N="ServerRole">Mailbox</S></Props>
+  </Obj>
+  <Obj RefId="2"><TNRef RefId="0" />
+    <Props><S N="Name">EDGE1</S><S N="AdminDisplayVersion">Version 15.2 (Build 2562.17)</S>
+      <S N="ServerRole">Edge</S></Props>
+  </Obj>
+  <Obj RefId="3">
+    <TN RefId="1"><T>Microsoft.Exchange.Data.Directory.SystemConfiguration.TransportServer</T></TN>
+    <Props>
+      <S N="Name">EX2019A</S>
+      <Obj N="MessageExpirationTimeout" RefId="4"><ToString>7.00:00:00</ToString></Obj>
+      <Obj N="MaxOutboundConnections" RefId="5"><ToString>Unlimited</ToString></Obj>
+      <Obj N="MaxPerDomainOutboundConnections" RefId="6"><ToString>²0</ToString></Obj>
+      <Obj N="MaxMessageSize" RefId="7"><ToString>35 MB (36,700,160 bytes)</ToString></Obj>
+      <Obj N="DelayNotificationTimeout" RefId="8"><ToString>٤:00:00</ToString></Obj>
+    </Props>
+  </Obj>
+  <Obj RefId="9">
+    <TN RefId="2"><T>Microsoft.Exchange.Data.Directory.SystemConfiguration.AcceptedDomain</T></TN>
+    <Props><Obj N="DomainName" RefId="10"><ToString>contoso.com</ToString></Obj></Props>
+  </Obj>
+</Objs>
+"""
+
+
+def test_server_builds_choose_profiles_and_powershell_values_are_read(tmp_path):
+    path = tmp_path / "servers.xml"
+    path.write_bytes(_servers_and_transport().encode("utf-8"))  # with the BOM, as Export-Clixml writes
+    result = runner.invoke(app, ["import", "exchange", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out/topology.yaml").read_text()
+    document = yaml.safe_load(text)
+    Organisation.model_validate(document)
+    assert document["profile"] == "exchange2019" and document["accepted_domains"] == ["contoso.com"]
+    servers = {s["name"]: s for s in document["servers"]}
+    assert servers["EX2016"]["profile"] == "exchange2016" and servers["EDGE1"]["profile"] == "exchange2016-edge"
+    assert "profile" not in servers["EX2019A"]
+    vs = servers["EX2019A"]["virtual_servers"][0]
+    assert vs["delivery"] == {"expiration_timeout": 7 * 86400}  # the Arabic-Indic digit is not a time
+    assert vs["max_connections"] == 100_000 and "max_connections_per_domain" not in vs
+    assert "Exchange SE (15.2.2562)" in text and "Unlimited (modelled as 100,000)" in text
+    assert "'²0' is not a count" in text and "'٤:00:00' is not a time span" in text
+
+
+def test_an_export_nested_too_deep_is_exit_2(tmp_path):
+    deep = '<Obj N="x">' + "<LST><Obj>" * 200 + "</Obj></LST>" * 200 + "</Obj>"
+    path = tmp_path / "deep.xml"
+    path.write_text(f'<Objs xmlns="{NS}"><Obj RefId="0"><Props>{deep}</Props></Obj></Objs>')
+    result = runner.invoke(app, ["import", "exchange", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "nested deeper than 64 levels" in (result.stderr or result.output)
+
+
+def test_ldif_base64_values_folded_over_lines_decode_whole(tmp_path):
+    host = "smarthost.relay.partner.example"
+    encoded = base64.b64encode(f"[192.0.2.25];{host}".encode()).decode()
+    folded = "\n ".join(encoded[i : i + 20] for i in range(0, len(encoded), 20))  # wrapped as ldifde wraps
+    text = _ldif().replace("msExchSmtpSmartHost: [192.0.2.25];relay.partner.example", f"msExchSmtpSmartHost:: {folded}")
+    (tmp_path / "smtp.ldf").write_text(text)
+    result = runner.invoke(app, ["import", "exchange2003", str(tmp_path / "smtp.ldf"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    connectors = {c["name"]: c for c in yaml.safe_load((tmp_path / "o/topology.yaml").read_text())["connectors"]}
+    assert connectors["Relay"]["smart_hosts"] == ["192.0.2.25", host]
+
+
+def test_a_value_folded_over_many_lines_reads_in_linear_time(tmp_path):
+    """A 4 MB description folded at 76 columns (38 s when each fold copied the value so far)."""
+    from sim.importers.exchange2003 import read_ldif
+
+    value = base64.b64encode(b"x" * 3_000_000).decode()
+    folded = "\n ".join(value[i : i + 75] for i in range(0, len(value), 75))
+    (tmp_path / "big.ldf").write_text(f"dn: CN=big\ndescription:: {folded}\n")
+    [(_, entry)] = read_ldif(tmp_path / "big.ldf")
+    assert len(entry["description"][0]) == 3_000_000

@@ -102,14 +102,18 @@ def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: 
         f"Imported by tlssim from {', '.join(s.name for s in sources)} on {dt.date.today().isoformat()}.",
         "Everything below is configured in those files unless listed here.",
     ]
-    if imported.assumed:
-        header += ["Assumed (not in the files):", *(f"  {note}" for note in imported.assumed)]
-    if imported.notes:
-        header += ["Set in the files but not modelled, or modelled differently:", *(f"  {n}" for n in imported.notes)]
+    for title, lines in (
+        ("From the files:", imported.configured),
+        ("Assumed (not in the files):", imported.assumed),
+        ("Set in the files but not modelled, or modelled differently:", imported.notes),
+    ):
+        if lines:
+            header += [title, *(f"  {line}" for line in dict.fromkeys(lines))]
     folder = ImportFolder(out_dir, force=force)
     folder.add_yaml("topology.yaml", imported.document, header)
     _commit(folder)
-    _say(f"wrote {out_dir / 'topology.yaml'} ({len(imported.notes) + len(imported.assumed)} note(s) in its header)")
+    said = len({*imported.configured, *imported.assumed, *imported.notes})
+    _say(f"wrote {out_dir / 'topology.yaml'} ({said} note(s) in its header)")
 
 
 def _commit(folder: ImportFolder) -> None:

@@ -188,8 +188,9 @@ def import_exchange(paths: list[Path]) -> Imported:
         )
     servers: dict[str, dict[str, Any]] = {}
     profiles: dict[str, str] = {}
+    imported = Imported({}, notes, assumed)
     for _, props in found["server"]:
-        _exchange_server(props, servers, profiles, notes)
+        _exchange_server(props, servers, profiles, imported)
     connectors = [_send_connector(props, servers, notes) for _, props in found["send"]]
     for _, props in found["transport"]:
         _transport(props, _server(servers, str(props.get("Name") or props.get("Identity") or "EX1")), notes)
@@ -207,6 +208,8 @@ def import_exchange(paths: list[Path]) -> Imported:
     for name, server in servers.items():
         if profiles.get(name, organisation_profile) != organisation_profile:
             server["profile"] = profiles[name]
+        elif profiles and name not in profiles:
+            assumed.append(f"{name}: version not exported: profile {organisation_profile}, as the other servers")
     document: dict[str, Any] = {
         "organisation": "imported",
         "profile": organisation_profile,
@@ -217,7 +220,8 @@ def import_exchange(paths: list[Path]) -> Imported:
     accepted = _accepted(found["accepted"], notes)
     if accepted:
         document["accepted_domains"] = accepted
-    return Imported(document, notes, assumed)
+    imported.document = document
+    return imported
 
 
 def _new_server(name: str) -> dict[str, Any]:
@@ -235,15 +239,15 @@ def _server(servers: dict[str, dict[str, Any]], raw: str) -> dict[str, Any]:
 
 
 def _exchange_server(
-    props: dict[str, Any], servers: dict[str, dict[str, Any]], profiles: dict[str, str], notes: list[str]
+    props: dict[str, Any], servers: dict[str, dict[str, Any]], profiles: dict[str, str], imported: Imported
 ) -> None:
     server = _server(servers, str(props.get("Name") or props.get("Identity") or "EX1"))
     made = profile_of_build(str(props.get("AdminDisplayVersion") or ""), str(props.get("ServerRole") or ""))
     if made is None:
-        notes.append(f"{server['name']}: version {props.get('AdminDisplayVersion')!r} not read; profile exchange2016")
+        imported.notes.append(f"{server['name']}: version {str(props.get('AdminDisplayVersion'))[:40]!r} not read")
         return
     profiles[server["name"]], product = made
-    notes.append(f"{server['name']}: {product}, role {props.get('ServerRole')}: profile {made[0]}")
+    imported.configured.append(f"{server['name']}: {product}, role {props.get('ServerRole')}: profile {made[0]}")
 
 
 def _send_connector(

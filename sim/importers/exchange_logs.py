@@ -149,13 +149,21 @@ def find_logs(paths: Iterable[Path]) -> list[Path]:
 
 
 def _records(chain: list[_File]) -> Iterator[tuple[str, _File, dict[str, str]]]:
+    """Each record of each file: a quoted field may hold a line break, so a line with an
+    open quote takes the next ones (up to eight) before it is read as CSV."""
     for log in chain:
+        pending: list[str] = []
         for line in open_lines(log.path):
-            if line is None or not line or line.startswith(("#", "\ufeff#")):
+            if line is None or (not pending and (not line or line.startswith(("#", "\ufeff#")))):
                 continue
+            pending.append(line)
+            text = "\n".join(pending)
+            if text.count('"') % 2 and len(pending) < 8:
+                continue
+            pending = []
             try:
-                row = next(csv.reader([line]))
-            except csv.Error:
+                row = next(csv.reader([text]))
+            except (csv.Error, StopIteration):
                 continue
             record = dict(zip(log.fields, row, strict=False))
             yield record.get("date-time", ""), log, record

@@ -45,13 +45,17 @@ def comment_line(text: str) -> str:
 
 def yaml_text(document: Any, header: Sequence[str] = ()) -> str:
     """``document`` as YAML under ``header`` comment lines; it reads back to exactly
-    ``document`` (checked here, so a serialiser surprise is a bug, never a wrong file)."""
-    text = "".join(comment_line(line) for line in header) + yaml.safe_dump(
-        document, sort_keys=False, allow_unicode=True, width=100
-    )
-    if yaml.safe_load(text) != document:
-        raise AssertionError("the YAML written does not read back to the document")
-    return text
+    ``document`` (checked here, so a serialiser surprise is a bug, never a wrong file).
+
+    Non-ASCII text is written as it is (``Zürich``), except where PyYAML would write a
+    character its reader takes for a line break (NEL, U+2028 in some places): then the
+    whole file is written with escapes, which always reads back."""
+    comments = "".join(comment_line(line) for line in header)
+    for readable in (True, False):
+        text = comments + yaml.safe_dump(document, sort_keys=False, allow_unicode=readable, width=100)
+        if yaml.safe_load(text) == document:
+            return text
+    raise AssertionError("the YAML written does not read back to the document")
 
 
 def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:

@@ -90,8 +90,9 @@ class Imported:
     """What an importer made, what it assumed, and what it could not carry over."""
 
     document: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-    assumed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # in the files, not modelled (or modelled differently)
+    assumed: list[str] = field(default_factory=list)  # not in the files: what was taken instead
+    configured: list[str] = field(default_factory=list)  # read from the files, worth saying in the header
 
 
 def _seconds(conf: Postconf, name: str) -> float:
@@ -176,6 +177,8 @@ def read_policy_map(
     """A policy table's source (``next-hop level [attributes]``, or per-site ``name VALUE``)
     -> tlssim policy entries, keyed as tlssim looks them up."""
     policy: dict[str, str] = {}
+    attributes: dict[str, list[int]] = {}  # attribute name -> lines that set it
+    fingerprints: list[int] = []
     for number, line in read_text_lines(path):
         text = line.split("#", 1)[0].strip()
         if not text:
@@ -204,13 +207,26 @@ def read_policy_map(
                 )
             level = "verify" if value == "fingerprint" else value
             if value == "fingerprint":
-                notes.append(f"{where}: {key} fingerprint is modelled as verify (pinning is not modelled)")
-            if len(fields) > 2:
-                notes.append(f"{where}: attributes not modelled: {' '.join(fields[2:])}")
+                fingerprints.append(number)
+            for attribute in re.split(r"[\s,]+", " ".join(fields[2:])):
+                if attribute:
+                    attributes.setdefault(attribute.partition("=")[0], []).append(number)
         tlssim_key = _policy_key(path, number, fields[0], hops, notes)
         if tlssim_key is not None:
             policy[tlssim_key] = level
+    if fingerprints:
+        notes.append(f"{path.name}: {_lines(fingerprints)} fingerprint, modelled as verify (pinning is not modelled)")
+    for attribute, numbers in sorted(attributes.items()):
+        notes.append(f"{path.name}: {_lines(numbers)} set {attribute}= (not modelled)")
     return policy
+
+
+def _lines(numbers: list[int]) -> str:
+    """``line 4`` or ``37 entries (lines 2, 5, 8, ...)``."""
+    if len(numbers) == 1:
+        return f"line {numbers[0]}"
+    shown = ", ".join(str(n) for n in numbers[:3])
+    return f"{len(numbers)} entries (lines {shown}{', ...' if len(numbers) > 3 else ''})"
 
 
 def _policy_key(path: Path, number: int, raw: str, hops: dict[str, NextHop], notes: list[str]) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from sim.errors import NO_VALUE, ScenarioError
 from sim.importers.text import read_text_lines
 
-_NAME = re.compile(r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_.-]+/[A-Za-z0-9_]+)?")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?")  # policyd-spf_time_limit too
 _REFERENCE = re.compile(r"\$(?:([A-Za-z0-9_]+)|\{([A-Za-z0-9_]+)([?:])?|\(([A-Za-z0-9_]+)\))")
 MAX_EXPANDED = 1_000_000  # characters: a value that expands past this is an error, not a hang
 
