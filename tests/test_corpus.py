@@ -95,10 +95,11 @@ def test_each_corpus_postfix_configuration_imports_and_drives_a_what_if(config, 
 
 def test_corpus_policy_maps_import_with_their_configuration(tmp_path):
     maps = CORPUS / "postfix-maps"
+    config = CORPUS / "postfix-config" / "mailcow-cuhk-maincf.20250527"
+    policy, transport = maps / "mailcow-cuhk-custom_tls_policy", maps / "mailcow-cuhk-custom_transport"
     result = invoke(
-        "import", "postfix", CORPUS / "postfix-config" / "mailcow-cuhk-maincf.20250527", "--out", tmp_path / "a",
-        "--policy-map", maps / "mailcow-cuhk-custom_tls_policy", "--transport-map", maps / "mailcow-cuhk-custom_transport",
-    )  # fmt: skip
+        "import", "postfix", config, "--out", tmp_path / "a", "--policy-map", policy, "--transport-map", transport
+    )
     assert result.exit_code == 0, result.output
     topology = (tmp_path / "a" / "topology.yaml").read_text()
     # "euclid.math.cuhk.edu.hk none" is a bare key; the transport's next hop is [euclid...]: Postfix never applies it
@@ -122,8 +123,8 @@ def test_each_corpus_exchange_export_imports_and_drives_a_what_if(export, tmp_pa
     logs = ExchangeLogs(server="WIN-CTD3L0RGEN4")
     logs.session("Internet", "203.0.113.10", "mx.fabrikam.example", starttls=True, outcome="tls",
                  message_id="m@exlab.dom", recipients=["a@fabrikam.example"])  # fmt: skip
-    logs.event("SEND", "m@exlab.dom", ["a@fabrikam.example"], "250 OK",
-               **{"server-ip": "203.0.113.10", "server-hostname": "mx.fabrikam.example", "connector-id": "Internet"})  # fmt: skip
+    sent = {"server-ip": "203.0.113.10", "server-hostname": "mx.fabrikam.example", "connector-id": "Internet"}
+    logs.event("SEND", "m@exlab.dom", ["a@fabrikam.example"], "250 OK", **sent)
     logs.write(tmp_path / "logs")
     result = invoke("import", "exchange-logs", tmp_path / "logs", "--out", out)
     assert result.exit_code == 0, result.output

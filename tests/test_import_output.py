@@ -62,8 +62,9 @@ def _hostile_clixml() -> str:
             '<Obj N="AddressSpaces" RefId="1"><LST>'
             + "".join(f"<S>SMTP:{v};1</S>" for v in ("*", HOSTILE[6], HOSTILE[9]))
             + "</LST></Obj>",
-            '<Obj N="SmartHosts" RefId="2"><LST>' + "".join(f"<S>{v}</S>" for v in ("relay.example", HOSTILE[4]))
-            + "</LST></Obj>",  # fmt: skip
+            '<Obj N="SmartHosts" RefId="2"><LST>'
+            + "".join(f"<S>{v}</S>" for v in ("relay.example", HOSTILE[4]))
+            + "</LST></Obj>",
             '<Obj N="SourceTransportServers" RefId="3"><LST><S>EX1\ninjected: yes</S></LST></Obj>',
             '<B N="DNSRoutingEnabled">false</B>',
         ]
@@ -89,7 +90,9 @@ def test_hostile_values_in_an_exchange_export_stay_scalars(tmp_path):
     assert set(written) == {"organisation", "profile", "routing_groups", "servers", "connectors"}
     [connector] = written["connectors"]
     assert set(connector["name"]) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-    assert connector["smart_hosts"] == ["relay.example"] and connector["address_spaces"] == [{"pattern": "*", "cost": 1}]
+    assert connector["smart_hosts"] == ["relay.example"] and connector["address_spaces"] == [
+        {"pattern": "*", "cost": 1}
+    ]
     header = [line for line in (out / "topology.yaml").read_text().splitlines() if line.startswith("#")]
     assert any("<script>" in line for line in header)  # said, as a comment
 

@@ -186,8 +186,7 @@ def read_policy_map(
         fields = text.split()
         if len(fields) < 2:
             raise ScenarioError(path, f"line {number}", text[:60], "expected a next hop and a security level")
-        key, value = fields[0].lower(), fields[1].lower()
-        where = f"{path.name} line {number}"
+        value = fields[1].lower()
         if per_site:
             if value not in _PER_SITE:
                 raise ScenarioError(
