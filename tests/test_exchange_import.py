@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -276,9 +277,7 @@ def _servers_and_transport():
       <S N="Name">EX2019A</S>
       <Obj N="MessageExpirationTimeout" RefId="4"><ToString>7.00:00:00</ToString></Obj>
       <Obj N="MaxOutboundConnections" RefId="5"><ToString>Unlimited</ToString></Obj>
-      <Obj N="MaxPerDomainOutboundConnections" RefId="6"><ToString>²0</ToString></Obj>
       <Obj N="MaxMessageSize" RefId="7"><ToString>35 MB (36,700,160 bytes)</ToString></Obj>
-      <Obj N="DelayNotificationTimeout" RefId="8"><ToString>٤:00:00</ToString></Obj>
     </Props>
   </Obj>
   <Obj RefId="9">
@@ -302,10 +301,36 @@ def test_server_builds_choose_profiles_and_powershell_values_are_read(tmp_path):
     assert servers["EX2016"]["profile"] == "exchange2016" and servers["EDGE1"]["profile"] == "exchange2016-edge"
     assert "profile" not in servers["EX2019A"]
     vs = servers["EX2019A"]["virtual_servers"][0]
-    assert vs["delivery"] == {"expiration_timeout": 7 * 86400}  # the Arabic-Indic digit is not a time
+    assert vs["delivery"] == {"expiration_timeout": 7 * 86400}
     assert vs["max_connections"] == 100_000 and "max_connections_per_domain" not in vs
     assert "Exchange SE (15.2.2562)" in text and "Unlimited (modelled as 100,000)" in text
-    assert "'²0' is not a count" in text and "'٤:00:00' is not a time span" in text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("MaxPerDomainOutboundConnections", "²0", "not a count"),
+        ("MaxOutboundConnections", "9" * 5000, "not a count"),
+        ("DelayNotificationTimeout", "٤:00:00", "not a time span"),
+        ("TransientFailureRetryCount", "-1", "not a count from 0 to 15"),
+    ],
+)
+def test_numbers_in_an_export_are_ascii_digits_within_bounds(tmp_path, field, value, problem):
+    path = tmp_path / "transport.xml"
+    path.write_text(_servers_and_transport().replace(
+        '<Obj N="MaxMessageSize"', f'<Obj N="{field}" RefId="20"><ToString>{value}</ToString></Obj><Obj N="MaxMessageSize"'
+    ))  # fmt: skip
+    result = runner.invoke(app, ["import", "exchange", str(path), "--out", str(tmp_path / "out")])
+    line = (result.stderr or result.output).strip()
+    assert result.exit_code == 2 and f"transport.xml: EX2019A: {field}" in line and problem in line
+
+
+def test_numbers_in_an_ldif_export_are_ascii_digits_within_bounds(tmp_path):
+    path = tmp_path / "smtp.ldf"
+    path.write_text(_ldif().replace("msExchSmtpMaxOutgoingConnections: 1000", "msExchSmtpMaxOutgoingConnections: ²"))
+    result = runner.invoke(app, ["import", "exchange2003", str(path), "--out", str(tmp_path / "out")])
+    line = (result.stderr or result.output).strip()
+    assert result.exit_code == 2 and "smtp.ldf: line 2: msExchSmtpMaxOutgoingConnections" in line  # the entry's line
 
 
 def test_an_export_nested_too_deep_is_exit_2(tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +192,9 @@ def import_exchange(paths: list[Path]) -> Imported:
     imported = Imported({}, notes, assumed)
     for _, props in found["server"]:
         _exchange_server(props, servers, profiles, imported)
-    connectors = [_send_connector(props, servers, notes) for _, props in found["send"]]
-    for _, props in found["transport"]:
-        _transport(props, _server(servers, str(props.get("Name") or props.get("Identity") or "EX1")), notes)
+    connectors = [_send_connector(path, props, servers, notes) for path, props in found["send"]]
+    for path, props in found["transport"]:
+        _transport(path, props, _server(servers, str(props.get("Name") or props.get("Identity") or "EX1")), notes)
     for _, props in found["receive"]:
         _receive(props, servers, notes)
     if not servers:
@@ -202,9 +203,8 @@ def import_exchange(paths: list[Path]) -> Imported:
     if not found["server"]:
         assumed.append("server versions not exported (Get-ExchangeServer): profile exchange2016 (2007-SE defaults)")
     assumed.append("outbound TLS opportunistic unless a connector requires it (Exchange's default)")
-    organisation_profile = (
-        max(set(profiles.values()), key=list(profiles.values()).count) if profiles else "exchange2016"
-    )
+    # The most common build; a tie goes to the server exported first (deterministic).
+    organisation_profile = Counter(profiles.values()).most_common(1)[0][0] if profiles else "exchange2016"
     for name, server in servers.items():
         if profiles.get(name, organisation_profile) != organisation_profile:
             server["profile"] = profiles[name]
@@ -251,7 +251,7 @@ def _exchange_server(
 
 
 def _send_connector(
-    props: dict[str, Any], servers: dict[str, dict[str, Any]], notes: list[str]
+    path: Path, props: dict[str, Any], servers: dict[str, dict[str, Any]], notes: list[str]
 ) -> dict[str, Any] | None:
     name = _NAME.sub("-", str(props.get("Name") or "connector")).lstrip("._-")[:63] or "connector"
     spaces = []
@@ -265,8 +265,10 @@ def _send_connector(
             continue
         pattern, _, cost_text = rest.partition(";")
         cost = ascii_int(cost_text.strip(), 1, 100) if cost_text.strip() else 1
+        if cost is None:
+            raise ScenarioError(path, f"{name}: AddressSpaces", str(raw)[:60], "cost not a whole number from 1 to 100")
         try:
-            spaces.append({"pattern": normalise_pattern(pattern), "cost": cost if cost is not None else 1})
+            spaces.append({"pattern": normalise_pattern(pattern), "cost": cost})
         except ValueError:
             notes.append(f"{name}: address space {raw!r} is not a domain pattern: skipped")
     if not spaces:
@@ -304,19 +306,25 @@ def _send_connector(
     return connector
 
 
-def _count(value: Any, server: str, field: str, notes: list[str]) -> int | None:
+def _count(path: Path, props: dict[str, Any], field: str, server: str, notes: list[str]) -> int | None:
+    value = props.get(field)
+    if value in (None, ""):
+        return None
     text = str(value).strip()
     if text.lower() == "unlimited":
         notes.append(f"{server}: {field} = Unlimited (modelled as {UNLIMITED_CONNECTIONS:,})")
         return UNLIMITED_CONNECTIONS
     found = ascii_int(text, 1, 10_000_000)
-    if found is None and value not in (None, ""):
-        notes.append(f"{server}: {field} = {text[:40]!r} is not a count: not used")
+    if found is None:
+        raise ScenarioError(
+            path, f"{server}: {field}", text[:40], "not a count (accepted: ASCII digits 1 to 10,000,000, or Unlimited)"
+        )
     return found
 
 
-def _transport(props: dict[str, Any], server: dict[str, Any], notes: list[str]) -> None:
+def _transport(path: Path, props: dict[str, Any], server: dict[str, Any], notes: list[str]) -> None:
     vs = server["virtual_servers"][0]
+    name = server["name"]
     delivery: dict[str, Any] = {}
     for field, target in (
         ("MessageExpirationTimeout", "expiration_timeout"),
@@ -324,24 +332,33 @@ def _transport(props: dict[str, Any], server: dict[str, Any], notes: list[str]) 
         ("TransientFailureRetryInterval", "transient_failure_retry_interval"),
         ("OutboundConnectionFailureRetryInterval", "outbound_connection_failure_retry_interval"),
     ):
+        if props.get(field) in (None, ""):
+            continue
         seconds = timespan(props.get(field))
-        if seconds is not None and seconds > 0:
-            delivery[target] = seconds
-        elif props.get(field) not in (None, ""):
-            notes.append(f"{server['name']}: {field} = {str(props[field])[:40]!r} is not a time span: not used")
-    count = ascii_int(str(props.get("TransientFailureRetryCount", "")).strip(), 0, 15)
-    if count is not None:
+        if seconds is None or seconds <= 0:
+            raise ScenarioError(
+                path,
+                f"{name}: {field}",
+                str(props[field])[:40],
+                "not a time span (accepted: [d.]hh:mm:ss in ASCII digits)",
+            )
+        delivery[target] = seconds
+    if props.get("TransientFailureRetryCount") not in (None, ""):
+        text = str(props["TransientFailureRetryCount"]).strip()
+        count = ascii_int(text, 0, 15)
+        if count is None:
+            raise ScenarioError(path, f"{name}: TransientFailureRetryCount", text[:40], "not a count from 0 to 15")
         delivery["transient_failure_retry_count"] = count
     if delivery:
         vs["delivery"] = delivery
-    per_domain = _count(props.get("MaxPerDomainOutboundConnections"), server["name"], "per-domain", notes)
-    total = _count(props.get("MaxOutboundConnections"), server["name"], "MaxOutboundConnections", notes)
+    per_domain = _count(path, props, "MaxPerDomainOutboundConnections", name, notes)
+    total = _count(path, props, "MaxOutboundConnections", name, notes)
     if per_domain is not None:
         vs["max_connections_per_domain"] = per_domain
     if total is not None:
         vs["max_connections"] = total
     if props.get("MessageRetryInterval"):
-        notes.append(f"{server['name']}: MessageRetryInterval = {props['MessageRetryInterval']} (not modelled)")
+        notes.append(f"{name}: MessageRetryInterval = {props['MessageRetryInterval']} (not modelled)")
 
 
 def _receive(props: dict[str, Any], servers: dict[str, dict[str, Any]], notes: list[str]) -> None:

@@ -92,9 +92,17 @@ def _virtual_server_of(dn: str) -> tuple[str, str] | None:
     return None
 
 
-def _minutes(entry: dict[str, list[str]], name: str) -> float | None:
-    value = ascii_int(entry.get(name.lower(), [""])[0].strip(), 0, 10_000_000)
-    return float(value) * 60 if value is not None else None
+def _number(path: Path, line: int, entry: dict[str, list[str]], name: str, low: int, high: int) -> int | None:
+    """An attribute that holds a number: ASCII digits within [low, high], or exit 2 naming it."""
+    values = entry.get(name.lower())
+    if not values:
+        return None
+    found = ascii_int(values[0].strip(), low, high)
+    if found is None:
+        raise ScenarioError(
+            path, f"line {line}: {name}", values[0][:40], f"not a whole number from {low:,} to {high:,}"
+        )
+    return found
 
 
 def import_exchange2003(path: Path) -> Imported:
@@ -106,7 +114,7 @@ def import_exchange2003(path: Path) -> Imported:
         classes = {c.lower() for c in entry.get("objectclass", [])}
         located = _virtual_server_of(dn)
         if located is not None and ("protocolcfgsmtpserver" in classes or not classes):
-            _virtual_server(entry, located, servers, notes)
+            _virtual_server(path, number, entry, located, servers, notes)
         elif "msexchroutingsmtpconnector" in classes or "routinglist" in entry:
             connectors.append((number, entry))
         else:
@@ -125,31 +133,43 @@ def import_exchange2003(path: Path) -> Imported:
 
 
 def _virtual_server(
-    entry: dict[str, list[str]], located: tuple[str, str], servers: dict[str, dict[str, Any]], notes: list[str]
+    path: Path,
+    line: int,
+    entry: dict[str, list[str]],
+    located: tuple[str, str],
+    servers: dict[str, dict[str, Any]],
+    notes: list[str],
 ) -> None:
     server_name, vs_name = located
     vs: dict[str, Any] = {"name": vs_name}
-    flags = ascii_int(entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0].strip(), 0, 2**32) or 0
+    flags = _number(path, line, entry, "msExchSmtpOutboundSecurityFlag", 0, 2**32) or 0
     vs["outbound_tls"] = "required" if flags & TLS_REQUIRED else "off"
     delivery: dict[str, Any] = {}
     retries = entry.get("msexchsmtpremotequeueretries", [""])[0]
-    steps = [m * 60 for x in retries.split(",") if (m := ascii_int(x.strip(), 1, 10_000_000)) is not None]
+    steps = []
+    for step in (x.strip() for x in retries.split(",") if x.strip()):
+        found = ascii_int(step, 1, 10_000_000)
+        if found is None:
+            raise ScenarioError(
+                path, f"line {line}: msExchSmtpRemoteQueueRetries", retries[:40], "not minutes (1,2,...)"
+            )
+        steps.append(found * 60)
     for field, value in zip(("first_retry", "second_retry", "third_retry", "subsequent_retry"), steps, strict=False):
         delivery[field] = value
     for attribute, field in (
         ("msExchSmtpRemoteQueueDelayNotification", "delay_notification"),
         ("msExchSmtpRemoteQueueExpirationTimeout", "expiration_timeout"),
     ):
-        seconds = _minutes(entry, attribute)
-        if seconds is not None:
-            delivery[field] = seconds
+        timer = _number(path, line, entry, attribute, 0, 10_000_000)
+        if timer is not None:
+            delivery[field] = float(timer) * 60
     if delivery:
         vs["delivery"] = delivery
     for attribute, field in (
-        ("msexchsmtpmaxoutgoingconnections", "max_connections"),
-        ("msexchsmtpmaxoutgoingconnectionsperdomain", "max_connections_per_domain"),
+        ("msExchSmtpMaxOutgoingConnections", "max_connections"),
+        ("msExchSmtpMaxOutgoingConnectionsPerDomain", "max_connections_per_domain"),
     ):
-        count = ascii_int(entry.get(attribute, [""])[0].strip(), 1, 10_000_000)
+        count = _number(path, line, entry, attribute, 1, 10_000_000)
         if count is not None:
             vs[field] = count
     smart = entry.get("msexchsmtpsmarthost", [""])[0]
@@ -170,9 +190,11 @@ def _connector(
             notes.append(f"{name}: address space {raw} is not SMTP: skipped")
             continue
         pattern, _, cost_text = rest.partition(";")
-        cost = ascii_int(cost_text.strip(), 1, 100)
+        cost = ascii_int(cost_text.strip(), 1, 100) if cost_text.strip() else 1
+        if cost is None:
+            raise ScenarioError(path, f"line {number}: routingList", raw[:60], "cost not a whole number from 1 to 100")
         try:
-            spaces.append({"pattern": normalise_pattern(pattern), "cost": cost if cost is not None else 1})
+            spaces.append({"pattern": normalise_pattern(pattern), "cost": cost})
         except ValueError:
             notes.append(f"{name}: address space {raw!r} is not a domain pattern: skipped")
     sources = []
@@ -185,7 +207,7 @@ def _connector(
             path, f"line {number}: msExchSourceBridgeheadServersDN", NO_VALUE, "no source virtual server in the export"
         )
     connector: dict[str, Any] = {"name": name, "source": sources, "address_spaces": spaces}
-    flags = ascii_int(entry.get("msexchsmtpoutboundsecurityflag", ["0"])[0].strip(), 0, 2**32) or 0
+    flags = _number(path, number, entry, "msExchSmtpOutboundSecurityFlag", 0, 2**32) or 0
     if flags & TLS_REQUIRED:
         connector["tls"] = "required"
     smart = []
