@@ -362,3 +362,11 @@ def test_a_value_folded_over_many_lines_reads_in_linear_time(tmp_path):
     (tmp_path / "big.ldf").write_text(f"dn: CN=big\ndescription:: {folded}\n")
     [(_, entry)] = read_ldif(tmp_path / "big.ldf")
     assert len(entry["description"][0]) == 3_000_000
+
+
+def test_an_export_windows_powershell_wrote_in_utf16_is_read(tmp_path):
+    path = tmp_path / "servers.xml"
+    path.write_bytes(_servers_and_transport().removeprefix("\ufeff").encode("utf-16"))  # Export-Clixml's default in 5.1
+    result = runner.invoke(app, ["import", "exchange", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "out/topology.yaml").read_text())["profile"] == "exchange2019"

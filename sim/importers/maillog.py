@@ -307,7 +307,7 @@ class PostfixLogReader:
         seen = self.inflight.get(child)
         if seen is not None:
             seen.kind, seen.continued = seen.kind or parent.kind, seen.continued or counted
-        else:
+        elif parent.kind is not None or counted:  # only then is there anything to carry
             self.kinds[child] = (parent.kind, counted)
 
     def _possible_hop(
