@@ -105,7 +105,7 @@ def test_import_postfix_reads_postconf_tables_units_and_notes(postfix_files, tmp
         "smtp_dns_support_level = dnssec",
         "dane/unix/smtp_tls_security_level = dane (master.cf override",
         "old.example -> error:domain retired: transport error not modelled",
-        "attributes not modelled: protocols=>=TLSv1.2",
+        "tls_policy: line 2 set protocols= (not modelled)",
         "[relay.example.net]:587 names no next hop of this configuration",
     ):
         assert any(expected in line for line in header), expected

@@ -129,8 +129,9 @@ def test_twenty_kills_at_random_instants_lose_nothing_and_change_nothing(tmp_pat
     tables equal an uninterrupted sweep's."""
     text = SMALL.replace("replications: 3", "replications: 100")
     text = text.replace("  traffic.outbound.0.size.mean_kb: [50, 200]\n", "")  # 2 points x 100 runs
-    # Runs long enough (about 0.1 s each) that the sweep outlives twenty kills.
-    text = text.replace("rate_per_hour: 300", "rate_per_hour: 1500")
+    # Runs long enough (about 0.2 s each) that the sweep outlives twenty kills even on a
+    # quiet machine (at 0.1 s a run it once finished after 19).
+    text = text.replace("rate_per_hour: 300", "rate_per_hour: 3000")
     path = write_small(tmp_path, text)
     out = tmp_path / "out"
     instants = random.Random(20261129)
