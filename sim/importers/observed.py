@@ -182,12 +182,9 @@ class Observations:
 
     def outbound_domains(self) -> list[str]:
         """Recipient domains with outbound mail, busiest first, then by name."""
-        names = [d for d, t in self.domains.items() if t.messages and d not in self.excluded]
+        excluded = self.local_domains | self.internal_domains
+        names = [d for d, t in self.domains.items() if t.messages and d not in excluded]
         return sorted(names, key=lambda d: (-self.domains[d].messages, d))
-
-    @property
-    def excluded(self) -> set[str]:
-        return self.local_domains | self.internal_domains
 
     def rows(self) -> list[dict[str, object]]:
         """observed.csv: one row per outbound recipient domain."""

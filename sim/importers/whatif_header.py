@@ -59,7 +59,7 @@ def whatif_header(
     if unknowns:
         lines += ["What the log could not show (it would change the prediction):", *unknowns]
     apart = []
-    if obs.local_domains & set(obs.domains) or obs.local_domains:
+    if obs.local_domains:
         apart.append(f"{len(obs.local_domains)} local domain(s)")
     if obs.internal_domains:
         apart.append(f"{len(obs.internal_domains)} internal domain(s) (only private addresses)")
