@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.files import write_atomic
+from sim.model.fate import queued_fates
 from sim.scenario.model import Scenario
 from sim.tlsrpt import PolicyText, build_reports, tlsa_string
 
@@ -39,6 +40,11 @@ SUMMARY_COLUMNS = tuple(
         "out_connections",
         "out_policy_refusals",
         "out_queued_at_end",
+        "out_doomed",
+        "out_pending",
+        "out_lost",
+        "out_lost_rate",
+        "out_returned_by_s",
         "delay_mean_s",
         "delay_p50_s",
         "delay_p95_s",
@@ -52,6 +58,7 @@ SUMMARY_COLUMNS = tuple(
         "in_tlsrpt_sessions",
         "in_lost",
         "in_queued_remote_at_end",
+        "in_doomed",
         "wall_s",
     ]
 )
@@ -68,6 +75,9 @@ PER_DOMAIN_COLUMNS = tuple(
         "expired",
         "delay_dsn",
         "queued_at_end",
+        "doomed",
+        "pending",
+        "returned_by_s",
         "tls_level",
         "last_failure",
         "last_status",
@@ -84,6 +94,7 @@ INBOUND_COLUMNS = tuple(
         "accepted",
         "accepted_tls",
         "accepted_plaintext",
+        "refused",
         "lost",
         "queued_remote_at_end",
         "delay_mean_s",
@@ -117,6 +128,7 @@ class RunResult:
     tlsrpt_sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     delay_histogram: list[tuple[float, int]] = field(default_factory=list)  # (bin lower edge s, count)
+    return_histogram: list[tuple[float, int]] = field(default_factory=list)  # arrival to NDR, returned mail
     timers: dict[str, float] = field(default_factory=dict)  # the sending profile's notice and expiry
 
     @classmethod
@@ -124,6 +136,10 @@ class RunResult:
         metrics, inbound = world.metrics, world.inbound_metrics
         delays = metrics.delays
         counts = metrics.summary_counts()
+        end = world.env.now
+        fates = queued_fates(world.queues.values(), end)
+        remote_fates = queued_fates(world.sender_queues.values(), end)
+        queued = sum(q.depth for q in world.queues.values())
         summary: dict[str, Any] = {
             "scenario": scenario.name,
             "seed": scenario.run.seed,
@@ -132,7 +148,12 @@ class RunResult:
             **counts,
             "out_tls_share": _ratio(counts["out_delivered_tls"], counts["out_delivered"]),
             "out_ndr_rate": _ratio(counts["out_ndr"], counts["out_messages"]),
-            "out_queued_at_end": sum(q.depth for q in world.queues.values()),
+            "out_queued_at_end": queued,
+            "out_doomed": fates.total,
+            "out_pending": queued - fates.total,
+            "out_lost": counts["out_ndr"] + fates.total,
+            "out_lost_rate": _ratio(counts["out_ndr"] + fates.total, counts["out_messages"]),
+            "out_returned_by_s": fates.last_return,
             "delay_mean_s": delays.mean,
             "delay_p50_s": delays.quantile(0.5),
             "delay_p95_s": delays.quantile(0.95),
@@ -146,6 +167,7 @@ class RunResult:
             "in_tlsrpt_sessions": inbound.tlsrpt.total,
             "in_lost": inbound.bounced,
             "in_queued_remote_at_end": sum(q.depth for q in world.sender_queues.values()),
+            "in_doomed": remote_fates.total,
             "wall_s": wall,
         }
         per_domain = [
@@ -161,6 +183,9 @@ class RunResult:
                 "expired": s.expired,
                 "delay_dsn": s.delay_notices,
                 "queued_at_end": s.queued,
+                "doomed": fates.doomed[s.domain],
+                "pending": s.queued - fates.doomed[s.domain],
+                "returned_by_s": fates.returned_by.get(s.domain, math.nan),
                 "tls_level": s.tls_level,
                 "last_failure": s.last_failure,
                 "last_status": str(s.last) if s.last is not None else "",
@@ -179,6 +204,7 @@ class RunResult:
                 "accepted": s.delivered,
                 "accepted_tls": s.delivered_tls,
                 "accepted_plaintext": s.delivered_plaintext,
+                "refused": _refused(world, s.domain),
                 "lost": s.ndr,
                 "queued_remote_at_end": s.queued,
                 "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
@@ -216,6 +242,7 @@ class RunResult:
             tlsrpt_sent=sent,
             events=metrics.events,
             delay_histogram=delays.histogram(),
+            return_histogram=metrics.returns.histogram(),
             timers=_timers(world),
             manifest_extra={"changes": [{"at_s": c.at, "set": c.set} for c in scenario.changes]},
         )
@@ -293,6 +320,12 @@ class RunResult:
             ),
         ]
         return written
+
+
+def _refused(world: World, sender: str) -> int:
+    """The attempts we refused or deferred from one sending domain (its queue's failures)."""
+    queue = world.sender_queues.get(sender)
+    return queue.failed_attempts if queue is not None else 0
 
 
 def _timers(world: World) -> dict[str, float]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from simpy.events import Timeout
@@ -99,6 +99,15 @@ class BackoffQueue(DeliveryQueue):
     @property
     def depth(self) -> int:
         return _count(self.pending) + self.busy + self._deferred_count
+
+    def waiting(self) -> Iterator[Message]:
+        yield from super().waiting()
+        for bucket in self.deferred.values():
+            for item in bucket:
+                if isinstance(item, Cohort):
+                    yield from item.messages[item.start :]
+                else:
+                    yield item
 
     def accept(self, message: Message) -> None:
         message.activated = self.env.now
@@ -274,6 +283,7 @@ class BackoffQueue(DeliveryQueue):
             metrics.deferrals_suspended += 1
         else:
             metrics.deferrals += 1
+            self.failed_attempts += 1
         message.last = message.stats.last = status
         if metrics.trace is not None:
             self._trace(message, "suspended" if suspended else "deferred", str(status))

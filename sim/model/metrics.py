@@ -26,6 +26,7 @@ class Metrics:
         self.domains: dict[str, DomainStats] = {}
         self.ndr: Counter[tuple[str, str, str]] = Counter()
         self.delays = LatencySketch()
+        self.returns = LatencySketch()  # arrival to NDR, of returned mail
         self.messages = 0
         self.delivered = 0
         self.delivered_tls = 0
@@ -97,6 +98,7 @@ class Metrics:
             self.depth -= 1
         message.done = True
         self.bounced += 1
+        self.returns.add(now - message.arrival)
         message.stats.ndr += 1
         if expired:
             self.expired += 1

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import simpy
 from simpy.events import Timeout
 
+from sim.model.cohort import Cohort
 from sim.model.endpoint import HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
@@ -68,6 +70,7 @@ class DeliveryQueue:
         "_report_testing",
         "busy",
         "env",
+        "failed_attempts",
         "hosts",
         "in_retry",
         "last_failure",
@@ -115,6 +118,7 @@ class DeliveryQueue:
         self.watch: deque[Message] = NONE_YET
         self.busy = 0
         self.submitted = 0
+        self.failed_attempts = 0  # attempts the hosts deferred or refused (inbound: "refused")
         self.order = 0  # its place among the world's queues (the sampler lists them so)
         self.listed = False  # in metrics.holding, the queues the sampler visits
         self.in_retry = False
@@ -131,6 +135,15 @@ class DeliveryQueue:
     @property
     def depth(self) -> int:
         return len(self.pending) + self.busy
+
+    def waiting(self) -> Iterator[Message]:
+        """The messages waiting in this queue (not those in transfer), for the end-of-run
+        fate; a discipline that keeps mail elsewhere adds it (``BackoffQueue``)."""
+        for item in self.pending:
+            if isinstance(item, Cohort):
+                yield from item.messages[item.start :]
+            else:
+                yield item
 
     def replan(
         self, policy: TlsPolicy, hosts: list[HostLink], sts: MtaStsPolicy | None, reporting: Reporting | None
@@ -288,6 +301,7 @@ class DeliveryQueue:
         one); or bounce it at once on a 5xx."""
         if outcome.channel is None:
             self.metrics.rejections += 1
+            self.failed_attempts += 1
             message.stats.last_failure = (outcome.failure or Failure.MUST_STARTTLS).value
             status = self.profile.status(outcome.failure or Failure.MUST_STARTTLS)
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=True)
@@ -426,6 +440,7 @@ class QueueRetry(DeliveryQueue):
                 self._deliver(message, link, outcome)
                 return
             self.metrics.deferrals += 1
+            self.failed_attempts += 1
             status = self._status_of(outcome)
             message.stats.last, message.stats.last_failure = status, (outcome.failure or Failure.HOST_DOWN).value
             self._trace(message, "deferred", str(status))
@@ -476,6 +491,7 @@ class QueueRetry(DeliveryQueue):
         status = self._status_of(outcome)
         self.last_failure = status
         self.metrics.deferrals += 1
+        self.failed_attempts += 1
         head = self.pending[0]
         head.stats.last, head.stats.last_failure = status, (outcome.failure or Failure.HOST_DOWN).value
         self._trace(head, "deferred", str(status))
