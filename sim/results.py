@@ -97,6 +97,8 @@ INBOUND_COLUMNS = tuple(
         "refused",
         "lost",
         "queued_remote_at_end",
+        "doomed",
+        "pending",
         "delay_mean_s",
         "last_refusal",
     ]
@@ -207,6 +209,8 @@ class RunResult:
                 "refused": _refused(world, s.domain),
                 "lost": s.ndr,
                 "queued_remote_at_end": s.queued,
+                "doomed": remote_fates.doomed[s.domain],
+                "pending": s.queued - remote_fates.doomed[s.domain],
                 "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
                 "last_refusal": str(s.last) if s.last is not None else "",
             }

@@ -17,7 +17,7 @@ def duration(seconds: float) -> str:
     """
     if seconds != seconds or math.isinf(seconds):
         return "-"
-    days, rest = divmod(int(round(seconds)), 86400)
+    days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
@@ -41,6 +41,11 @@ def count(value: float) -> str:
     return "-" if value != value else f"{value:,.0f}"
 
 
+def share_of(part: float, whole: float) -> str:
+    """``7286, 57361`` -> ``12.7%``."""
+    return percent(part / whole) if whole else "-"
+
+
 def fate_sentence(
     messages: float,
     returned: float,
@@ -51,10 +56,13 @@ def fate_sentence(
     expiry_s: float = math.nan,
     duration_s: float = math.nan,
 ) -> str:
-    """What becomes of the outbound mail, returned and doomed named apart.
+    """What becomes of the outbound mail: returned and doomed named apart, with what the
+    run cannot know yet.
 
-    >>> fate_sentence(57361, 7286, 7091, 0, codes=["4.4.7"], expiry_s=172800, duration_s=345600)
-    '25.1% of mail will not arrive: 12.7% returned as NDR 4.4.7 by the end, 12.4% still queued and returned 2 d after it was sent.'
+    >>> fate_sentence(57361, 7286, 7091, 1, codes=["4.4.7"], expiry_s=172800, duration_s=345600)
+    '25.1% of outbound mail will not arrive (14,377 of 57,361 messages): 12.7% returned as NDR 4.4.7 \
+by the end of the run, 12.4% still queued with no way out and returned 2 d after it was sent. 1 message \
+is still queued and may yet be delivered.'
     >>> fate_sentence(100, 0, 0, 0)
     'All 100 outbound messages arrive.'
     """
@@ -64,19 +72,56 @@ def fate_sentence(
     parts = []
     if returned:
         status = f" as NDR {', '.join(codes)}" if codes else ""
-        parts.append(f"{percent(returned / messages)} returned{status} by the end")
+        parts.append(f"{share_of(returned, messages)} returned{status} by the end of the run")
     if doomed:
         after = f" {duration(expiry_s)} after it was sent" if expiry_s == expiry_s else " at its expiry"
-        parts.append(f"{percent(doomed / messages)} still queued and returned{after}")
+        parts.append(f"{share_of(doomed, messages)} still queued with no way out and returned{after}")
     if lost:
-        sentence = f"{percent(lost / messages)} of mail will not arrive: {', '.join(parts)}."
+        sentence = (
+            f"{share_of(lost, messages)} of outbound mail will not arrive "
+            f"({count(lost)} of {count(messages)} messages): {', '.join(parts)}."
+        )
     elif pending:
-        sentence = "No mail is returned by the end."
+        sentence = f"No outbound mail is returned by the end of the run ({count(messages)} messages)."
     else:
         return f"All {count(messages)} outbound messages arrive."
     if pending:
-        sentence += f" {count(pending)} message(s) are still queued and may yet be delivered"
-        if duration_s == duration_s and expiry_s == expiry_s and duration_s < expiry_s:
-            sentence += f"; the run ({duration(duration_s)}) ends before the {duration(expiry_s)} expiry, so it cannot know"
-        sentence += "."
+        sentence += " " + _pending(pending, expiry_s, duration_s)
     return sentence
+
+
+def inbound_fate_sentence(messages: float, lost: float, doomed: float, pending: float) -> str:
+    """What becomes of the mail sent to us.
+
+    >>> inbound_fate_sentence(28551, 9479, 1862, 0)
+    '39.7% of inbound mail will not arrive (11,341 of 28,551 messages): 33.2% returned to its senders by \
+the end of the run, 6.5% still queued at senders that cannot deliver it.'
+    """
+    if not messages:
+        return "No inbound mail."
+    total = lost + doomed
+    if not total:
+        if pending:
+            queued = f"{count(pending)} of {count(messages)} messages are still queued at the senders"
+            return f"No inbound mail is lost; {queued}."
+        return f"All {count(messages)} inbound messages arrive."
+    parts = []
+    if lost:
+        parts.append(f"{share_of(lost, messages)} returned to its senders by the end of the run")
+    if doomed:
+        parts.append(f"{share_of(doomed, messages)} still queued at senders that cannot deliver it")
+    return (
+        f"{share_of(total, messages)} of inbound mail will not arrive "
+        f"({count(total)} of {count(messages)} messages): {', '.join(parts)}."
+    )
+
+
+def _pending(pending: float, expiry_s: float, duration_s: float) -> str:
+    noun = "message is" if pending == 1 else "messages are"
+    text = f"{count(pending)} {noun} still queued and may yet be delivered"
+    if duration_s == duration_s and expiry_s == expiry_s and duration_s < expiry_s:
+        text += (
+            f"; the run ({duration(duration_s)}) ends before the {duration(expiry_s)} expiration timeout, "
+            "so it cannot know whether they will be"
+        )
+    return text + "."

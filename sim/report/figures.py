@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # after choosing the backend
 from matplotlib.ticker import FuncFormatter
 
 from sim.model.sketch import BIN_RATIO
+from sim.wording import duration
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -28,7 +29,15 @@ if TYPE_CHECKING:
 
 TOP_QUEUES = 4
 TOP_DOMAINS = 12
-COLOURS = {"TLS": "#2e7d32", "plaintext": "#f9a825", "NDR": "#c62828", "still queued": "#1565c0"}
+COLOURS = {
+    "TLS": "#2e7d32",
+    "plaintext": "#f9a825",
+    "returned (NDR)": "#c62828",
+    "queued, will be returned": "#ef9a9a",
+    "queued, may arrive": "#1565c0",
+    "lost at the sender": "#c62828",
+    "queued at the sender": "#1565c0",
+}
 
 
 def time_unit(horizon_s: float) -> tuple[float, str]:
@@ -36,20 +45,38 @@ def time_unit(horizon_s: float) -> tuple[float, str]:
     return (86400.0, "days") if horizon_s > 3 * 86400 else (3600.0, "hours")
 
 
-def _mark_timers(ax: Axes, timers: dict[str, float], scale: float, horizon: float) -> None:
-    for label, seconds in timers.items():
-        if 0 < seconds < horizon:
-            ax.axvline(seconds / scale, color="grey", linestyle=":", linewidth=1)
-            ax.annotate(
-                f"{label} ({seconds / 3600:g} h)",
-                (seconds / scale, 0.03),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                va="bottom",
-                ha="right",
-                fontsize=8,
-                color="dimgrey",
-            )
+def changes(result: RunResult) -> list[float]:
+    """The instants of the policy calendar's changes, in seconds."""
+    return [float(c["at_s"]) for c in result.manifest_extra.get("changes", [])]
+
+
+def trouble_starts(result: RunResult) -> dict[str, float]:
+    """Each queue's first sample in Retry: when its trouble starts (its cohort's clock)."""
+    starts: dict[str, float] = {}
+    for time_s, queue, _, in_retry in result.queue_samples:
+        if in_retry and queue not in starts and not queue.startswith("("):
+            starts[queue] = time_s
+    return starts
+
+
+def _mark(ax: Axes, x: float, label: str, colour: str, style: str) -> None:
+    ax.axvline(x, color=colour, linestyle=style, linewidth=1)
+    ax.annotate(label, (x, 0.03), xycoords=("data", "axes fraction"), rotation=90, va="bottom", ha="right",
+                fontsize=8, color=colour)  # fmt: skip
+
+
+def _mark_time(ax: Axes, result: RunResult, scale: float, horizon: float) -> None:
+    """The policy calendar's changes, and the delay-notice and expiry instants of the
+    mail caught in the first trouble (from when it starts, not from t = 0)."""
+    for at in changes(result):
+        if 0 <= at <= horizon:
+            _mark(ax, at / scale, f"policy change ({duration(at)})", "#1565c0", "--")
+    starts = sorted(set(trouble_starts(result).values()))[:2]
+    for start in starts:
+        for label, seconds in result.timers.items():
+            if start + seconds < horizon:
+                after = f", trouble from {duration(start)}" if start > 0 else ""
+                _mark(ax, (start + seconds) / scale, f"{label} ({duration(seconds)}{after})", "dimgrey", ":")
 
 
 def queue_figure(result: RunResult, *, label: str | None = None, other: RunResult | None = None) -> Figure:
@@ -74,7 +101,7 @@ def queue_figure(result: RunResult, *, label: str | None = None, other: RunResul
         for queue in peaks:
             points = series[queue]
             ax.plot([t / scale for t, _ in points], [d for _, d in points], linewidth=1, label=_queue_label(queue))
-    _mark_timers(ax, result.timers, scale, horizon)
+    _mark_time(ax, result, scale, horizon)
     ax.set_xlabel(f"simulated time ({unit})")
     ax.set_ylabel("messages queued")
     ax.set_title("Queue depth over time (deepest queues by peak)" if other is None else "Total queue depth")
@@ -94,9 +121,9 @@ def events_figure(result: RunResult, other: RunResult | None = None) -> Figure:
         if run is None:
             continue
         times = [e[0] / scale for e in run.events]
-        ax.plot(times, [e[2] for e in run.events], style, color=COLOURS["NDR"], label=f"NDRs{suffix}")
+        ax.plot(times, [e[2] for e in run.events], style, color=COLOURS["returned (NDR)"], label=f"NDRs{suffix}")
         ax.plot(times, [e[4] for e in run.events], style, color="#6a1b9a", label=f"delay notices{suffix}")
-    _mark_timers(ax, result.timers, scale, horizon)
+    _mark_time(ax, result, scale, horizon)
     ax.set_xlabel(f"simulated time ({unit})")
     ax.set_ylabel("messages so far")
     ax.set_title("NDRs and delay notices so far")
@@ -107,19 +134,38 @@ def events_figure(result: RunResult, other: RunResult | None = None) -> Figure:
     return figure
 
 
+def lost(row: dict[str, float]) -> float:
+    """Mail to a domain that will not arrive: returned, and doomed in the queue."""
+    return float(row["ndr"]) + float(row.get("doomed", 0))
+
+
+def broken_domains(result: RunResult) -> list[dict[str, float]]:
+    """The domains the chart shows: those that lose mail, most lost first; or, when none
+    does, the busiest."""
+    losing = [r for r in result.per_domain_rows if lost(r)]
+    if losing:
+        return sorted(losing, key=lambda r: (-lost(r), -r["messages"], r["domain"]))[:TOP_DOMAINS]
+    return sorted(result.per_domain_rows, key=lambda r: (-r["messages"], r["domain"]))[:TOP_DOMAINS]
+
+
 def domains_figure(result: RunResult) -> Figure:
-    """What became of the mail to the busiest domains."""
-    rows = sorted(result.per_domain_rows, key=lambda r: -r["messages"])[:TOP_DOMAINS][::-1]
+    """What became of the mail to the domains that lose it (or, if none, the busiest)."""
+    rows = broken_domains(result)[::-1]
+    losing = any(lost(r) for r in rows)
     figure, ax = plt.subplots(figsize=(9, 0.45 * max(len(rows), 3) + 1.4), layout="constrained")
-    names = [_short(r["domain"], 34) for r in rows]
+    names = [_short(str(r["domain"]), 34) for r in rows]
     left = [0.0] * len(rows)
-    for part, key in (("TLS", "delivered_tls"), ("plaintext", "delivered_plaintext"), ("NDR", "ndr"),
-                      ("still queued", "queued_at_end")):  # fmt: skip
-        values = [float(r[key]) for r in rows]
-        ax.barh(names, values, left=left, color=COLOURS[part], label=part)
+    for part, key in (("TLS", "delivered_tls"), ("plaintext", "delivered_plaintext"), ("returned (NDR)", "ndr"),
+                      ("queued, will be returned", "doomed"), ("queued, may arrive", "pending")):  # fmt: skip
+        values = [float(r.get(key, 0)) for r in rows]
+        if any(values):
+            ax.barh(names, values, left=left, color=COLOURS[part], label=part)
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("messages")
-    ax.set_title(f"Outcome per recipient domain (the {len(rows)} busiest)")
+    if losing:
+        ax.set_title(f"Domains whose mail will not arrive (the {len(rows)} that lose most)")
+    else:
+        ax.set_title(f"Outcome per recipient domain (the {len(rows)} busiest; none loses mail)")
     ax.legend(loc="lower right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -127,23 +173,76 @@ def domains_figure(result: RunResult) -> Figure:
 
 
 def delay_figure(result: RunResult) -> Figure:
-    """How long delivered mail took, arrival to delivery."""
+    """How long mail took: to delivery, and to its return (doomed mail at its expiry)."""
     figure, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
-    bins = [(edge, count) for edge, count in result.delay_histogram if edge > 0]
-    longest = max((edge for edge, _ in bins), default=0.0)
+    delivered = [(edge, n) for edge, n in result.delay_histogram if edge > 0]
+    returned = [(edge, n) for edge, n in result.return_histogram if edge > 0]
+    doomed = result.summary_row.get("out_doomed", 0)
+    expiry = result.timers.get("expiry")
+    if doomed and expiry:
+        returned.append((expiry, doomed))
+    longest = max((edge for edge, _ in delivered + returned), default=0.0)
     scale, unit = (1.0, "seconds") if longest < 120 else (60.0, "minutes") if longest < 7200 else (3600.0, "hours")
-    if bins:
-        edges = [edge / scale for edge, _ in bins]
-        widths = [e * (BIN_RATIO - 1) for e in edges]  # the sketch's log-spaced bins
-        ax.bar(edges, [c for _, c in bins], width=widths, align="edge", color="#455a64")
+    for bins, colour, name in ((delivered, "#455a64", "delivered"), (returned, COLOURS["returned (NDR)"],
+                               "returned or to be returned (NDR)")):  # fmt: skip
+        if bins:
+            edges = [edge / scale for edge, _ in bins]
+            widths = [e * (BIN_RATIO - 1) for e in edges]  # the sketch's log-spaced bins
+            ax.bar(edges, [c for _, c in bins], width=widths, align="edge", color=colour, label=name, alpha=0.9)
+    if delivered or returned:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         # Label 2 and 5 between the powers of ten too: a short axis spans one decade.
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else ""))
-    ax.set_xlabel(f"delivery delay ({unit}, log scale)")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel(f"time from arrival ({unit}, log scale)")
     ax.set_ylabel("messages")
-    ax.set_title("Delivery delay of delivered mail")
+    ax.set_title("Time to delivery, and to the NDR of mail that will not arrive")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def inbound_figure(result: RunResult) -> Figure:
+    """What became of each sending organisation's mail to us."""
+    rows = sorted(result.inbound_rows, key=lambda r: (r["messages"], r["sender"]))
+    figure, ax = plt.subplots(figsize=(9, 0.45 * max(len(rows), 3) + 1.4), layout="constrained")
+    names = [_short(f"{r['sender']} -> {r['receiver']}", 40) for r in rows]
+    left = [0.0] * len(rows)
+    for part, key in (("TLS", "accepted_tls"), ("plaintext", "accepted_plaintext"),
+                      ("lost at the sender", "lost"), ("queued at the sender", "queued_remote_at_end")):  # fmt: skip
+        values = [float(r[key]) for r in rows]
+        if any(values):
+            ax.barh(names, values, left=left, color=COLOURS[part], label=part)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_xlabel("messages sent to us")
+    ax.set_title("Inbound mail per sending organisation: accepted, lost, still queued at the sender")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def tlsrpt_figure(result: RunResult) -> Figure:
+    """Sessions with our published policies per day, as the senders' TLS-RPT reports say."""
+    days: dict[str, dict[str, int]] = defaultdict(lambda: {"ok": 0, "failed": 0})
+    for _, report in result.tlsrpt_received:
+        day = str(report.get("date-range", {}).get("start-datetime", ""))[:10]
+        for policy in report.get("policies", []):
+            summary = policy.get("summary", {})
+            days[day]["ok"] += int(summary.get("total-successful-session-count", 0))
+            days[day]["failed"] += int(summary.get("total-failure-session-count", 0))
+    ordered = sorted(days)
+    figure, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
+    ok = [days[d]["ok"] for d in ordered]
+    failed = [days[d]["failed"] for d in ordered]
+    ax.bar(ordered, ok, color=COLOURS["TLS"], label="successful sessions")
+    ax.bar(ordered, failed, bottom=ok, color=COLOURS["returned (NDR)"], label="failed sessions")
+    ax.set_xlabel("day (UTC) the reports cover")
+    ax.set_ylabel("sessions reported")
+    ax.set_title("Sessions with our MTA-STS/DANE policy, per day (all reporting organisations)")
+    ax.tick_params(axis="x", labelsize=8, rotation=30)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return figure
 
 
