@@ -13,12 +13,14 @@ from typing import Any
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; } h3 { font-size: 1rem; }
 img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; }
 td, th { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; }
-td { vertical-align: top; white-space: nowrap; } td:last-child { white-space: normal; min-width: 14rem; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td { vertical-align: top; } td.n, td:first-child { white-space: nowrap; } td:last-child { min-width: 10rem; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+section { margin-top: 1.5rem; } p.note { font-size: 0.8rem; color: #555; }
+.wide { overflow-x: auto; } pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; }
 """
 
 
@@ -40,3 +42,20 @@ def cell(value: Any) -> str:
         text = f"{value:,.0f}" if isinstance(value, int) or abs(value) >= 100 else f"{value:.3g}"
         return f'<td class="n">{text}</td>'
     return f"<td>{html.escape(str(value))}</td>"
+
+
+def worded_table(rows: list[dict[str, str]], columns: list[str], numeric: frozenset[str] = frozenset()) -> str:
+    """A table of values already worded (``12.7%``, ``2 d``): ``numeric`` columns right-aligned;
+    wrapped so a wide table scrolls inside the page instead of being cut off."""
+
+    def th(column: str) -> str:
+        kind = ' class="n"' if column in numeric else ""
+        return f"<th{kind}>{html.escape(column)}</th>"
+
+    def td(column: str, text: str) -> str:
+        kind = ' class="n"' if column in numeric else ""
+        return f"<td{kind}>{html.escape(text)}</td>"
+
+    head = "".join(th(c) for c in columns)
+    body = "".join("<tr>" + "".join(td(c, row.get(c, "")) for c in columns) + "</tr>" for row in rows)
+    return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 def duration(seconds: float) -> str:
     """``2 d 2 h``, ``5 h 30 min``, ``12 min``, ``40 s``.
 
-    >>> duration(180000), duration(19800), duration(720), duration(40), duration(float("nan"))
-    ('2 d 2 h', '5 h 30 min', '12 min', '40 s', '-')
+    >>> duration(180000), duration(19800), duration(720), duration(40), duration(0.54), duration(float("nan"))
+    ('2 d 2 h', '5 h 30 min', '12 min', '40 s', '0.54 s', '-')
     """
     if seconds != seconds or math.isinf(seconds):
         return "-"
+    if seconds < 10:
+        return f"{seconds:.2g} s"  # delivery takes a fraction of a second
     days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

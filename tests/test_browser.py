@@ -29,36 +29,82 @@ if CHROMIUM is None:
     pytest.skip("headless Chromium not installed: apt-get install chromium", allow_module_level=True)
 
 
-def _open(page: Path, tmp_path: Path) -> tuple[str, str, Path]:
-    """(DOM after load, browser log, screenshot) of ``page``."""
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
-    shot = tmp_path / f"{page.stem}.png"
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1100,1600", page.as_uri()],
-                   capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    return dom.stdout, dom.stderr, shot
+def _flags(tmp_path: Path) -> list[str]:
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+            f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+
+
+def _dom(page: Path, tmp_path: Path) -> tuple[str, str]:
+    """(DOM after load, browser log) of ``page``."""
+    dom = subprocess.run([CHROMIUM, *_flags(tmp_path), "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    return dom.stdout, dom.stderr
+
+
+WHAT_IFS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml") if "\nbase:" not in p.read_text())
 
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     out = tmp_path_factory.mktemp("pages")
-    run = ["run", str(ROOT / "scenarios/article-force-tls.yaml"), "--out", str(out / "run"), "-q"]
-    assert CliRunner().invoke(app, run).exit_code == 0
+    for name in WHAT_IFS:
+        run = ["run", str(ROOT / f"scenarios/{name}.yaml"), "--out", str(out / name), "-q"]
+        result = CliRunner().invoke(app, run)
+        assert result.exit_code == 0, (name, result.output)
     compare = ["compare", str(ROOT / "scenarios/article-baseline.yaml"), str(ROOT / "scenarios/article-force-tls.yaml")]
     assert CliRunner().invoke(app, [*compare, "--out", str(out / "compare")]).exit_code == 0
-    return {"report": (out / "run/report.html", 4), "compare": (out / "compare/compare.html", 2)}
+    return out
 
 
-@pytest.mark.parametrize("name", ["report", "compare"])
-def test_page_renders_without_console_errors_and_with_every_figure(pages, name, tmp_path):
-    page, figures = pages[name]
-    dom, log, shot = _open(page, tmp_path)
-    assert "<h1>" in dom and "</table>" in dom
-    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', dom)
-    assert len(images) == figures
-    for data in images:
-        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+def _figures_on_disk(folder: Path) -> int:
+    return len([p for p in folder.glob("*.png")])
+
+
+@pytest.mark.parametrize("name", WHAT_IFS)
+def test_every_bundled_what_if_has_a_report_that_renders(pages, name, tmp_path):
+    """Every figure the run wrote is on the page, with a caption that says what it shows
+    (not the same caption twice), no chart is empty, the browser logs no error."""
+    page = pages / name / "report.html"
+    dom, log = _dom(page, tmp_path)
+    assert "<h1>" in dom and "</table>" in dom and "<section" in dom
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', dom)
+    assert images and len(images) == _figures_on_disk(pages / name)
+    captions = [alt for _, alt in images]
+    assert len(set(captions)) == len(captions)
+    assert all(any(ch.isdigit() for ch in alt) or "none loses" in alt for alt in captions), captions
+    for data, _ in images:
+        png = base64.b64decode(data)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 15_000  # drawn, not an empty frame
     console = [line for line in log.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
+
+
+@pytest.mark.parametrize("name", WHAT_IFS)
+def test_the_headline_loss_is_what_the_per_domain_table_adds_up_to(pages, name):
+    """returned + doomed over messages, from per_domain.csv, is the share the first line says."""
+    import csv
+
+    from sim.wording import share_of
+
+    rows = list(csv.DictReader((pages / name / "per_domain.csv").open()))
+    messages = sum(int(r["messages"]) for r in rows)
+    lost = sum(int(r["ndr"]) + int(r["doomed"]) for r in rows)
+    first = (pages / name / "report.md").read_text().splitlines()[2]
+    if not messages:
+        assert "outbound" not in first
+    elif lost:
+        assert first.startswith(f"- {share_of(lost, messages)} of outbound mail will not arrive ({lost:,} of")
+    else:
+        assert "outbound messages arrive" in first or "No outbound mail is returned" in first
+
+
+@pytest.mark.parametrize("name", ["article-force-tls/report.html", "mta-sts-testing-to-enforce/report.html",
+                                  "compare/compare.html"])  # fmt: skip
+def test_page_looks_like_a_page_at_1100_pixels(pages, name, tmp_path):
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *_flags(tmp_path), f"--screenshot={shot}", "--window-size=1100,1600",
+                    (pages / name).as_uri()], capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    dom, _ = _dom(pages / name, tmp_path)
+    # Nothing wider than the page: every table sits in a scrolling box or fits.
+    assert "<pre>" not in dom or "overflow-x" in dom

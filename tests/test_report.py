@@ -24,24 +24,85 @@ def report(tmp_path_factory):
 
 def test_report_md_tells_the_articles_story_in_numbers(report):
     text = (report / "report.md").read_text()
-    # The article's numbers (seed 1): README "What the bundled scenarios show".
-    assert "7,286 messages (12.7%) to 2 domain(s) return as NDR 4.4.7 from 2 d." in text
-    assert "The queue peaks at 7,314 messages after 2 d 2 h." in text
+    # The article's numbers (seed 1): 4,334 + 2,952 returned and 4,283 + 2,808 doomed of 57,361.
+    assert (
+        "- 25.1% of outbound mail will not arrive (14,377 of 57,361 messages): 12.7% returned as NDR 4.4.7 "
+        "by the end of the run, 12.4% still queued with no way out and returned 2 d after it was sent." in text
+    )
+    assert "The queues peak at 7,314 messages 2 d 2 h into the run." in text
+    assert "| oldsendmail.example | 8,617 | 0 | - | 4,334 | 4,283 |" in text
 
 
 def test_report_html_is_one_self_contained_page_with_every_figure(report):
     page = (report / "report.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"', page)
     assert [alt for _, alt in images] == [
-        "Queue depth over time",
-        "NDRs and delay notices over time",
-        "Outcome per recipient domain",
-        "Delivery delay",
+        "Queue depth over time: the queues peak at 7,314 messages 2 d 2 h into the run",
+        "NDRs and delay notices so far: 7,286 NDRs and 12,562 delay notices by the end of the run",
+        "Domains whose mail will not arrive, most lost first: oldsendmail.example (8,617), brokentls.example (5,760)",
+        "Time to delivery (median 0.54 s), and to the NDR of mail that will not arrive "
+        "(the last 5 d 23 h into the run)",
     ]
     assert all(len(data) > 5000 for data, _ in images)
     assert "http://" not in page and "https://" not in page and "<script" not in page
     for png in ("queues.png", "events.png", "domains.png", "delays.png"):
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert re.findall(r'<section id="([a-z]+)"', page) == ["outbound"]
+
+
+@pytest.fixture(scope="module")
+def everything():
+    """One run with inbound mail, TLS-RPT reports received and a policy change (no outbound mail)."""
+    from sim.scenario.loader import load_scenario
+    from sim.simulate import run
+
+    return run(load_scenario(ROOT / "scenarios/mta-sts-testing-to-enforce.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("remove", "expected"),
+    [
+        ({}, ["inbound", "policies", "calendar"]),
+        ({"tlsrpt_received": []}, ["inbound", "calendar"]),
+        ({"manifest_extra": {}}, ["inbound", "policies"]),
+        ({"inbound": True}, ["policies", "calendar"]),
+        ({"outbound": True}, ["outbound", "inbound", "policies", "calendar"]),
+    ],
+)
+def test_a_section_appears_when_and_only_when_the_run_has_its_data(everything, remove, expected):
+    import dataclasses
+
+    from sim.report.sections import sections
+
+    result = dataclasses.replace(everything, summary_row=dict(everything.summary_row))
+    for name, value in remove.items():
+        if name == "inbound":
+            result.summary_row["in_messages"] = 0
+        elif name == "outbound":
+            result.summary_row.update(out_messages=3, out_delivered=3, out_delivered_tls=3, peak_queue_depth=0)
+            result.per_domain_rows = [
+                {"domain": "a.example", "route": "internet", "tls_level": "opportunistic", "messages": 3,
+                 "delivered": 3, "delivered_tls": 3, "ndr": 0, "doomed": 0, "pending": 0, "last_failure": "",
+                 "last_status": ""}
+            ]  # fmt: skip
+        else:
+            setattr(result, name, value)
+    found = sections(result)
+    assert [s.id for s in found] == expected
+    charts = {s.id: [c.name for c in s.charts] for s in found}
+    if "outbound" in charts:  # no queue, no NDR: no empty queue or event chart
+        assert charts["outbound"] == ["domains.png", "delays.png"]
+
+
+def test_the_policies_section_says_what_enforce_would_have_refused(everything):
+    from sim.report.sections import headline, tlsrpt_days
+
+    days = tlsrpt_days(everything)
+    testing = sum(d["failed"] for d in days if d["testing"])
+    assert testing == 4734 + 4846 + 4782  # Microsoft's three days of certificate-host-mismatch in testing
+    lines = headline(everything)
+    assert any(f"{testing:,} of them while the policy was in testing: enforce would have refused" in s for s in lines)
+    assert "At 3 d the policy changes: publishes.mta_sts.mode = enforce." in lines
 
 
 def test_no_report_skips_it(tmp_path):
@@ -67,6 +128,7 @@ def test_compare_tells_the_articles_story_on_one_page(tmp_path):
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "compare.md").read_text()
     assert "- NDRs: 0 -> 7,286" in markdown
+    assert "- What-if: 25.1% of outbound mail will not arrive (14,377 of 57,361 messages)" in markdown
     assert "- share of delivered mail over TLS: 0.0% -> 100.0%" in markdown
     changed = [line for line in markdown.splitlines() if line.startswith("- ") and "->" in line and ":" in line]
     assert any(line.startswith("- oldsendmail.example: NDRs 0 -> 4334") and "no-starttls" in line for line in changed)

@@ -19,7 +19,7 @@ from sim.experiment.analysis import half_width
 from sim.files import write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, table
 from sim.report import figures
-from sim.report.page import headline
+from sim.report.sections import headline
 from sim.results import SUMMARY_COLUMNS, RunResult
 from sim.scenario.model import Scenario
 from sim.simulate import run
@@ -169,5 +169,5 @@ def _story(metrics: list[dict[str, Any]], whatif: RunResult) -> list[str]:
     share = by_name.get("out_tls_share")
     if share and share["base"] == share["base"] and share["whatif"] == share["whatif"]:
         sentences.append(f"share of delivered mail over TLS: {share['base']:.1%} -> {share['whatif']:.1%}")
-    sentences += [f"What-if: {s}" for s in headline(whatif)[1:2]]
+    sentences += [f"What-if: {s}" for s in headline(whatif)[:1]]
     return sentences or ["No difference in the summary metrics."]

@@ -8,7 +8,8 @@ take.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import datetime as dt
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # after choosing the backend
 from matplotlib.ticker import FuncFormatter
 
 from sim.model.sketch import BIN_RATIO
+from sim.report.sections import by_day
 from sim.wording import duration
 
 if TYPE_CHECKING:
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 
     from sim.results import RunResult
 
+READABLE_TICKS = (0.1, 0.3, 1, 3, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
+                  2 * 86400, 4 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)  # fmt: skip
+SPARSE_TICKS = (0.1, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)  # for axes over many decades
 TOP_QUEUES = 4
 TOP_DOMAINS = 12
 COLOURS = {
@@ -35,8 +40,9 @@ COLOURS = {
     "returned (NDR)": "#c62828",
     "queued, will be returned": "#ef9a9a",
     "queued, may arrive": "#1565c0",
-    "lost at the sender": "#c62828",
-    "queued at the sender": "#1565c0",
+    "returned to the sender": "#c62828",
+    "queued at the sender, will be returned": "#ef9a9a",
+    "queued at the sender, may arrive": "#1565c0",
 }
 
 
@@ -181,21 +187,24 @@ def delay_figure(result: RunResult) -> Figure:
     expiry = result.timers.get("expiry")
     if doomed and expiry:
         returned.append((expiry, doomed))
-    longest = max((edge for edge, _ in delivered + returned), default=0.0)
-    scale, unit = (1.0, "seconds") if longest < 120 else (60.0, "minutes") if longest < 7200 else (3600.0, "hours")
     for bins, colour, name in ((delivered, "#455a64", "delivered"), (returned, COLOURS["returned (NDR)"],
                                "returned or to be returned (NDR)")):  # fmt: skip
         if bins:
-            edges = [edge / scale for edge, _ in bins]
-            widths = [e * (BIN_RATIO - 1) for e in edges]  # the sketch's log-spaced bins
-            ax.bar(edges, [c for _, c in bins], width=widths, align="edge", color=colour, label=name, alpha=0.9)
+            widths = [edge * (BIN_RATIO - 1) for edge, _ in bins]  # the sketch's log-spaced bins
+            ax.bar([e for e, _ in bins], [c for _, c in bins], width=widths, align="edge", color=colour, label=name,
+                   alpha=0.9)  # fmt: skip
     if delivered or returned:
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        # Label 2 and 5 between the powers of ten too: a short axis spans one decade.
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else ""))
-        ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlabel(f"time from arrival ({unit}, log scale)")
+        # Ticks at the durations people think in (1 s, 1 min, 1 h, 1 d), labelled as such:
+        # one axis spans a half-second delivery and a two-day expiry.
+        lowest = min(edge for edge, _ in delivered + returned)
+        highest = max(edge * BIN_RATIO for edge, _ in delivered + returned)
+        choice = SPARSE_TICKS if highest / lowest > 1e4 else READABLE_TICKS
+        ticks = [t for t in choice if lowest / 3 <= t <= highest * 3]
+        ax.set_xticks(ticks, [duration(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+        ax.legend(loc="upper center", fontsize=8)
+    ax.set_xlabel("time from arrival (log scale)")
     ax.set_ylabel("messages")
     ax.set_title("Time to delivery, and to the NDR of mail that will not arrive")
     ax.grid(alpha=0.3)
@@ -206,16 +215,19 @@ def inbound_figure(result: RunResult) -> Figure:
     """What became of each sending organisation's mail to us."""
     rows = sorted(result.inbound_rows, key=lambda r: (r["messages"], r["sender"]))
     figure, ax = plt.subplots(figsize=(9, 0.45 * max(len(rows), 3) + 1.4), layout="constrained")
-    names = [_short(f"{r['sender']} -> {r['receiver']}", 40) for r in rows]
+    senders = Counter(r["sender"] for r in rows)  # a sender named once needs no receiver beside it
+    names = [_short(r["sender"] if senders[r["sender"]] == 1 else f"{r['sender']} -> {r['receiver']}", 40)
+             for r in rows]  # fmt: skip
     left = [0.0] * len(rows)
     for part, key in (("TLS", "accepted_tls"), ("plaintext", "accepted_plaintext"),
-                      ("lost at the sender", "lost"), ("queued at the sender", "queued_remote_at_end")):  # fmt: skip
-        values = [float(r[key]) for r in rows]
+                      ("returned to the sender", "lost"), ("queued at the sender, will be returned", "doomed"),
+                      ("queued at the sender, may arrive", "pending")):  # fmt: skip
+        values = [float(r.get(key, 0)) for r in rows]
         if any(values):
             ax.barh(names, values, left=left, color=COLOURS[part], label=part)
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("messages sent to us")
-    ax.set_title("Inbound mail per sending organisation: accepted, lost, still queued at the sender")
+    ax.set_title("Inbound mail per sending organisation")
     ax.legend(loc="lower right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -224,19 +236,19 @@ def inbound_figure(result: RunResult) -> Figure:
 
 def tlsrpt_figure(result: RunResult) -> Figure:
     """Sessions with our published policies per day, as the senders' TLS-RPT reports say."""
-    days: dict[str, dict[str, int]] = defaultdict(lambda: {"ok": 0, "failed": 0})
-    for _, report in result.tlsrpt_received:
-        day = str(report.get("date-range", {}).get("start-datetime", ""))[:10]
-        for policy in report.get("policies", []):
-            summary = policy.get("summary", {})
-            days[day]["ok"] += int(summary.get("total-successful-session-count", 0))
-            days[day]["failed"] += int(summary.get("total-failure-session-count", 0))
+    days = by_day(result)
     ordered = sorted(days)
     figure, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
+    positions = [(dt.date.fromisoformat(d) - dt.date.fromisoformat(ordered[0])).days for d in ordered]
     ok = [days[d]["ok"] for d in ordered]
     failed = [days[d]["failed"] for d in ordered]
-    ax.bar(ordered, ok, color=COLOURS["TLS"], label="successful sessions")
-    ax.bar(ordered, failed, bottom=ok, color=COLOURS["returned (NDR)"], label="failed sessions")
+    ax.bar(positions, ok, color=COLOURS["TLS"], label="successful sessions")
+    ax.bar(positions, failed, bottom=ok, color=COLOURS["returned (NDR)"], label="failed sessions")
+    ax.set_xticks(positions, ordered)
+    # The run's reports start on its first day: bar i covers run days [i, i + 1), so a
+    # change at t falls at t / 1 d - 0.5 between the bars.
+    for at in changes(result):
+        _mark(ax, at / 86400.0 - 0.5, f"policy change ({duration(at)})", "#1565c0", "--")
     ax.set_xlabel("day (UTC) the reports cover")
     ax.set_ylabel("sessions reported")
     ax.set_title("Sessions with our MTA-STS/DANE policy, per day (all reporting organisations)")

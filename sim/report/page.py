@@ -1,4 +1,5 @@
-"""report.md and report.html of one run: the headline numbers in words, and the figures.
+"""report.md and report.html of one run: the answer in words, then one section per kind
+of data the run has (:mod:`sim.report.sections`), each with its figures and tables.
 
 The HTML page is one self-contained file (figures inlined as PNG data, no network, no
 script), so it opens from disk and can be mailed.
@@ -7,113 +8,94 @@ script), so it opens from disk and can be mailed.
 from __future__ import annotations
 
 import html
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.files import write_atomic, write_text_atomic
-from sim.htmlpage import STYLE, image, table
+from sim.htmlpage import STYLE, image, worded_table
 from sim.report import figures
+from sim.report.sections import Section, Table, headline, sections
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from sim.results import RunResult
 
-FIGURES = (
-    ("queues.png", "Queue depth over time", figures.queue_figure),
-    ("events.png", "NDRs and delay notices over time", figures.events_figure),
-    ("domains.png", "Outcome per recipient domain", figures.domains_figure),
-    ("delays.png", "Delivery delay", figures.delay_figure),
-)
-
-
-def when(seconds: float) -> str:
-    """``2 d 2 h``, ``5 h 30 min``, ``12 min``: simulated time for people."""
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
-
-
-def headline(result: RunResult) -> list[str]:
-    """The run's answer in a few sentences."""
-    row = result.summary_row
-    lines = []
-    messages = row["out_messages"]
-    if messages:
-        share = row["out_tls_share"]
-        encrypted = f", {share:.1%} of them over TLS" if share == share else ""
-        lines.append(
-            f"{messages:,} outbound messages in {when(row['sim_hours'] * 3600)}: "
-            f"{row['out_delivered']:,} delivered{encrypted}."
-        )
-    if row["out_ndr"]:
-        statuses = Counter[str]()
-        domains = set()
-        for ndr in result.ndr_rows:
-            statuses[ndr["status"]] += ndr["count"]
-            domains.add(ndr["domain"])
-        first = next((t for t, _, ndrs, _, _ in result.events if ndrs), None)
-        codes = ", ".join(code for code, _ in statuses.most_common(3))
-        start = f" from {when(first)}" if first is not None else ""
-        lines.append(
-            f"{row['out_ndr']:,} messages ({row['out_ndr_rate']:.1%}) to {len(domains)} domain(s) return as "
-            f"NDR {codes}{start}."
-        )
-    if row["peak_queue_depth"]:
-        lines.append(f"The queue peaks at {row['peak_queue_depth']:,} messages after {when(row['peak_queue_time_s'])}.")
-    if row["out_delay_dsn"]:
-        lines.append(f"{row['out_delay_dsn']:,} delay notices go out to senders.")
-    if row["out_queued_at_end"]:
-        lines.append(f"{row['out_queued_at_end']:,} messages are still queued when the run ends.")
-    if row["in_messages"]:
-        lines.append(
-            f"{row['in_messages']:,} inbound messages: {row['in_accepted']:,} accepted, "
-            f"{row['in_lost']:,} lost at the senders, {row['in_queued_remote_at_end']:,} still queued there."
-        )
-    return lines
+__all__ = ["headline", "write_report"]
 
 
 def _draw(draw: Callable[[RunResult], Figure], result: RunResult, path: Path) -> None:
     figures.save(draw(result), path)
 
 
-def write_report(result: RunResult, folder: Path) -> list[Path]:
-    """The figures as PNGs, report.md and report.html in ``folder``."""
+def write_report(result: RunResult, folder: Path, extra: Sequence[Section] = ()) -> list[Path]:
+    """The figures as PNGs, report.md and report.html in ``folder``; ``extra`` sections
+    (the decision packet) follow the run's own."""
+    chosen = [*sections(result), *extra]
     written = []
-    for name, _, draw in FIGURES:
-        written.append(write_atomic(folder / name, partial(_draw, draw, result)))
-    sentences = headline(result)
+    for section in chosen:
+        for chart in section.charts:
+            written.append(write_atomic(folder / chart.name, partial(_draw, chart.draw, result)))
     title = f"tlssim: {result.scenario_name}"
-    markdown = "\n".join([f"# {title}", "", *(f"- {s}" for s in sentences), ""])
-    written.append(write_text_atomic(folder / "report.md", markdown))
-    page = _page(title, sentences, [(folder / name, caption) for name, caption, _ in FIGURES], result)
-    written.append(write_text_atomic(folder / "report.html", page))
+    lines = headline(result)
+    written.append(write_text_atomic(folder / "report.md", markdown(title, lines, chosen)))
+    written.append(write_text_atomic(folder / "report.html", page(title, lines, chosen, folder)))
     return written
 
 
-def _page(title: str, sentences: list[str], images: list[tuple[Path, str]], result: RunResult) -> str:
-    domains = sorted(result.per_domain_rows, key=lambda r: -r["messages"])[:20]
-    columns = ["domain", "route", "tls_level", "messages", "delivered_tls", "delivered_plaintext", "ndr",
-               "queued_at_end", "last_status"]  # fmt: skip
-    ndr = sorted(result.ndr_rows, key=lambda r: -r["count"])[:20]
+def markdown(title: str, lines: list[str], chosen: Sequence[Section]) -> str:
+    parts = [f"# {title}", "", *(f"- {s}" for s in lines), ""]
+    if chosen:
+        parts += ["Sections: " + ", ".join(f"[{s.title}](#{s.id})" for s in chosen), ""]
+    for section in chosen:
+        parts += [f'<a id="{section.id}"></a>', f"## {section.title}", "", *section.sentences, ""]
+        for chart in section.charts:
+            parts += [f"![{chart.caption}]({chart.name})", ""]
+        for table in section.tables:
+            parts += [f"### {table.title}", "", *_markdown_table(table), ""]
+            if table.note:
+                parts += [table.note, ""]
+        for name, text in section.preformatted:
+            parts += [f"`{name}`:", "", "```", text.rstrip("\n"), "```", ""]
+    return "\n".join(parts)
+
+
+def _markdown_table(table: Table) -> list[str]:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    align = ["---:" if c in table.numeric else "---" for c in table.columns]
+    rows = [
+        "| " + " | ".join(cell(c) for c in table.columns) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    rows += ["| " + " | ".join(cell(row.get(c, "")) for c in table.columns) + " |" for row in table.rows]
+    return rows
+
+
+def page(title: str, lines: list[str], chosen: Sequence[Section], folder: Path) -> str:
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
-        *(image(path, caption) for path, caption in images),
-        "<h2>Busiest recipient domains</h2>",
-        table(domains, columns) if domains else "<p>No outbound mail.</p>",
-        "<h2>NDRs</h2>",
-        table(ndr, ["domain", "status", "count", "reason"]) if ndr else "<p>None.</p>",
-        "</body></html>",
+        "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in lines) + "</ul>",
     ]
+    if chosen:
+        links = " · ".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in chosen)
+        parts.append(f"<nav>Sections: {links}</nav>")
+    for section in chosen:
+        parts.append(f'<section id="{section.id}"><h2>{html.escape(section.title)}</h2>')
+        parts += [f"<p>{html.escape(s)}</p>" for s in section.sentences]
+        parts += [image(folder / chart.name, chart.caption) for chart in section.charts]
+        for table in section.tables:
+            parts.append(f"<h3>{html.escape(table.title)}</h3>")
+            parts.append(worded_table(table.rows, table.columns, table.numeric))
+            if table.note:
+                parts.append(f'<p class="note">{html.escape(table.note)}</p>')
+        for name, text in section.preformatted:
+            parts.append(f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>")
+        parts.append("</section>")
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
