@@ -167,9 +167,15 @@ def run(
     def write_all(folder: Path) -> list[Path]:
         written = result.write(folder)
         if report:
+            from sim.report.decision import lost, write_packet
             from sim.report.page import write_report  # matplotlib only when a report is wanted
 
-            written += write_report(result, folder)
+            extra = []
+            if sum(lost(result)[:2]):
+                packet, section = write_packet(result, scenario, scenario_file, folder)
+                written += packet
+                extra.append(section)
+            written += write_report(result, folder, extra)
         if comparison is not None:
             from sim.report.compare import write_comparison
 
@@ -193,8 +199,10 @@ def run(
         _print_table("Inbound, per sending domain", result.inbound_rows, INBOUND_VIEW, "inbound.csv")
         _print_table("NDRs", result.ndr_rows, {c: c for c in ("domain", "status", "count", "reason")}, "ndr.csv")
     tables = [p.name for p in written if p.parent == target]
-    reports = len(written) - len(tables)
-    also = f" and {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
+    reports = len([p for p in written if p.parent.name == "tls-rpt"])
+    packet = len([p for p in written if p.parent.name == "exceptions"])
+    also = f", {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
+    also += f", the decision packet ({packet} files) in exceptions/" if packet else ""
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
 
 

@@ -20,7 +20,7 @@ td, th { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; }
 td { vertical-align: top; } td.n, td:first-child { white-space: nowrap; } td:last-child { min-width: 10rem; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 section { margin-top: 1.5rem; } p.note { font-size: 0.8rem; color: #555; }
-.wide { overflow-x: auto; } pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; }
+.wide { overflow-x: auto; } pre { background: #f6f6f6; padding: 0.6rem; white-space: pre-wrap; }
 """
 
 

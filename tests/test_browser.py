@@ -107,4 +107,4 @@ def test_page_looks_like_a_page_at_1100_pixels(pages, name, tmp_path):
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     dom, _ = _dom(pages / name, tmp_path)
     # Nothing wider than the page: every table sits in a scrolling box or fits.
-    assert "<pre>" not in dom or "overflow-x" in dom
+    assert "<pre>" not in dom or "pre-wrap" in dom

@@ -163,6 +163,7 @@ def test_run_writes_all_tables_and_manifest(tmp_path):
         "domains.png",
         "events.csv",
         "events.png",
+        "exceptions",  # the decision packet: this what-if loses mail
         "inbound.csv",
         "manifest.json",
         "ndr.csv",

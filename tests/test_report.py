@@ -47,7 +47,7 @@ def test_report_html_is_one_self_contained_page_with_every_figure(report):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     for png in ("queues.png", "events.png", "domains.png", "delays.png"):
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert re.findall(r'<section id="([a-z]+)"', page) == ["outbound"]
+    assert re.findall(r"<section id=\"([a-z]+)\"", page) == ["outbound", "decision"]
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,11 @@ class MtaProfile:
     dane_over_sts: bool = True
     # The organization-name and contact-info of its TLS-RPT reports (modern-policies 4f).
     reporter: tuple[str, str] | None = None
+    # How an administrator writes a per-destination TLS exception in this product (the
+    # decision packet, sim/report/exceptions.py): smtp_tls_policy_maps lines, an Exchange
+    # 2003 connector on a virtual server without TLS, Exchange 2007+ send connectors,
+    # Exchange Online outbound connectors; None: tlssim writes no product syntax.
+    exception_syntax: Literal["postfix", "exchange2003", "exchange2007", "exchange-online"] | None = None
     sources: str = ""
 
     def describe(self) -> dict[str, object]:
@@ -289,6 +294,7 @@ _POLICY_STATUSES = {
 
 EXCHANGE_2003 = MtaProfile(
     name="exchange2003",
+    exception_syntax="exchange2003",
     summary="Exchange 2000/2003 SMTP virtual server",
     match_rules=MatchRules.EXCHANGE2003,
     tie_break_hops_and_name=False,
@@ -337,6 +343,7 @@ _EXCHANGE_2016_STATUSES = {
 
 EXCHANGE_2016 = MtaProfile(
     name="exchange2016",
+    exception_syntax="exchange2007",
     summary="Exchange 2007-SE on-premises transport (send connectors)",
     match_rules=MatchRules.EXCHANGE2007,
     tie_break_hops_and_name=True,
@@ -379,6 +386,7 @@ EXCHANGE_2019 = replace(
 EXCHANGE_ONLINE = replace(
     EXCHANGE_2016,
     name="exchange-online",
+    exception_syntax="exchange-online",
     # Outbound MTA-STS always on since Feb 2022, DANE on by default since 2022, TLS-RPT
     # reports as "Microsoft Corporation"; no documented REQUIRETLS (modern-policies 5).
     mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE, Mechanism.TLS_RPT}),
@@ -414,6 +422,7 @@ EXCHANGE_ONLINE = replace(
 
 POSTFIX = MtaProfile(
     name="postfix",
+    exception_syntax="postfix",
     summary="Postfix >= 3.0 smtp(8) and qmgr(8)",
     match_rules=MatchRules.EXCHANGE2007,  # transport_maps: exact domain, .domain for subdomains (3c)
     tie_break_hops_and_name=True,

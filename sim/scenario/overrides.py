@@ -66,3 +66,18 @@ def _assign(node: Any, step: Any, value: Any) -> None:
         node[step] = value
     else:
         raise OverrideError("cannot set a field inside a value")
+
+
+def get_path(document: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` (as :func:`set_path` addresses it); ``OverrideError``
+    when the path leads nowhere."""
+    segments = path.split(".")
+    node: Any = document
+    i = 0
+    while i < len(segments):
+        step, used = _step(node, segments, i)
+        if isinstance(node, dict) and step not in node:
+            raise OverrideError(f"no field {step!r}")
+        node = node[step]
+        i += used
+    return node
