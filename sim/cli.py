@@ -36,6 +36,7 @@ from sim.probe.cli import probe as probe_command
 from sim.vocabulary import is_domain
 
 if TYPE_CHECKING:
+    from sim.results import RunResult
     from sim.scenario.model import Scenario
 
 # The simulation, pandas, matplotlib and cryptography are imported inside the commands
@@ -104,9 +105,9 @@ PER_DOMAIN_VIEW = {
     "delivered_tls": "tls",
     "delivered_plaintext": "plain",
     "ndr": "ndr",
-    "expired": "expired",
     "delay_dsn": "dsn",
-    "queued_at_end": "queued",
+    "doomed": "doomed",
+    "pending": "pending",
 }
 
 INBOUND_VIEW = {
@@ -116,8 +117,10 @@ INBOUND_VIEW = {
     "accepted": "accepted",
     "accepted_tls": "tls",
     "accepted_plaintext": "plain",
-    "lost": "lost",
-    "queued_remote_at_end": "queued",
+    "refused": "refused",
+    "lost": "returned",
+    "doomed": "doomed",
+    "pending": "pending",
 }
 TABLE_ROWS = 20  # the busiest rows; the CSV has them all
 
@@ -194,7 +197,7 @@ def run(
         row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.summary_row.items()}
         sys.stdout.write(json.dumps(row) + "\n")
     elif not quiet:
-        _print_summary(result.summary_row)
+        _print_summary(result)
         _print_table("Per domain", result.per_domain_rows, PER_DOMAIN_VIEW, "per_domain.csv")
         _print_table("Inbound, per sending domain", result.inbound_rows, INBOUND_VIEW, "inbound.csv")
         _print_table("NDRs", result.ndr_rows, {c: c for c in ("domain", "status", "count", "reason")}, "ndr.csv")
@@ -627,11 +630,29 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _print_summary(row: dict[str, Any]) -> None:
-    table = Table("metric", "value", title=f"Summary: {row['scenario']}", title_justify="left")
+def _print_summary(result: RunResult) -> None:
+    """The answer in words first, then every summary number in the form people read
+    (durations, percentages); summary.csv keeps the raw values under the same names."""
+    from sim.report.sections import headline
+    from sim.wording import count, duration, percent
+
+    row = result.summary_row
+    out.print(f"[bold]{row['scenario']}[/bold]", highlight=False)
+    for line in headline(result):
+        out.print(f"  {line}", highlight=False, markup=False)
+    table = Table("metric (summary.csv)", "value", title="Summary", title_justify="left", box=box.SIMPLE_HEAD)
     for key, value in row.items():
-        if key != "scenario":
-            table.add_row(key, _text(value))
+        if key == "scenario" or not isinstance(value, (int, float)) or key in ("seed", "replication"):
+            continue
+        if key.endswith(("_rate", "_share")):
+            shown = percent(value)
+        elif key.endswith("_s"):
+            shown = duration(value)
+        elif key == "sim_hours":
+            shown = duration(value * 3600)
+        else:
+            shown = count(value)
+        table.add_row(key, shown)
     out.print(table)
 
 

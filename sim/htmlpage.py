@@ -17,7 +17,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; } h3 { font
 img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; }
 td, th { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; }
-td { vertical-align: top; } td.n, td:first-child { white-space: nowrap; } td:last-child { min-width: 10rem; }
+td { vertical-align: top; } td.n, td:first-child { white-space: nowrap; } td:last-child:not(.n) { min-width: 10rem; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 section { margin-top: 1.5rem; } p.note { font-size: 0.8rem; color: #555; }
 .wide { overflow-x: auto; } pre { background: #f6f6f6; padding: 0.6rem; white-space: pre-wrap; }

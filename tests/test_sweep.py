@@ -303,13 +303,17 @@ def test_bundled_sweep_shows_the_articles_conclusion(tmp_path):
         summary.loc[("article-force-tls", "internet-2015"), "out_ndr_rate_mean"]
         > summary.loc[("article-force-tls", "internet-2024"), "out_ndr_rate_mean"]
     )
-    for png in ("ndr_rate.png", "queue_depth.png", "tls_share.png", "outcomes.png", "ndr_rate_difference.png"):
+    for population in ("internet-2015", "internet-2024"):  # returned + doomed: at least what is returned
+        forced = summary.loc[("article-force-tls", population)]
+        assert forced["out_lost_rate_mean"] > forced["out_ndr_rate_mean"] > 0
+    for png in ("lost_rate.png", "queue_depth.png", "tls_share.png", "outcomes.png", "lost_rate_difference.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "summary.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 5
     assert "article-policy-sweep (" in page and "replications per point)" in page
     assert (out / "runs.parquet").exists() and len(pd.read_parquet(out / "runs.parquet")) == 16
     assert "| article-force-tls | internet-2015 |" in (out / "summary.md").read_text()
+    assert "<table>" in page and "<pre>" not in page and "will not arrive" in page
     (out / "summary.md").unlink()
     again = runner.invoke(app, ["report", str(out)])
     assert again.exit_code == 0 and (out / "summary.md").exists()

@@ -14,6 +14,9 @@ from sim.experiment.design import Experiment
 
 # The metrics a policy comparison turns on; differences from the baseline are reported for these.
 KEY_METRICS = (
+    "out_lost_rate",
+    "out_lost",
+    "out_doomed",
     "out_ndr_rate",
     "out_ndr",
     "out_expired",
@@ -76,43 +79,69 @@ def summarise(experiment: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown(experiment: Experiment, summary: pd.DataFrame) -> str:
-    """A readable report: key metrics per point with 95% intervals, differences from the baseline."""
-    axes = experiment.axis_names
+# (metric, column label, kind): "share" as a percentage, "count" as a whole number.
+SHOWN = (
+    ("out_lost_rate", "will not arrive", "share"),
+    ("out_ndr_rate", "returned (NDR)", "share"),
+    ("out_tls_share", "delivered over TLS", "share"),
+    ("peak_queue_depth", "peak queue", "count"),
+    ("out_delay_dsn", "delay notices", "count"),
+    ("in_lost", "inbound lost", "count"),
+)
+DIFFERENCES = (("out_lost_rate", "Δ will not arrive"), ("out_tls_share", "Δ over TLS"))
+
+
+def summary_table(experiment: Experiment, summary: pd.DataFrame) -> tuple[list[str], list[list[str]], list[str]]:
+    """(header, worded rows, sentences that explain them): the key metrics per point with
+    95% intervals and the paired differences from the baseline, for summary.md and .html."""
+    axes = list(experiment.axis_names)
     baseline = ", ".join(f"{k} = {v}" for k, v in experiment.spec.baseline.items()) or "none"
-    lines = [
-        f"# {experiment.spec.name}",
-        "",
-        experiment.spec.description.strip(),
-        "",
-        f"Means over replications with 95% Student-t half-widths (mean ± hw). Baseline: {baseline};",
-        "differences (Δ) are paired by replication: every point ran on the same random streams.",
-        "",
+    intro = [
+        "Means over replications with 95% Student-t half-widths (mean ± hw). Will not arrive: returned as NDR, "
+        "or still queued at the end with no way out under the policy (returned at its expiry).",
+        f"Baseline: {baseline}; differences (Δ, in percentage points) are paired by replication: every point ran "
+        "on the same random streams.",
     ]
-    shown = [
-        ("out_ndr_rate", "NDR rate", 4),
-        ("out_tls_share", "TLS share", 3),
-        ("peak_queue_depth", "peak queue", 0),
-        ("out_delay_dsn", "delay DSNs", 0),
-        ("in_lost", "inbound lost", 0),
-    ]
-    shown = [s for s in shown if f"{s[0]}_mean" in summary]
-    header = [*axes, "runs", *(label for _, label, _ in shown), "Δ NDR rate", "Δ TLS share"]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
+    shown = [s for s in SHOWN if f"{s[0]}_mean" in summary]
+    differences = [d for d in DIFFERENCES if f"{d[0]}_mean" in summary]
+    header = [*axes, "runs", *(label for _, label, _ in shown), *(label for _, label in differences)]
+    rows = []
     for _, row in summary.iterrows():
         cells = [str(row[a]) for a in axes] + [str(int(row["runs"]))]
-        cells += [_pm(row[f"{m}_mean"], row[f"{m}_ci95"], digits) for m, _, digits in shown]
-        for metric in ("out_ndr_rate", "out_tls_share"):
+        cells += [_pm(row[f"{m}_mean"], row[f"{m}_ci95"], kind) for m, _, kind in shown]
+        for metric, _ in differences:
             key = f"{metric}_diff_mean"
-            cells.append(
-                _pm(row[key], row[f"{metric}_diff_ci95"], 4, signed=True)
-                if key in row and not pd.isna(row[key])
-                else "baseline"
-                if _is_baseline(experiment, row)
-                else "-"
-            )
-        lines.append("| " + " | ".join(cells) + " |")
+            if key in row and not pd.isna(row[key]):
+                cells.append(_pm(row[key], row[f"{metric}_diff_ci95"], "points"))
+            else:
+                cells.append("baseline" if _is_baseline(experiment, row) else "-")
+        rows.append(cells)
+    # Said once instead of in a column: the same number of runs everywhere, a metric that is
+    # zero at every point (inbound lost in an outbound sweep). The table then fits the page.
+    dropped = []
+    for i in reversed(range(len(axes), len(header))):
+        values = {r[i] for r in rows}
+        if header[i] == "runs" and len(values) == 1:
+            intro.append(f"Every point ran {values.pop()} replication(s).")
+        elif values <= {"0 ± 0", "0", "-"} and header[i] in {label for _, label, _ in shown}:
+            dropped.append(header[i])
+        else:
+            continue
+        del header[i]
+        for r in rows:
+            del r[i]
+    if dropped:
+        intro.append(f"Zero at every point: {', '.join(reversed(dropped))}.")
+    return header, rows, intro
+
+
+def markdown(experiment: Experiment, summary: pd.DataFrame) -> str:
+    """A readable report: key metrics per point with 95% intervals, differences from the baseline."""
+    header, rows, intro = summary_table(experiment, summary)
+    lines = [f"# {experiment.spec.name}", "", experiment.spec.description.strip(), "", *intro, ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
@@ -120,9 +149,14 @@ def _is_baseline(experiment: Experiment, row: pd.Series) -> bool:
     return bool(experiment.spec.baseline) and all(row.get(k) == v for k, v in experiment.spec.baseline.items())
 
 
-def _pm(mean: float, hw: float, digits: int, *, signed: bool = False) -> str:
+def _pm(mean: float, hw: float, kind: str) -> str:
+    """``12.7% ± 0.3%``, ``7,314 ± 52``, ``+12.7 ± 0.3`` (percentage points)."""
     if pd.isna(mean):
         return "-"
-    sign = "+" if signed else ""
-    text = f"{mean:{sign},.{digits}f}"
-    return text if pd.isna(hw) else f"{text} ± {hw:,.{digits}f}"
+    if kind == "share":
+        text, half = f"{100 * mean:.1f}%", f"{100 * hw:.1f}%"
+    elif kind == "points":
+        text, half = f"{100 * mean:+.1f}", f"{100 * hw:.1f}"
+    else:
+        text, half = f"{mean:,.0f}", f"{hw:,.0f}"
+    return text if pd.isna(hw) else f"{text} ± {half}"

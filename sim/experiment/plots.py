@@ -27,8 +27,9 @@ from sim.files import write_atomic
 OUTCOMES = (
     ("TLS", "out_delivered_tls_mean", "#2e7d32"),
     ("plaintext", "out_delivered_plaintext_mean", "#f9a825"),
-    ("NDR", "out_ndr_mean", "#c62828"),
-    ("still queued", "out_queued_at_end_mean", "#1565c0"),
+    ("returned (NDR)", "out_ndr_mean", "#c62828"),
+    ("queued, will be returned", "out_doomed_mean", "#ef9a9a"),
+    ("queued, may arrive", "out_pending_mean", "#1565c0"),
 )
 
 
@@ -77,6 +78,8 @@ def outcomes(summary: pd.DataFrame, axes: list[str], title: str, target: Path) -
         total = rows["out_messages_mean"].replace(0, np.nan).to_numpy()
         bottom = np.zeros(len(rows))
         for label, column, colour in OUTCOMES:
+            if column not in rows:  # a store from before tlssim told doomed from pending mail
+                continue
             share = np.nan_to_num(rows[column].to_numpy() / total)
             ax.bar(positions, share, bottom=bottom, color=colour, label=label)
             bottom += share

@@ -21,13 +21,13 @@ import pandas as pd
 
 from sim.errors import ScenarioError
 from sim.experiment import plots
-from sim.experiment.analysis import half_width, markdown, summarise
+from sim.experiment.analysis import half_width, markdown, summarise, summary_table
 from sim.experiment.design import Experiment, Replications, load_experiment
 from sim.experiment.runner import SerialExecutor, Task, execute, run_batch
 from sim.experiment.store import IDENTITY, ResultStore
 from sim.experiment.worker import prepare_worker
 from sim.files import write_atomic, write_text_atomic
-from sim.htmlpage import STYLE, image
+from sim.htmlpage import STYLE, image, worded_table
 from sim.results import SUMMARY_COLUMNS
 
 Progress = Callable[[int, int], None]  # (runs finished, runs planned)
@@ -135,11 +135,13 @@ def status(experiment: Experiment, folder: Path) -> Status:
     return Status(rows, sum(done), wanted * len(rows), elsewhere)
 
 
+# A mean and its interval may break at "±": a sweep's table fits the page at 1,100 px.
+WRAP_INTERVALS = "td.n { white-space: normal; }"
 FIGURES = (
     ("outcomes.png", "What became of the mail"),
     ("tls_share.png", "Delivered mail sent encrypted"),
-    ("ndr_rate.png", "NDR rate"),
-    ("ndr_rate_difference.png", "NDR rate: difference from the baseline"),
+    ("lost_rate.png", "Outbound mail that will not arrive (returned, or queued with no way out)"),
+    ("lost_rate_difference.png", "Outbound mail that will not arrive: difference from the baseline"),
     ("queue_depth.png", "Queue depth over time"),
 )
 
@@ -152,18 +154,19 @@ def _figures(folder: Path, experiment: Experiment, summary: pd.DataFrame, series
     plots.outcomes(summary, axes, f"What became of the mail: {named}", folder / "outcomes.png")
     plots.bar_with_ci(summary, axes, "out_tls_share", f"Delivered mail sent encrypted: {named}",
                       "share of delivered mail (95% interval)", folder / "tls_share.png")  # fmt: skip
-    plots.bar_with_ci(summary, axes, "out_ndr_rate", f"NDR rate: {named}", "share of outbound mail (95% interval)",
-                      folder / "ndr_rate.png")  # fmt: skip
-    plots.differences(summary, axes, "out_ndr_rate", f"NDR rate minus the baseline's: {named}",
-                      "difference in share of outbound mail", folder / "ndr_rate_difference.png")  # fmt: skip
+    plots.bar_with_ci(summary, axes, "out_lost_rate", f"Mail that will not arrive: {named}",
+                      "share of outbound mail (95% interval)", folder / "lost_rate.png")  # fmt: skip
+    plots.differences(summary, axes, "out_lost_rate", f"Mail that will not arrive, minus the baseline's: {named}",
+                      "difference in share of outbound mail", folder / "lost_rate_difference.png")  # fmt: skip
     if len(series):
         plots.queue_depth(series, axes, summary, f"Total queue depth: {named}", folder / "queue_depth.png")
     images = "".join(image(folder / name, caption) for name, caption in FIGURES if (folder / name).exists())
-    table = html.escape((folder / "summary.md").read_text(encoding="utf-8"))
+    header, rows, intro = summary_table(experiment, summary)
+    table = worded_table([dict(zip(header, row, strict=True)) for row in rows], header, frozenset(header[len(axes) :]))
     page = (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(named)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(named)}</h1>{images}"
-        f"<h2>Summary</h2><pre>{table}</pre></body></html>\n"
+        f"<style>{STYLE}{WRAP_INTERVALS}</style></head><body><h1>{html.escape(named)}</h1>"
+        f"<h2>Summary</h2>{''.join(f'<p>{html.escape(line)}</p>' for line in intro)}{table}{images}</body></html>\n"
     )
     write_text_atomic(folder / "summary.html", page)
 

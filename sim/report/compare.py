@@ -25,6 +25,9 @@ from sim.scenario.model import Scenario
 from sim.simulate import run
 
 KEY_METRICS = (
+    "out_lost",
+    "out_lost_rate",
+    "out_doomed",
     "out_messages",
     "out_delivered",
     "out_delivered_tls",
@@ -160,7 +163,8 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
 def _story(metrics: list[dict[str, Any]], whatif: RunResult) -> list[str]:
     by_name = {r["metric"]: r for r in metrics}
     sentences = []
-    for name, label in (("out_ndr", "NDRs"), ("out_delay_dsn", "delay notices"), ("out_queued_at_end", "still queued"),
+    for name, label in (("out_lost", "outbound mail that will not arrive"), ("out_ndr", "NDRs"),
+                        ("out_delay_dsn", "delay notices"), ("out_queued_at_end", "still queued"),
                         ("peak_queue_depth", "peak queue"), ("in_lost", "inbound mail lost")):  # fmt: skip
         row = by_name.get(name)
         if row and row["base"] != row["whatif"]:
