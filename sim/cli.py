@@ -124,7 +124,26 @@ INBOUND_VIEW = {
 }
 TABLE_ROWS = 20  # the busiest rows; the CSV has them all
 
-ScenarioArg = Annotated[Path, typer.Argument(help="a what-if file in scenarios/", show_default=False)]
+BUNDLED = Path(__file__).resolve().parent.parent / "scenarios"  # beside the package in a checkout
+
+
+def _bundled_name(path: Path) -> Path:
+    """``article-force-tls`` -> ``scenarios/article-force-tls.yaml`` when no such file
+    exists here and the checkout bundles one of that name (``tlssim scenarios`` lists them)."""
+    if path.exists() or path.suffix or len(path.parts) != 1:
+        return path
+    bundled = BUNDLED / f"{path.name}.yaml"
+    return bundled if bundled.is_file() else path
+
+
+ScenarioArg = Annotated[
+    Path,
+    typer.Argument(
+        help="a what-if file, or the name of a bundled one (tlssim scenarios)",
+        show_default=False,
+        callback=_bundled_name,
+    ),
+]
 
 
 @app.command()
@@ -236,8 +255,12 @@ def _print_status(experiment_file: Path, out_dir: Path | None, replications: int
 
 @app.command()
 def compare(
-    base_file: Annotated[Path, typer.Argument(help="today's policy: a what-if file", show_default=False)],
-    whatif_file: Annotated[Path, typer.Argument(help="the proposed policy: a what-if file", show_default=False)],
+    base_file: Annotated[
+        Path, typer.Argument(help="today's policy: a what-if file or bundled name", callback=_bundled_name)
+    ],
+    whatif_file: Annotated[
+        Path, typer.Argument(help="the proposed policy: a what-if file or bundled name", callback=_bundled_name)
+    ],
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="output folder [default: results/compare-<what-if>]")
     ] = None,
@@ -262,6 +285,22 @@ def compare(
         _fail(_write_failure(target, exc))
     out.print((target / "compare.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     out.print(f"wrote {', '.join(p.name for p in written)} to {target}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the bundled what-ifs and experiments: run one by name, e.g. tlssim run article-force-tls."""
+    files = sorted(BUNDLED.glob("*.yaml")) if BUNDLED.is_dir() else []
+    if not files:
+        _fail(f"no bundled scenarios at {BUNDLED} (they come with a checkout of the project)")
+    table = Table("name", "kind", "what it shows", box=box.SIMPLE_HEAD, title_justify="left")
+    for path in files:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        comment = " ".join(line.lstrip("# ").strip() for line in lines if line.startswith("#"))
+        first = comment.split(". ")[0].rstrip(".") if comment else ""
+        kind = "experiment (tlssim sweep)" if any(line.startswith("base:") for line in lines) else "what-if"
+        table.add_row(path.stem, kind, first)
+    out.print(table)
 
 
 @app.command()
@@ -432,7 +471,10 @@ def profiles(as_json: Annotated[bool, typer.Option("--json", help="print JSON")]
 
 @app.command()
 def sweep(
-    experiment_file: Annotated[Path, typer.Argument(help="an experiment file in scenarios/", show_default=False)],
+    experiment_file: Annotated[
+        Path,
+        typer.Argument(help="an experiment file, or a bundled one's name", show_default=False, callback=_bundled_name),
+    ],
     out_dir: Annotated[Path | None, typer.Option("--out", help="results folder [default: results/<name>]")] = None,
     workers: Annotated[int | None, typer.Option(help="local worker processes [default: one per core]", min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(help="a Dask scheduler address, e.g. tcp://host:8786")] = None,
