@@ -169,10 +169,12 @@ def domains_figure(result: RunResult) -> Figure:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("messages")
     if losing:
-        ax.set_title(f"Domains whose mail will not arrive (the {len(rows)} that lose most)")
+        total = sum(1 for r in result.per_domain_rows if lost(r))
+        shown = f"the {len(rows)} of {total} that lose most" if total > len(rows) else f"all {total}"
+        ax.set_title(f"Domains whose mail will not arrive ({shown})")
     else:
         ax.set_title(f"Outcome per recipient domain (the {len(rows)} busiest; none loses mail)")
-    ax.legend(loc="lower right", fontsize=8)
+    figure.legend(loc="outside lower center", ncol=5, fontsize=8, frameon=False)  # below the axis, never on a bar
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
     return figure
@@ -228,7 +230,7 @@ def inbound_figure(result: RunResult) -> Figure:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("messages sent to us")
     ax.set_title("Inbound mail per sending organisation")
-    ax.legend(loc="lower right", fontsize=8)
+    figure.legend(loc="outside lower center", ncol=5, fontsize=8, frameon=False)  # below the axis, never on a bar
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
     return figure
