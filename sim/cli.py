@@ -154,6 +154,13 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no tables")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="write report.html, report.md, figures")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object on stdout")] = False,
+    exceptions: Annotated[
+        bool,
+        typer.Option(
+            "--exceptions/--no-exceptions",
+            help="when mail is lost, write the decision packet in exceptions/ (runs the what-if twice more)",
+        ),
+    ] = True,
     baseline: Annotated[
         Path | None, typer.Option(help="also compare with this what-if (today's policy): compare.* in the folder")
     ] = None,
@@ -193,7 +200,7 @@ def run(
             from sim.report.page import write_report  # matplotlib only when a report is wanted
 
             extra = []
-            if sum(lost(result)[:2]):
+            if exceptions and any(lost(result)[:2]):
                 packet, section = write_packet(result, scenario, scenario_file, folder)
                 written += packet
                 extra.append(section)

@@ -171,7 +171,10 @@ def test_exchange_2016_commands_follow_the_documented_parameters_and_keep_the_ma
     assert _run(tmp_path / "out/exceptions/with-exceptions.yaml", tmp_path / "with")["out_lost"] == "0"
 
 
-def test_a_what_if_that_loses_nothing_has_no_packet(tmp_path):
+def test_a_what_if_that_loses_nothing_has_no_packet_nor_one_that_asks_for_none(tmp_path):
     _run(ROOT / "scenarios/article-baseline.yaml", tmp_path / "out")
     assert not (tmp_path / "out/exceptions").exists()
     assert "Decision packet" not in (tmp_path / "out/report.md").read_text()
+    args = ["run", "article-force-tls", "--out", str(tmp_path / "no"), "-q", "--no-exceptions"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert not (tmp_path / "no/exceptions").exists() and (tmp_path / "no/report.html").exists()
