@@ -200,7 +200,7 @@ def run(
             from sim.report.page import write_report  # matplotlib only when a report is wanted
 
             extra = []
-            if exceptions and any(lost(result)[:2]):
+            if exceptions and any(lost(result)):
                 packet, section = write_packet(result, scenario, scenario_file, folder)
                 written += packet
                 extra.append(section)

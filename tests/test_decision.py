@@ -96,6 +96,9 @@ def test_postfix_lines_round_trip_through_our_importer_and_real_postmap(tmp_path
     table = out / "exceptions/tls_policy"
     lines = [line.split("\t") for line in table.read_text().splitlines() if line and not line.startswith("#")]
     assert lines and all(level in ("none", "may", "encrypt") for _, level in lines)
+    # A host that requires TLS and fails every handshake: "none" was tried, did not help, and was dropped.
+    assert "internet-2026-000015.example" not in dict(lines)
+    assert "no TLS level delivers it" in (out / "report.md").read_text()
     assert read_policy_map(table, {}, []) == dict(lines)
     overrides = yaml.safe_load((out / "exceptions/with-exceptions.yaml").read_text())["overrides"]
     words = {v: k for k, v in ex.POSTFIX_WORDS.items()}

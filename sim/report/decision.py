@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sim.durations import format_duration
+from sim.durations import format_duration, parse_duration
 from sim.files import write_text_atomic
 from sim.report import exceptions as ex
 from sim.report.sections import Section, Table, status_codes
@@ -57,12 +57,12 @@ class Variant:
     result: RunResult
 
 
-def lost(result: RunResult) -> tuple[int, int, int]:
-    """(outbound lost, inbound lost, all messages) of a run."""
+def lost(result: RunResult) -> tuple[int, int]:
+    """(outbound, inbound) mail of a run that will not arrive: returned and doomed."""
     row = result.summary_row
     outbound = int(row["out_ndr"]) + int(row.get("out_doomed", 0))
     inbound = int(row["in_lost"]) + int(row.get("in_doomed", 0))
-    return outbound, inbound, int(row["out_messages"]) + int(row["in_messages"])
+    return outbound, inbound
 
 
 def write_packet(
@@ -78,7 +78,7 @@ def write_packet(
     written: list[Path] = []
     variants: list[Variant] = []
     texts: list[tuple[str, str]] = []
-    for _ in range(2):  # an exception that does not help is dropped, and the rest run again
+    while True:  # an exception that does not help is dropped and the rest run again: each round drops one or more
         changes = ex.overrides(scenario, chosen)
         if not changes:
             break
@@ -158,16 +158,10 @@ def _rollback(
             continue  # a field the original leaves at its default: nothing to write back
     if not restore:
         return None
-    later = [c for c in changes if _seconds(c.get("at")) <= at]
+    later = [c for c in changes if parse_duration(c.get("at")) <= at]
     document["name"] = f"{raw['name']}-rollback"
     document["changes"] = [*later, {"at": format_duration(at), "set": restore}]
     return at, document
-
-
-def _seconds(value: Any) -> float:
-    from sim.durations import parse_duration
-
-    return parse_duration(value)
 
 
 def _section(
@@ -242,7 +236,7 @@ def _go_no_go(result: RunResult, chosen: list[ex.DomainException], variants: lis
 def _loss(result: RunResult) -> str:
     """``1,407 of 143,694 outbound messages (1.0%) and 12 of 900 inbound (1.3%)``."""
     row = result.summary_row
-    out, inbound, _ = lost(result)
+    out, inbound = lost(result)
     parts = []
     if row["out_messages"]:
         parts.append(

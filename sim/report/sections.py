@@ -343,13 +343,6 @@ def _more(total: int) -> str:
     return f"The first {TABLE_ROWS} of {count(total)} are shown; the CSV files hold all." if total > TABLE_ROWS else ""
 
 
-def tlsrpt_result_types(result: RunResult) -> Counter[str]:
-    totals = Counter[str]()
-    for d in tlsrpt_days(result):
-        totals.update(d["types"])
-    return totals
-
-
 def by_day(result: RunResult) -> dict[str, dict[str, int]]:
     """Sessions per day, all organisations: ``{"2026-01-01": {"ok": n, "failed": m}}``."""
     days: dict[str, dict[str, int]] = defaultdict(lambda: {"ok": 0, "failed": 0})
