@@ -153,6 +153,43 @@ def maillog(
     _write_log_import(obs, organisation, files, out_dir, topology, force, "Postfix", advice)
 
 
+@import_app.command("tlsrpt")
+def tlsrpt(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="TLS-RPT reports: .json, .json.gz, mails (.eml), mbox files, Maildir or other folders"),
+    ],
+    out_dir: OutDir,
+    force: Force = False,
+) -> None:
+    """TLS-RPT reports we received -> DIR/observed.csv (sessions per organisation, day, policy
+    and result type) and DIR/senders.yaml (each reporting organisation's sessions and failures)."""
+    from sim.importers.output import ImportFolder
+    from sim.importers.tlsrpt import OBSERVED_COLUMNS, observed_rows, read_reports, senders
+
+    for path in paths:
+        if not path.exists():
+            _fail(f"{path}: file not found")
+    reading = read_reports(paths)
+    for source, why in reading.skipped:
+        _say(f"skipped {source}: {why}", warning=True)
+    if not reading.reports:
+        _fail(f"no TLS-RPT report in {', '.join(str(p) for p in paths)} ({len(reading.skipped)} file(s) skipped)")
+    folder = ImportFolder(out_dir, force=force)
+    folder.add_csv("observed.csv", OBSERVED_COLUMNS, observed_rows(reading.reports))
+    header = [
+        f"TLS-RPT reports read by tlssim import tlsrpt: {len(reading.reports)} report(s) from "
+        f"{', '.join(str(p) for p in paths)}",
+        "profile: the sending product tlssim models for the organisation; profile_assumed: true where the",
+        "reports do not say which product sends (generic: no product known)",
+    ]
+    folder.add_yaml("senders.yaml", {"senders": senders(reading.reports)}, header)
+    _commit(folder)
+    also = f", {reading.duplicates} duplicate(s) counted once" if reading.duplicates else ""
+    skipped = f", {len(reading.skipped)} skipped" if reading.skipped else ""
+    _say(f"read {len(reading.reports)} report(s){also}{skipped}; wrote observed.csv, senders.yaml to {out_dir}")
+
+
 @import_app.command("exchange-logs")
 def exchange_logs(
     paths: Annotated[
