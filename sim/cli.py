@@ -127,10 +127,10 @@ TABLE_ROWS = 20  # the busiest rows; the CSV has them all
 BUNDLED = Path(__file__).resolve().parent.parent / "scenarios"  # beside the package in a checkout
 
 
-def _bundled_name(path: Path) -> Path:
+def _bundled_name(path: Path | None) -> Path | None:
     """``article-force-tls`` -> ``scenarios/article-force-tls.yaml`` when no such file
     exists here and the checkout bundles one of that name (``tlssim scenarios`` lists them)."""
-    if path.exists() or path.suffix or len(path.parts) != 1:
+    if path is None or path.exists() or path.suffix or len(path.parts) != 1:
         return path
     bundled = BUNDLED / f"{path.name}.yaml"
     return bundled if bundled.is_file() else path
@@ -162,7 +162,11 @@ def run(
         ),
     ] = True,
     baseline: Annotated[
-        Path | None, typer.Option(help="also compare with this what-if (today's policy): compare.* in the folder")
+        Path | None,
+        typer.Option(
+            help="also compare with this what-if (today's policy; a file or bundled name): compare.* in the folder",
+            callback=_bundled_name,
+        ),
     ] = None,
 ) -> None:
     """Simulate a scenario, print its summary and write its tables and report."""
