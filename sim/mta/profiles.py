@@ -359,7 +359,9 @@ EXCHANGE_2016 = MtaProfile(
     handshake_fallback="never",  # plaintext retry after a failed handshake: NOT FOUND (2a)
     statuses=_EXCHANGE_2016_STATUSES,
     no_match="unreachable",  # the Unreachable queue, then NDR on expiry (6d, connector-selection.md)
-    tls_versions=("1.0", "1.2"),  # TLS 1.3 came with Exchange SE on Windows Server 2022 (assumption)
+    # Exchange 2019 CU15 (and SE) brought TLS 1.3 to HTTPS clients only, not to SMTP
+    # (reference mta-semantics 2, "Versions").
+    tls_versions=("1.0", "1.2"),
     sources="reference 2a, 2b; Set-TransportService.md; connector-selection.md",
 )
 
