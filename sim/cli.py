@@ -200,11 +200,11 @@ def run(
     def write_all(folder: Path) -> list[Path]:
         written = result.write(folder)
         if report:
-            from sim.report.decision import lost, write_packet
+            from sim.report.decision import will_not_arrive, write_packet
             from sim.report.page import write_report  # matplotlib only when a report is wanted
 
             extra = []
-            if exceptions and any(lost(result)):
+            if exceptions and any(will_not_arrive(result)):
                 packet, section = write_packet(result, scenario, scenario_file, folder)
                 written += packet
                 extra.append(section)
@@ -687,7 +687,7 @@ def _print_summary(result: RunResult) -> None:
     """The answer in words first, then every summary number in the form people read
     (durations, percentages); summary.csv keeps the raw values under the same names."""
     from sim.report.sections import headline
-    from sim.wording import count, duration, percent
+    from sim.wording import metric
 
     row = result.summary_row
     out.print(f"[bold]{row['scenario']}[/bold]", highlight=False)
@@ -697,15 +697,7 @@ def _print_summary(result: RunResult) -> None:
     for key, value in row.items():
         if key == "scenario" or not isinstance(value, (int, float)) or key in ("seed", "replication"):
             continue
-        if key.endswith(("_rate", "_share")):
-            shown = percent(value)
-        elif key.endswith("_s"):
-            shown = duration(value)
-        elif key == "sim_hours":
-            shown = duration(value * 3600)
-        else:
-            shown = count(value)
-        table.add_row(key, shown)
+        table.add_row(key, metric(key, value))
     out.print(table)
 
 
@@ -713,9 +705,18 @@ def _print_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]
     if not rows:
         return
     count_key = "count" if "count" in rows[0] else "messages"
-    shown = sorted(rows, key=lambda row: -row[count_key])[:TABLE_ROWS] if len(rows) > TABLE_ROWS else rows
-    if len(shown) < len(rows):
-        title += f" (the {len(shown)} busiest of {len(rows)}; all in {csv_name})"
+    # Rows that lose mail first (returned + doomed), then the busiest: a long table cut at
+    # TABLE_ROWS keeps the domains and senders the run is about.
+    lost_key = next((k for k in ("ndr", "lost") if k in rows[0]), "")
+
+    def lost(row: dict[str, Any]) -> int:
+        return int(row[lost_key]) + int(row.get("doomed", 0)) if lost_key else 0
+
+    shown = rows
+    if len(rows) > TABLE_ROWS:
+        shown = sorted(rows, key=lambda row: (-lost(row), -row[count_key]))[:TABLE_ROWS]
+        what = "that lose most, then the busiest" if any(lost(r) for r in rows) else "busiest"
+        title += f" (the {len(shown)} {what}, of {len(rows)}; all in {csv_name})"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     cells = [[_text(row[key]) for key in columns] for row in shown]
     for i, (key, header) in enumerate(columns.items()):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -28,20 +27,6 @@ def image(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     text = html.escape(caption)
     return f'<figure><img src="data:image/png;base64,{data}" alt="{text}"><figcaption>{text}</figcaption></figure>'
-
-
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    # Column names may break after an underscore, so a wide table fits the page.
-    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(cell(row[c]) for c in columns) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def cell(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = f"{value:,.0f}" if isinstance(value, int) or abs(value) >= 100 else f"{value:.3g}"
-        return f'<td class="n">{text}</td>'
-    return f"<td>{html.escape(str(value))}</td>"
 
 
 def worded_table(rows: list[dict[str, str]], columns: list[str], numeric: frozenset[str] = frozenset()) -> str:

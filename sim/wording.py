@@ -48,6 +48,22 @@ def share_of(part: float, whole: float) -> str:
     return percent(part / whole) if whole else "-"
 
 
+def metric(name: str, value: float) -> str:
+    """A summary metric as people read it, chosen by its name's unit: ``*_rate`` and
+    ``*_share`` as percentages, ``*_s`` as durations, ``sim_hours`` too, counts with commas.
+
+    >>> metric("out_lost_rate", 0.2506), metric("peak_queue_time_s", 181477), metric("out_ndr", 7286)
+    ('25.1%', '2 d 2 h', '7,286')
+    """
+    if name.endswith(("_rate", "_share")):
+        return percent(value)
+    if name.endswith("_s"):
+        return duration(value)
+    if name == "sim_hours":
+        return duration(value * 3600)
+    return count(value)
+
+
 def fate_sentence(
     messages: float,
     returned: float,

@@ -17,12 +17,13 @@ import numpy as np
 
 from sim.experiment.analysis import half_width
 from sim.files import write_atomic, write_text_atomic
-from sim.htmlpage import STYLE, image, table
+from sim.htmlpage import STYLE, image, worded_table
 from sim.report import figures
 from sim.report.sections import headline
 from sim.results import SUMMARY_COLUMNS, RunResult
 from sim.scenario.model import Scenario
 from sim.simulate import run
+from sim.wording import metric
 
 KEY_METRICS = (
     "out_lost",
@@ -148,9 +149,13 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
             "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
             *(image(path, caption) for path, caption in images),
             "<h2>Key metrics</h2>",
-            table(key, [c for c in columns if any(c in r for r in key)]),
+            worded_table(*_worded_metrics(key)),
             "<h2>Domains whose outcome changed</h2>",
-            table(changes, ["domain", "messages", "ndr", "tls", "plaintext", "queued", "why"])
+            worded_table(
+                [{k: str(v) if k == "why" else _text(v) for k, v in c.items()} for c in changes],
+                CHANGE_COLUMNS,
+                frozenset(CHANGE_COLUMNS[1:-1]),
+            )
             if changes
             else "<p>None.</p>",
             "</body></html>",
@@ -158,6 +163,20 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     )
     written.append(write_text_atomic(folder / "compare.html", page + "\n"))
     return written
+
+
+CHANGE_COLUMNS = ["domain", "messages", "ndr", "tls", "plaintext", "queued", "why"]
+
+
+def _worded_metrics(key: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[str], frozenset[str]]:
+    """Key metrics in the units people read (percentages, durations); compare.csv keeps the raw numbers."""
+    columns = [c for c in ("metric", "base", "whatif", "difference", "difference_ci95") if any(c in r for r in key)]
+    rows = [{c: str(r[c]) if c == "metric" else metric(str(r["metric"]), r[c]) for c in columns if c in r} for r in key]
+    return rows, columns, frozenset(columns[1:])
+
+
+def _text(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _story(metrics: list[dict[str, Any]], whatif: RunResult) -> list[str]:

@@ -21,7 +21,7 @@ import yaml
 from sim.durations import format_duration, parse_duration
 from sim.files import write_text_atomic
 from sim.report import exceptions as ex
-from sim.report.sections import Section, Table, status_codes
+from sim.report.sections import Section, Table, sender_lost, status_codes
 from sim.scenario.calendar import absolute_path
 from sim.scenario.loader import read_yaml, scenario_from_raw
 from sim.scenario.overrides import OverrideError, get_path
@@ -57,12 +57,10 @@ class Variant:
     result: RunResult
 
 
-def lost(result: RunResult) -> tuple[int, int]:
+def will_not_arrive(result: RunResult) -> tuple[int, int]:
     """(outbound, inbound) mail of a run that will not arrive: returned and doomed."""
     row = result.summary_row
-    outbound = int(row["out_ndr"]) + int(row.get("out_doomed", 0))
-    inbound = int(row["in_lost"]) + int(row.get("in_doomed", 0))
-    return outbound, inbound
+    return int(row["out_lost"]), int(row["in_lost"]) + int(row.get("in_doomed", 0))
 
 
 def write_packet(
@@ -70,7 +68,7 @@ def write_packet(
 ) -> tuple[list[Path], Section]:
     """Write ``folder/exceptions/`` and return the files and the report's section.
 
-    Call only for a run that loses mail (:func:`lost`)."""
+    Call only for a run that loses mail (:func:`will_not_arrive`)."""
     target = folder / FOLDER
     target.mkdir(exist_ok=True)
     raw = read_yaml(scenario_file)
@@ -193,7 +191,7 @@ def _section(
 
 
 def _go_no_go(result: RunResult, chosen: list[ex.DomainException], variants: list[Variant]) -> str:
-    inbound = lost(result)[1]
+    inbound = will_not_arrive(result)[1]
     row = result.summary_row
     lines = [f"# Go / no-go: {result.scenario_name}", ""]
     lines += ["## What changes, for whom", ""]
@@ -201,12 +199,12 @@ def _go_no_go(result: RunResult, chosen: list[ex.DomainException], variants: lis
         lines.append(f"Outbound mail to {len(chosen)} domain(s) stops arriving:")
         lines += [f"- {e.domain}: {count(e.lost)} messages ({e.failure})" for e in chosen[:20]]
     if inbound:
-        senders = sorted(result.inbound_rows, key=lambda r: -(r["lost"] + r.get("doomed", 0)))
+        senders = sorted(result.inbound_rows, key=lambda r: -sender_lost(r))
         lines.append("Inbound mail from these senders stops arriving:")
         lines += [
-            f"- {r['sender']}: {count(r['lost'] + r.get('doomed', 0))} messages ({r.get('last_refusal', '')})"
+            f"- {r['sender']}: {count(sender_lost(r))} messages ({r.get('last_refusal', '')})"
             for r in senders
-            if r["lost"] + r.get("doomed", 0)
+            if sender_lost(r)
         ]
         lines.append("(tlssim writes no per-sender exception for inbound mail: the rollback is the remedy.)")
     lines += ["", "## Expected loss", ""]
@@ -236,7 +234,7 @@ def _go_no_go(result: RunResult, chosen: list[ex.DomainException], variants: lis
 def _loss(result: RunResult) -> str:
     """``1,407 of 143,694 outbound messages (1.0%) and 12 of 900 inbound (1.3%)``."""
     row = result.summary_row
-    out, inbound = lost(result)
+    out, inbound = will_not_arrive(result)
     parts = []
     if row["out_messages"]:
         parts.append(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sim.mta.profiles import MtaProfile, get_profile
+from sim.report.sections import domain_lost, losing_domains
 from sim.vocabulary import Failure, TlsLevel
 
 if TYPE_CHECKING:
@@ -100,10 +101,8 @@ def sending_profile(scenario: Scenario, route: str) -> MtaProfile:
 def choose(result: RunResult, scenario: Scenario) -> list[DomainException]:
     """The exception each losing domain needs, most mail lost first."""
     chosen = []
-    for row in result.per_domain_rows:
-        lost = int(row["ndr"]) + int(row.get("doomed", 0))
-        if not lost:
-            continue
+    for row in losing_domains(result):
+        lost = domain_lost(row)
         profile = sending_profile(scenario, str(row["route"]))
         level, why = _level_for(str(row["last_failure"]), profile)
         chosen.append(
@@ -119,7 +118,7 @@ def still_losing(result: RunResult, chosen: list[DomainException]) -> dict[str, 
     return {
         str(row["domain"]): str(row["last_failure"])
         for row in result.per_domain_rows
-        if row["domain"] in excepted and int(row["ndr"]) + int(row.get("doomed", 0))
+        if row["domain"] in excepted and domain_lost(row)
     }
 
 

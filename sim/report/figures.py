@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # after choosing the backend
 from matplotlib.ticker import FuncFormatter
 
 from sim.model.sketch import BIN_RATIO
-from sim.report.sections import by_day
+from sim.report.sections import by_day, losing_domains
 from sim.wording import duration
 
 if TYPE_CHECKING:
@@ -140,24 +140,13 @@ def events_figure(result: RunResult, other: RunResult | None = None) -> Figure:
     return figure
 
 
-def lost(row: dict[str, float]) -> float:
-    """Mail to a domain that will not arrive: returned, and doomed in the queue."""
-    return float(row["ndr"]) + float(row.get("doomed", 0))
-
-
-def broken_domains(result: RunResult) -> list[dict[str, float]]:
-    """The domains the chart shows: those that lose mail, most lost first; or, when none
-    does, the busiest."""
-    losing = [r for r in result.per_domain_rows if lost(r)]
-    if losing:
-        return sorted(losing, key=lambda r: (-lost(r), -r["messages"], r["domain"]))[:TOP_DOMAINS]
-    return sorted(result.per_domain_rows, key=lambda r: (-r["messages"], r["domain"]))[:TOP_DOMAINS]
-
-
 def domains_figure(result: RunResult) -> Figure:
-    """What became of the mail to the domains that lose it (or, if none, the busiest)."""
-    rows = broken_domains(result)[::-1]
-    losing = any(lost(r) for r in rows)
+    """What became of the mail to the domains that lose it, most lost first (or, if none
+    does, to the busiest)."""
+    losing_all = losing_domains(result)
+    busiest = sorted(result.per_domain_rows, key=lambda r: (-r["messages"], r["domain"]))
+    rows = (losing_all or busiest)[:TOP_DOMAINS][::-1]
+    losing = bool(losing_all)
     figure, ax = plt.subplots(figsize=(9, 0.45 * max(len(rows), 3) + 1.4), layout="constrained")
     names = [_short(str(r["domain"]), 34) for r in rows]
     left = [0.0] * len(rows)
@@ -169,7 +158,7 @@ def domains_figure(result: RunResult) -> Figure:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("messages")
     if losing:
-        total = sum(1 for r in result.per_domain_rows if lost(r))
+        total = len(losing_all)
         shown = f"the {len(rows)} of {total} that lose most" if total > len(rows) else f"all {total}"
         ax.set_title(f"Domains whose mail will not arrive ({shown})")
     else:

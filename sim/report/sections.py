@@ -56,6 +56,23 @@ class Section:
 TABLE_ROWS = 20
 
 
+def domain_lost(row: dict[str, Any]) -> int:
+    """Mail to one recipient domain that will not arrive: returned, and doomed in the queue."""
+    return int(row["ndr"]) + int(row.get("doomed", 0))
+
+
+def sender_lost(row: dict[str, Any]) -> int:
+    """One sending organisation's mail to us that will not arrive: returned to it, and
+    doomed in its queue."""
+    return int(row["lost"]) + int(row.get("doomed", 0))
+
+
+def losing_domains(result: RunResult) -> list[dict[str, Any]]:
+    """The recipient domains that lose mail, most lost first."""
+    losing = [r for r in result.per_domain_rows if domain_lost(r)]
+    return sorted(losing, key=lambda r: (-domain_lost(r), -r["messages"], r["domain"]))
+
+
 def status_codes(result: RunResult, limit: int = 3) -> list[str]:
     """The commonest NDR status codes of the run, most frequent first."""
     statuses = Counter[str]()
@@ -78,13 +95,9 @@ def outbound_fate(result: RunResult) -> str:
 
 
 def inbound_fate(result: RunResult) -> str:
-    rows = result.inbound_rows
-    return inbound_fate_sentence(
-        result.summary_row["in_messages"],
-        result.summary_row["in_lost"],
-        sum(int(r.get("doomed", 0)) for r in rows),
-        sum(int(r.get("pending", 0)) for r in rows),
-    )
+    row = result.summary_row
+    pending = sum(int(r.get("pending", 0)) for r in result.inbound_rows)  # the summary has no such column
+    return inbound_fate_sentence(row["in_messages"], row["in_lost"], row.get("in_doomed", 0), pending)
 
 
 def headline(result: RunResult) -> list[str]:
@@ -135,7 +148,7 @@ def _outbound(result: RunResult) -> Section:
     from sim.report import figures
 
     row = result.summary_row
-    losing = [r for r in result.per_domain_rows if figures.lost(r)]
+    losing = losing_domains(result)
     if losing:
         said = f"Mail to {count(len(losing))} of {count(len(result.per_domain_rows))} recipient domains will not arrive"
     else:
@@ -153,9 +166,8 @@ def _outbound(result: RunResult) -> Section:
             f"{count(row['out_delay_dsn'])} delay notices by the end of the run"
         )
         section.charts.append(Chart("events.png", caption, figures.events_figure))
-    broken = [r for r in figures.broken_domains(result) if figures.lost(r)]
-    if broken:
-        names = ", ".join(f"{r['domain']} ({count(figures.lost(r))})" for r in broken[:3])
+    if losing:
+        names = ", ".join(f"{r['domain']} ({count(domain_lost(r))})" for r in losing[:3])
         caption = f"Domains whose mail will not arrive, most lost first: {names}"
     else:
         caption = "Outcome per recipient domain: the busiest domains; none loses mail"
@@ -167,8 +179,7 @@ def _outbound(result: RunResult) -> Section:
             caption += f", and to the NDR of mail that will not arrive (the last {last} into the run)"
         section.charts.append(Chart("delays.png", caption, figures.delay_figure))
     if losing:
-        ranked = sorted(losing, key=lambda r: (-figures.lost(r), r["domain"]))
-        section.tables.append(_domain_table("Domains whose mail will not arrive", ranked, len(losing)))
+        section.tables.append(_domain_table("Domains whose mail will not arrive", losing, len(losing)))
     else:
         busiest = sorted(result.per_domain_rows, key=lambda r: (-r["messages"], r["domain"]))
         section.tables.append(_domain_table("Busiest recipient domains", busiest, len(busiest)))
@@ -226,7 +237,7 @@ def _inbound(result: RunResult) -> Section:
     sentences = [inbound_fate(result)]
     if row["in_rejected_attempts"]:
         sentences.append(f"Our servers refuse {count(row['in_rejected_attempts'])} delivery attempts.")
-    rows = sorted(result.inbound_rows, key=lambda r: (-(r["lost"] + r.get("doomed", 0)), -r["messages"], r["sender"]))
+    rows = sorted(result.inbound_rows, key=lambda r: (-sender_lost(r), -r["messages"], r["sender"]))
     receivers = {str(r["receiver"]) for r in rows}
     columns = ["sender", "to", "messages", "accepted", "over TLS", "refused attempts", "returned to sender",
                "doomed", "pending", "last refusal"]  # fmt: skip
@@ -257,8 +268,8 @@ def _inbound(result: RunResult) -> Section:
         f"Inbound mail from {count(len({r['sender'] for r in rows}))} sending organisation(s): "
         f"{share_of(row['in_accepted'], row['in_messages'])} accepted"
     )
-    if worst["lost"] + worst.get("doomed", 0):
-        caption += f"; {worst['sender']} loses most ({count(worst['lost'] + worst.get('doomed', 0))})"
+    if sender_lost(worst):
+        caption += f"; {worst['sender']} loses most ({count(sender_lost(worst))})"
     chart = Chart("inbound.png", caption, figures.inbound_figure)
     return Section("inbound", "Inbound mail", sentences, [chart], [table])
 
