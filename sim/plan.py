@@ -24,7 +24,15 @@ from typing import Any
 from cryptography import x509
 
 from sim.mta.profiles import MtaProfile, get_profile
-from sim.pki.authorities import Roots, ServerCertificate, our_certificate, roots
+from sim.pki.authorities import (
+    Roots,
+    ServerCertificate,
+    observed_certificate,
+    our_certificate,
+    our_tlsa_digest,
+    roots,
+)
+from sim.pki.certs import tlsa_digest
 from sim.policy.transport import NONE as NO_POLICIES
 from sim.policy.transport import PLAIN as PLAIN_RULE
 from sim.policy.transport import Governs, HostRule, SenderPolicies, host_rule, under_rule
@@ -46,7 +54,7 @@ from sim.scenario.policies import MtaStsPolicy, Outage
 from sim.tls.negotiation import Negotiation
 from sim.tls.policy import TlsPolicy, entry_dane, entry_level, level_in_force, policy_entry
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import NO_TLS, Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Status, Tlsa, TlsLevel
+from sim.vocabulary import NO_TLS, Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Tlsa, TlsLevel
 
 UNREACHABLE = "(unreachable)"
 
@@ -402,9 +410,11 @@ class Plan:
 
     # -- inbound -------------------------------------------------------------------------
 
-    def sender_queue(self, flow: InboundFlow) -> QueuePlan:
+    def sender_queue(self, flow: InboundFlow, part: int = 0) -> QueuePlan:
         """The queue at a remote sender that holds its mail for us: to ``flow.to``, or to
-        the MX hosts we publish, or to our first virtual server."""
+        the MX hosts we publish, or to our first virtual server. ``part`` n > 0 is the
+        share of its mail whose MTAs met ``flow.observed_failures[n - 1]``."""
+        observed = flow.observed_failures[part - 1] if part else None
         level = TlsLevel.OFF if flow.tls is ClientTls.NONE else flow.tls_level
         sender_profile = get_profile(flow.profile).with_delivery(flow.delivery)
         # Remote senders are assumed to hold whatever certificate their own TLS needs.
@@ -422,21 +432,23 @@ class Plan:
         receivers = []
         for name, virtual_server, down in targets:
             receiver = self._us_as_receiver(virtual_server, flow.tls, name)
+            if observed is not None and observed.mx == name:
+                receiver = self._as_observed(receiver, observed.result)
             # Our side as a host the sender connects to (no greylisting).
             us = RemoteHost.model_construct(
                 host=name, session_setup=0.5, bandwidth_mbps=10.0, tlsa_usage=3, down=down, requiretls=False
             )
-            tlsa = ours.tlsa.get(name, Tlsa.NONE) if ours is not None else Tlsa.NONE
+            tlsa = self.our_tlsa(name, virtual_server)
             receivers.append((us, receiver, tlsa, receiver.tls))
         dnssec = ours.dnssec if ours is not None else Dnssec.INSECURE
         sts = ours.mta_sts if ours is not None and policies.sts else None
         reporter = sender_profile.reporter
-        if reporter is not None and reporter[0] == "postfix":  # a Postfix sender reports as its own domain
-            reporter = (flow.from_domain, f"postmaster@{flow.from_domain}")
+        if reporter is not None and not reporter[0]:  # it reports as its own domain
+            reporter = (flow.from_domain, f"{reporter[1]}@{flow.from_domain}")
         # The receiver: the virtual server, or our MX host names in preference order.
         receiving = targets[0][1] if len(targets) == 1 and not ours_mx else ";".join(t[0] for t in targets)
         return QueuePlan(
-            f"{flow.from_domain}|{receiving}",
+            f"{sender_key(flow.from_domain, part)}|{receiving}",
             targets[0][1],
             "",
             ours.domain if ours is not None else targets[0][0],
@@ -450,6 +462,37 @@ class Plan:
             ours.tls_rpt if ours is not None and policies.reports else None,
             reporter,
         )
+
+    def our_tlsa(self, host: str, virtual_server: str) -> Tlsa:
+        """What our TLSA records for ``host`` say of the certificate its virtual server
+        serves: published key pairs are matched against the key it really holds."""
+        ours = self.organisation.publishes
+        published = ours.tlsa.get(host, Tlsa.NONE) if ours is not None else Tlsa.NONE
+        if not isinstance(published, list):
+            return published
+        served = tlsa_digest(self.certificates[virtual_server].identity.certificate)
+        return Tlsa.MATCH if served in self.tlsa_records(host, virtual_server) else Tlsa.MISMATCH
+
+    def tlsa_records(self, host: str, virtual_server: str) -> list[str]:
+        """The association data of the ``3 1 1`` records we publish for ``host`` (key pairs)."""
+        ours = self.organisation.publishes
+        published = ours.tlsa.get(host) if ours is not None else None
+        if not isinstance(published, list):
+            return []
+        server = virtual_server.split("/", 1)[0]
+        spec = self.virtual_servers[virtual_server].certificate or CertificateSpec(issuer="public-ca")
+        owner = self._owner(server)
+        return [our_tlsa_digest(owner, pair, spec.key) for pair in published]
+
+    def _owner(self, server: str) -> str:
+        """Whose key pairs: the server's default certificate name (as ``_certificate_of``)."""
+        return f"{server}.{self.scenario.organisation.organisation}.example".lower()
+
+    def _as_observed(self, receiver: Receiver, result: str) -> Receiver:
+        """Our MX host as a sender's MTAs met it, by its TLS-RPT reports."""
+        if result == "starttls-not-supported":
+            return replace(receiver, tls=ServerTls.NONE, certificate=None)
+        return replace(receiver, certificate=observed_certificate(result, receiver.name, self.start))
 
     def _us_as_receiver(self, target: str, client: ClientTls, name: str | None = None) -> Receiver:
         """Our virtual server as one remote sender meets it.
@@ -548,9 +591,19 @@ class Plan:
     def _certificate_of(self, name: str, vs: VirtualServer) -> ServerCertificate:
         """Our virtual server's certificate; without a setting, a public-CA one for its name."""
         server, _ = name.split("/", 1)
-        default_name = f"{server}.{self.scenario.organisation.organisation}.example".lower()
+        default_name = self._owner(server)
         spec = vs.certificate or CertificateSpec(issuer="public-ca")
         return our_certificate(spec, default_name, self.start, Path(self.scenario.source).parent)
+
+
+def sender_key(sender: str, part: int = 0) -> str:
+    """The name of a remote sender's queue for us: its domain, and ``#n`` for the n-th
+    share of its mail with an observed failure."""
+    return f"{sender}#{part}" if part else sender
+
+
+def sender_of(key: str) -> str:
+    return key.split("#", 1)[0]
 
 
 def session_outcome(queue: QueuePlan, host: HostPlan, at: float = 0.0) -> dict[str, object]:
@@ -570,9 +623,7 @@ def _outcome(queue: QueuePlan, host: HostPlan, negotiation: Negotiation) -> dict
         names = {Channel.TLS_VERIFIED: "tls-verified", Channel.TLS_UNVERIFIED: "tls", Channel.PLAINTEXT: "plaintext"}
         return {"host": host.host.host, "preference": host.host.preference, "outcome": names[channel]}
     failure = negotiation.failure or Failure.HOST_DOWN
-    status = queue.profile.status(failure)
-    if negotiation.detail:
-        status = Status(status.code, f"{status.text}: {negotiation.detail}")
+    status = queue.profile.status(failure).with_detail(negotiation.detail)
     found: dict[str, object] = {
         "host": host.host.host,
         "preference": host.host.preference,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.files import write_atomic
 from sim.model.fate import queued_fates
+from sim.plan import sender_of
 from sim.scenario.model import Scenario
 from sim.tlsrpt import PolicyText, build_reports, tlsa_string
 
@@ -328,8 +329,7 @@ class RunResult:
 
 def _refused(world: World, sender: str) -> int:
     """The attempts we refused or deferred from one sending domain (its queue's failures)."""
-    queue = world.sender_queues.get(sender)
-    return queue.failed_attempts if queue is not None else 0
+    return sum(q.failed_attempts for key, q in world.sender_queues.items() if sender_of(key) == sender)
 
 
 def _timers(world: World) -> dict[str, float]:
@@ -358,6 +358,10 @@ def _describe_policies(world: World) -> PolicyText:
             lines = ["version: STSv1", f"mode: {mode or policy.mode.value}", *(f"mx: {p}" for p in policy.mx)]
             return [*lines, f"max_age: {int(policy.max_age)}"], list(policy.mx)
         if kind == "tlsa":
+            mine = next((m for m in ours.mx if m.host == policy_domain), None) if ours is not None else None
+            records = plan.tlsa_records(mine.host, mine.virtual_server) if mine is not None else []
+            if records:  # our key pairs: the records as published, real digests
+                return [f"3 1 1 {digest.upper()}" for digest in records], [policy_domain]
             usage = ours.tlsa_usage if ours is not None and recipient == ours.domain else 3
             for host in plan.mx(recipient):
                 if host.host == policy_domain:

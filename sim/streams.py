@@ -28,6 +28,7 @@ class Stream(IntEnum):
     INBOUND_ARRIVALS = 5
     INBOUND_SIZES = 6
     REQUIRETLS = 7
+    INBOUND_PARTS = 8
 
 
 def generator(seed: int, replication: int, stream: Stream, index: int = 0) -> np.random.Generator:

@@ -85,6 +85,8 @@ ProfileName = Literal[
     "postfix",
     "postfix-3.11",
     "sendmail",
+    "gmail",
+    "generic",
 ]
 
 # --------------------------------------------------------------------------- transport policies
@@ -177,6 +179,7 @@ class Failure(StrEnum):
     DANE_MISMATCH = "dane-mismatch"  # usable TLSA, none matches the served chain
     DANE_LOOKUP = "dane-lookup"  # TLSA lookup bogus or failing: host not used (RFC 7672 s.2.1.2)
     DANE_REQUIRED = "dane-required"  # mandatory DANE, no secure usable TLSA
+    DANE_HANDSHAKE = "dane-handshake"  # DANE governs the host (usable TLSA): the handshake failed
     REQUIRETLS = "requiretls"  # REQUIRETLS message, no verified path advertising REQUIRETLS: 5.7.30
     REQUIRETLS_UNVERIFIED = "requiretls-unverified"  # REQUIRETLS, certificate not verified: 5.7.10
 
@@ -199,6 +202,17 @@ class Status:
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
+
+    def with_detail(self, detail: str) -> Status:
+        """This status with a session's detail, joined as Postfix words it: "TLSA lookup
+        error for mx:25" (a detail starting "for "), "non DNSSEC destination" (no text of
+        its own), else "text: detail"."""
+        if not detail:
+            return self
+        if not self.text:
+            return Status(self.code, detail)
+        joiner = " " if detail.startswith("for ") else ": "
+        return Status(self.code, f"{self.text}{joiner}{detail}")
 
 
 # --------------------------------------------------------------------------- names and address spaces

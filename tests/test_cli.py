@@ -230,7 +230,10 @@ def test_profiles_lists_every_profile_with_its_defaults():
         "postfix",
         "postfix-3.11",
         "sendmail",
+        "gmail",
+        "generic",
     }
+    assert profiles["gmail"]["retry"] == "whole queue: 6m, 23m, 28m, 42m, 63m, 68m, 79m, 126m, then every 126m"
     assert profiles["exchange2003"]["retry"] == "whole queue: 15m, 30m, 1h, then every 4h"
     assert profiles["postfix"]["expiry_status"] == "last deferral status"
     assert profiles["sendmail"]["statuses"]["handshake"].startswith("4.7.0")

@@ -226,6 +226,22 @@ def test_postfix_three_messages_against_a_host_without_starttls_match_the_real_c
     assert [t for t, _, e, _ in trace if e == "attempt"][:3] == [0, 0, 0]
 
 
+@pytest.mark.parametrize("session_time", [0.3, 0.9])
+def test_the_dead_destination_wakes_on_the_whole_second_so_real_session_times_give_the_same_counts(session_time):
+    # qmgr_queue_throttle asks for the wake-up at time(0) + minimal_backoff_time, whole
+    # seconds (events.c event_request_timer): sessions of 0.3 s or 0.9 s end the first
+    # cohort after t = 0, yet the destination is back at 2 s, not at 2.3 s or 2.9 s.
+    org = organisation("encrypt", profile="postfix", delivery=GRID)
+    slow = host("mx.d.example", "none")
+    slow["session_setup"] = session_time
+    result, trace = _run(
+        org, {"domains": [{"name": "d.example", "mx": [slow]}]}, duration="60s", domain="d.example", n=3
+    )
+    summary = result.summary_row
+    assert (summary["out_connections"], summary["out_deferrals_suspended"]) == (21, 6)
+    assert [t for t, i, e, _ in trace if i == 0 and e in ("attempt", "suspended")][:3] == [0, 1, 2]
+
+
 def test_postfix_twenty_messages_match_the_real_counts_within_the_pickup_spread():
     # 6b: 20 messages -> 33-34 connections and 146-147 suspended deferrals of about 180
     # tries. The model submits all 20 at one instant, so its first round opens a full

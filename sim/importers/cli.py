@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from sim.errors import ScenarioError
+from sim.vocabulary import is_domain
 
 if TYPE_CHECKING:
     from sim.importers.observed import Observations
@@ -160,12 +161,21 @@ def tlsrpt(
         typer.Argument(help="TLS-RPT reports: .json, .json.gz, mails (.eml), mbox files, Maildir or other folders"),
     ],
     out_dir: OutDir,
+    domain: Annotated[
+        str | None, typer.Option(help="our mail domain [default: the policy domain most reports name]")
+    ] = None,
+    mx: Annotated[
+        list[str] | None,
+        typer.Option(help="our MX host, in preference order (repeat) [default: the hosts the reports name]"),
+    ] = None,
     force: Force = False,
 ) -> None:
     """TLS-RPT reports we received -> DIR/observed.csv (sessions per organisation, day, policy
-    and result type) and DIR/senders.yaml (each reporting organisation's sessions and failures)."""
+    and result type), DIR/senders.yaml (each reporting organisation's sessions and failures),
+    and DIR/whatif.yaml (with topology.yaml, remotes.yaml) that forecasts enforce from them."""
     from sim.importers.output import ImportFolder
     from sim.importers.tlsrpt import OBSERVED_COLUMNS, observed_rows, read_reports, senders
+    from sim.importers.tlsrpt_whatif import ForecastError, forecast
 
     for path in paths:
         if not path.exists():
@@ -184,10 +194,26 @@ def tlsrpt(
         "reports do not say which product sends (generic: no product known)",
     ]
     folder.add_yaml("senders.yaml", {"senders": senders(reading.reports)}, header)
+    for host in mx or []:
+        if not is_domain(host.lower().rstrip(".")):
+            _fail(f"--mx: {host!r} is not a host name (accepted: a DNS name such as mx1.example.com)")
+    try:
+        found = forecast(reading.reports, domain, mx)
+    except ForecastError as exc:
+        _fail(f"{', '.join(str(p) for p in paths)}: {exc}")
+        return
+    folder.add_yaml("topology.yaml", found.topology, ["Our organisation as the TLS-RPT reports show it."])
+    folder.add_yaml("remotes.yaml", {"domains": []}, ["No outbound mail: the reports are about mail to us."])
+    folder.add_yaml("whatif.yaml", found.whatif, found.header, found.footer)
     _commit(folder)
     also = f", {reading.duplicates} duplicate(s) counted once" if reading.duplicates else ""
     skipped = f", {len(reading.skipped)} skipped" if reading.skipped else ""
-    _say(f"read {len(reading.reports)} report(s){also}{skipped}; wrote observed.csv, senders.yaml to {out_dir}")
+    _say(
+        f"read {len(reading.reports)} report(s){also}{skipped}; wrote observed.csv, senders.yaml, whatif.yaml, "
+        f"topology.yaml, remotes.yaml to {out_dir}"
+    )
+    if found.footer[0].startswith("Forecast"):
+        _say(f"to forecast enforce, uncomment the changes: lines at the end of {out_dir / 'whatif.yaml'}")
 
 
 @import_app.command("exchange-logs")

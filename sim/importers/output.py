@@ -43,7 +43,7 @@ def comment_line(text: str) -> str:
     return f"# {safe}\n" if safe else "#\n"
 
 
-def yaml_text(document: Any, header: Sequence[str] = ()) -> str:
+def yaml_text(document: Any, header: Sequence[str] = (), footer: Sequence[str] = ()) -> str:
     """``document`` as YAML under ``header`` comment lines; it reads back to exactly
     ``document`` (checked here, so a serialiser surprise is a bug, never a wrong file).
 
@@ -51,8 +51,9 @@ def yaml_text(document: Any, header: Sequence[str] = ()) -> str:
     character its reader takes for a line break (NEL, U+2028 in some places): then the
     whole file is written with escapes, which always reads back."""
     comments = "".join(comment_line(line) for line in header)
+    trailer = "".join(comment_line(line) for line in footer)
     for readable in (True, False):
-        text = comments + yaml.safe_dump(document, sort_keys=False, allow_unicode=readable, width=100)
+        text = comments + yaml.safe_dump(document, sort_keys=False, allow_unicode=readable, width=100) + trailer
         if yaml.safe_load(text) == document:
             return text
     raise AssertionError("the YAML written does not read back to the document")
@@ -80,8 +81,8 @@ class ImportFolder:
         self.folder, self.force = folder, force
         self.files: dict[str, bytes] = {}
 
-    def add_yaml(self, name: str, document: Any, header: Sequence[str] = ()) -> None:
-        self.files[name] = yaml_text(document, header).encode()
+    def add_yaml(self, name: str, document: Any, header: Sequence[str] = (), footer: Sequence[str] = ()) -> None:
+        self.files[name] = yaml_text(document, header, footer).encode()
 
     def add_csv(self, name: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
         self.files[name] = csv_text(columns, rows).encode()

@@ -169,8 +169,13 @@ class BackoffQueue(DeliveryQueue):
         if self._cohort_limit and self._fail_cohorts >= self._cohort_limit:
             self.dead_status = status
             self.in_retry = True
-            self._dead_until = self.env.now + self.profile.retry.minimal_backoff
-            Timeout(self.env, self.profile.retry.minimal_backoff).callbacks.append(self._unthrottle)
+            # event_request_timer(qmgr_queue_unthrottle_wrapper, queue, var_min_backoff_time)
+            # sets the wake-up at time(0) + delay, whole seconds (qmgr_queue.c
+            # qmgr_queue_throttle; events.c event_request_timer: "timer->when =
+            # event_present + delay" after time(&event_present)).
+            now = self.env.now
+            self._dead_until = math.floor(now + 1e-9) + self.profile.retry.minimal_backoff
+            Timeout(self.env, self._dead_until - now).callbacks.append(self._unthrottle)
             return
         # Negative feedback of 1 with hysteresis 1, as the loop in qmgr_queue_throttle
         # runs it: the first failure after a reset lowers the window by 2, later ones by 1.

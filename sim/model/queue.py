@@ -107,7 +107,7 @@ class DeliveryQueue:
         self.name = name
         self.policy = policy
         # The destination's MTA-STS policy as this sender caches it, and who reports.
-        self.sts = StsCache(sts) if sts is not None else None
+        self.sts = StsCache(sts, profile.sts_cache) if sts is not None else None
         self.reporting = reporting
         self._report_testing = sts_testing_reported
         self.hosts = hosts  # in MX preference order
@@ -155,9 +155,9 @@ class DeliveryQueue:
         if sts is None:
             self.sts = None
         elif self.sts is None:
-            self.sts = StsCache(sts)
+            self.sts = StsCache(sts, self.profile.sts_cache)
         else:
-            self.sts.publish(sts)
+            self.sts.publish(sts, self.env.now)
         self.reporting = reporting
         self._direct = _direct_outcome(hosts, self.sts, reporting)
 
@@ -287,7 +287,7 @@ class DeliveryQueue:
     def _status_of(self, outcome: Negotiation) -> Status:
         """The profile's status for a failure, with the session's own detail appended."""
         status = self.profile.status(outcome.failure or Failure.HOST_DOWN)
-        return Status(status.code, f"{status.text}: {outcome.detail}") if outcome.detail else status
+        return status.with_detail(outcome.detail)
 
     def _passes_greylist(self, host: str, delay: float, now: float) -> bool:
         first = self._greylist_seen.get(host)
@@ -397,7 +397,13 @@ def _requiretls(link: HostLink, outcome: Negotiation, enforced: bool) -> Negotia
         failure = outcome.failure
         if failure in (Failure.HOST_DOWN, Failure.GREYLISTED) or failure in NO_CONNECTION:
             return outcome
-        if failure in (Failure.CERTIFICATE, Failure.STS_CERTIFICATE, Failure.DANE_MISMATCH, Failure.HANDSHAKE):
+        if failure in (
+            Failure.CERTIFICATE,
+            Failure.STS_CERTIFICATE,
+            Failure.DANE_MISMATCH,
+            Failure.HANDSHAKE,
+            Failure.DANE_HANDSHAKE,
+        ):
             return Negotiation(None, Failure.REQUIRETLS_UNVERIFIED, outcome.detail)
         return Negotiation(None, Failure.REQUIRETLS, outcome.detail)
     if channel is Channel.PLAINTEXT:  # Postfix: 5.7.30 also when STARTTLS is not offered

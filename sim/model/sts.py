@@ -1,52 +1,90 @@
-"""A sender's cache of one destination's MTA-STS policy, over simulated time (RFC 8461 s.3.3, s.5.1).
+"""A sender's cache of one destination's MTA-STS policy, over simulated time (RFC 8461
+s.3.3, s.5.1, s.8.1; issue 20).
 
-The sender fetches the policy when it first needs it, again when the published policy
-changes (a new TXT id: any change of the policy's fields), and once a day (the RFC's
-suggested proactive refresh). A fetch fails while the policy host is unreachable, down
-or serving a broken policy; after a failure the next try waits five minutes (s.3.3).
-A cached policy is applied while younger than its ``max_age``, also when a refetch
-fails; with no valid cached policy the sender delivers as though the domain had no
-MTA-STS. A sender is assumed to start the run with an empty cache.
+What a destination publishes is two things: the TXT record ``_mta-sts`` with its ``id``
+and TTL, and the policy file. A sender fetches the policy when it first needs it, keeps
+it for ``max_age``, and refetches earlier only by its own rules (``StsCacheRules``):
+
+* one that watches the ``id`` looks the TXT record up again each time its cached answer
+  runs out (every TXT TTL after its fetch) and refetches when the id differs: a policy
+  edited with a new id is seen at the next TXT check after the edit, one edited
+  *without* a new id only at the next refresh or when ``max_age`` runs out;
+* one with a proactive refresh refetches that often while it holds a policy.
+
+A fetch fails while the policy host is unreachable, down or serving a broken policy;
+the next try waits five minutes (s.3.3). A cached policy is applied while younger than
+its ``max_age``, also when a refetch fails; with no valid cached policy the sender
+delivers as though the domain had no MTA-STS. A sender starts the run with an empty cache.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 
+from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.scenario.policies import MtaStsPolicy
 from sim.vocabulary import PolicyHost, ResultType
 
-REFRESH = 86400.0  # "once per day" (s.3.3)
 RETRY_AFTER_FAILURE = 300.0  # "five minutes or longer per version ID" (s.3.3)
 
 
 class StsCache:
-    __slots__ = ("_down_ends", "_down_starts", "_next_try", "cached", "fetch_failure", "fetched_at", "published")
+    __slots__ = (
+        "_down_ends",
+        "_down_starts",
+        "_id_at",
+        "_ids",
+        "_next_try",
+        "cached",
+        "cached_id",
+        "fetch_failure",
+        "fetched_at",
+        "published",
+        "rules",
+    )
 
-    def __init__(self, published: MtaStsPolicy) -> None:
+    def __init__(self, published: MtaStsPolicy, rules: StsCacheRules = STS_CACHE_RULES["rfc8461"]) -> None:
+        self.rules = rules
         self.cached: MtaStsPolicy | None = None
+        self.cached_id = ""
         self.fetched_at = 0.0
         self.fetch_failure: ResultType | None = None  # the last fetch's failure, for TLS-RPT
         self._next_try = 0.0
-        self.publish(published)
+        self._id_at: list[float] = []  # when each published TXT id took effect
+        self._ids: list[str] = []
+        self.publish(published, 0.0)
 
-    def publish(self, published: MtaStsPolicy) -> None:
-        """The destination now publishes ``published`` (a policy calendar change)."""
+    def publish(self, published: MtaStsPolicy, now: float) -> None:
+        """From ``now`` the destination publishes ``published`` (a policy calendar change)."""
         self.published = published
         self._down_starts = [o.start for o in published.policy_host_down]
         self._down_ends = [o.end for o in published.policy_host_down]
         self._next_try = 0.0
+        self._id_at.append(now)
+        self._ids.append(published.txt_id)
 
     def in_effect(self, now: float) -> MtaStsPolicy | None:
         """The policy the sender applies at ``now``: a valid cached one, or none."""
         cached = self.cached
-        stale = cached is None or cached != self.published or now - self.fetched_at >= REFRESH
-        if stale and now >= self._next_try:
+        if (cached is None or self._stale(cached, now)) and now >= self._next_try:
             self._fetch(now)
             cached = self.cached
         if cached is not None and now - self.fetched_at < cached.max_age:
             return cached
         return None
+
+    def _stale(self, cached: MtaStsPolicy, now: float) -> bool:
+        age = now - self.fetched_at
+        rules = self.rules
+        if age >= cached.max_age or (rules.refresh is not None and age >= rules.refresh):
+            return True
+        if not rules.watches_id:
+            return False
+        # The TXT answer the sender holds: looked up at its fetch and again every TTL.
+        ttl = self.published.txt_ttl
+        checked = self.fetched_at + (math.floor(age / ttl) * ttl if ttl > 0 else age)
+        return self._ids[bisect_right(self._id_at, checked) - 1] != self.cached_id
 
     def _fetch(self, now: float) -> None:
         published = self.published
@@ -56,6 +94,7 @@ class StsCache:
             self.fetch_failure = ResultType.STS_POLICY_FETCH_ERROR
         else:
             self.cached, self.fetched_at, self.fetch_failure = published, now, None
+            self.cached_id = self._ids[-1]
             return
         self._next_try = now + RETRY_AFTER_FAILURE
 

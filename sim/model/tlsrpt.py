@@ -65,6 +65,7 @@ _RESULTS = {
     Failure.DANE_LOOKUP: ResultType.DNSSEC_INVALID,
     Failure.DANE_REQUIRED: ResultType.DANE_REQUIRED,
     Failure.HANDSHAKE: ResultType.VALIDATION_FAILURE,
+    Failure.DANE_HANDSHAKE: ResultType.VALIDATION_FAILURE,
 }
 
 

@@ -125,11 +125,25 @@ def inbound_source(
     queue = world.sender_queue(flow)
     stats.route = queue.name.split("|", 1)[1]  # the receiving virtual server, or our MX hosts
     size = size_sampler(flow.size, generator(seed, replication, Stream.INBOUND_SIZES, index))
+    if flow.observed_failures:
+        # Shares of its mail meet observed failures: each share has its own queue, and a
+        # stream of its own picks one per message (so no other draw changes).
+        parts = [world.sender_queue(flow, n) for n in range(1, len(flow.observed_failures) + 1)]
+        bounds = np.cumsum([f.share for f in flow.observed_failures]).tolist()
+        pick: BlockDraws[float] = BlockDraws(generator(seed, replication, Stream.INBOUND_PARTS, index).random)
 
-    def emit() -> None:
-        message = Message(next(ids), env.now, size(), stats)
-        metrics.accepted(message)
-        queue.submit(message)
+        def emit() -> None:
+            message = Message(next(ids), env.now, size(), stats)
+            metrics.accepted(message)
+            draw = pick()
+            target = next((parts[n] for n, bound in enumerate(bounds) if draw < bound), queue)
+            target.submit(message)
+    else:
+
+        def emit() -> None:
+            message = Message(next(ids), env.now, size(), stats)
+            metrics.accepted(message)
+            queue.submit(message)
 
     arrivals = generator(seed, replication, Stream.INBOUND_ARRIVALS, index)
     return PoissonSource(env, flow.rate_per_hour, arrivals, stop, emit)

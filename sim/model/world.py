@@ -21,8 +21,8 @@ from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.tlsrpt import Reporting
-from sim.plan import HostPlan, Plan, QueuePlan, RoutePlan, build_plan
-from sim.scenario.calendar import scenario_after
+from sim.plan import HostPlan, Plan, QueuePlan, RoutePlan, build_plan, sender_key
+from sim.scenario.calendar import record_changes, scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
 from sim.streams import BlockDraws, Stream, generator
 from sim.vocabulary import Mechanism, Status
@@ -116,9 +116,13 @@ class World:
         offset = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
         self.metrics.tlsrpt.day_offset = self.inbound_metrics.tlsrpt.day_offset = offset
         self._flows = {flow.from_domain: flow for flow in scenario.traffic.inbound}
+        self._count = 0  # changes in force
         for count, change in enumerate(scenario.changes, start=1):
             if change.at < scenario.run.duration:
                 Timeout(env, change.at).callbacks.append(partial(self._change, count))
+        for instant in record_changes(scenario):  # an edited DNS record reaches senders
+            if instant < scenario.run.duration:
+                Timeout(env, instant).callbacks.append(self._records_seen)
 
     # -- routing -----------------------------------------------------------------------
 
@@ -184,8 +188,18 @@ class World:
         """The first ``count`` changes now hold: rebuild the plan and hand every existing
         queue its new TLS policy, hosts and transport policies. Mail already queued stays
         in its queue (a changed route applies to new mail); timers and host availability
-        keep the values the queue was made with."""
-        self.plan = plan = build_plan(scenario_after(self.scenario, count))
+        keep the values the queue was made with. DNS records (TLSA, MX) edited by a
+        change reach senders only once their TTL has passed (``_records_seen``)."""
+        self._count = count
+        self._replan()
+        now = self.env.now
+        self.metrics.samples.append((now, f"(change {count})", 0, False))
+
+    def _records_seen(self, _event: Any) -> None:
+        self._replan()
+
+    def _replan(self) -> None:
+        self.plan = plan = build_plan(scenario_after(self.scenario, self._count, self.env.now))
         self.virtual_servers = plan.virtual_servers
         for source, domain in list(self._dispatch):
             for planned in plan.route(source, domain).queues:
@@ -194,21 +208,22 @@ class World:
                     links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
                     queue.replan(planned.policy, links, planned.sts, reporting_of(planned))
         self._dispatch.clear()
-        for sender, queue in self.sender_queues.items():
-            planned = plan.sender_queue(self._flows[sender])
+        for key, queue in self.sender_queues.items():
+            sender, _, part = key.partition("#")
+            planned = plan.sender_queue(self._flows[sender], int(part or 0))
             links = [link_to(_our_endpoint(h), h) for h in planned.hosts]
             queue.replan(planned.policy, links, planned.sts, reporting_of(planned))
-        now = self.env.now
-        self.metrics.samples.append((now, f"(change {count})", 0, False))
 
     # -- inbound -------------------------------------------------------------------------
 
-    def sender_queue(self, flow: InboundFlow) -> DeliveryQueue:
-        """The queue at a remote sender that holds its mail for us."""
-        found = self.sender_queues.get(flow.from_domain)
+    def sender_queue(self, flow: InboundFlow, part: int = 0) -> DeliveryQueue:
+        """The queue at a remote sender that holds its mail for us (``part`` n > 0: the
+        share of its mail that meets its n-th observed failure)."""
+        key = sender_key(flow.from_domain, part)
+        found = self.sender_queues.get(key)
         if found is None:
-            planned = self.plan.sender_queue(flow)
+            planned = self.plan.sender_queue(flow, part)
             # Our own servers are not among the remote endpoints: they are never down.
             links = [link_to(_our_endpoint(h), h) for h in planned.hosts]
-            found = self.sender_queues[flow.from_domain] = make_queue(self.env, planned, links, self.inbound_metrics)
+            found = self.sender_queues[key] = make_queue(self.env, planned, links, self.inbound_metrics)
         return found

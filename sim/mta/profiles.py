@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from sim.durations import format_duration
+from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.scenario.model import DeliverySettings
 from sim.vocabulary import Failure, MatchRules, Mechanism, Status, TlsLevel, TlsVersion
 
@@ -142,13 +143,17 @@ class MtaProfile:
     # RFC 8461 s.2: DANE takes precedence over MTA-STS. Postfix with a policy plug-in
     # does the reverse: an MTA-STS answer replaces DANE (modern-policies 8).
     dane_over_sts: bool = True
-    # The organization-name and contact-info of its TLS-RPT reports (modern-policies 4f).
+    # The organization-name and contact-info of its TLS-RPT reports (modern-policies 4f);
+    # an empty name: the sending domain's own, with the contact's local part at it.
     reporter: tuple[str, str] | None = None
     # How an administrator writes a per-destination TLS exception in this product (the
     # decision packet, sim/report/exceptions.py): smtp_tls_policy_maps lines, an Exchange
     # 2003 connector on a virtual server without TLS, Exchange 2007+ send connectors,
     # Exchange Online outbound connectors; None: tlssim writes no product syntax.
     exception_syntax: Literal["postfix", "exchange2003", "exchange2007", "exchange-online"] | None = None
+    # How it keeps recipients' MTA-STS policies (sim/model/sts.py): RFC 8461's rules, or
+    # those of the Postfix plug-in it uses.
+    sts_cache: StsCacheRules = STS_CACHE_RULES["rfc8461"]
     sources: str = ""
 
     def describe(self) -> dict[str, object]:
@@ -284,8 +289,9 @@ _POLICY_STATUSES = {
     Failure.STS_CERTIFICATE: Status("4.7.5", "Server certificate not verified"),
     Failure.DANE_NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),
     Failure.DANE_MISMATCH: Status("4.7.5", "Server certificate not verified"),
-    Failure.DANE_LOOKUP: Status("4.7.5", "TLSA lookup error"),
-    Failure.DANE_REQUIRED: Status("4.7.5", "DANE required"),
+    Failure.DANE_LOOKUP: Status("4.7.5", "TLSA lookup error"),  # "... for <mx>:25" (MP 8)
+    Failure.DANE_REQUIRED: Status("4.7.5", ""),  # the reason alone: "non DNSSEC destination" (MP 8)
+    Failure.DANE_HANDSHAKE: Status("4.7.5", "Cannot start TLS: handshake failure"),  # MP 8, as at encrypt
     Failure.REQUIRETLS: Status(
         "5.7.30", "Sender requested REQUIRETLS, but no server was found that supports REQUIRETLS"
     ),
@@ -452,6 +458,7 @@ POSTFIX = MtaProfile(
     mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE}),
     sts_mx_check="certificate",
     dane_over_sts=False,
+    sts_cache=STS_CACHE_RULES["postfix-mta-sts-resolver"],
     sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h; modern-policies 5, 8",
 )
 
@@ -464,7 +471,7 @@ POSTFIX_3_11 = replace(
     # that answers nothing for "testing" and replaces DANE (modern-policies 3, 5).
     mechanisms=frozenset(Mechanism),
     sts_mx_check="mx-name",
-    reporter=("postfix", "postmaster"),  # the sending organisation's own name and contact (assumption)
+    reporter=("", "postmaster"),  # the sending organisation's own name and contact (assumption)
     sources="modern-policies 3, 4b, 5; REQUIRETLS_README; TLSRPT_README",
 )
 
@@ -495,7 +502,68 @@ SENDMAIL = MtaProfile(
     # DANE; off unless configured; their status codes NOT FOUND (modern-policies 5).
     mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE}),
     sts_mx_check="certificate",
+    sts_cache=STS_CACHE_RULES["postfix-mta-sts-resolver"],  # the same plug-in, as a socketmap
     sources="reference 4a; sendmail cf/README; modern-policies 5",
+)
+
+# Gmail / Google Workspace as a sender. Google publishes neither its retry schedule nor
+# its queue lifetime; what is here was measured or observed, and says so.
+GMAIL = MtaProfile(
+    name="gmail",
+    summary="Gmail / Google Workspace as a sender (measured and observed; Google documents none of it)",
+    match_rules=MatchRules.EXCHANGE2007,
+    tie_break_hops_and_name=True,
+    # Attempts 6, 29, 57, 99, 162, 230, 309 and 435 min after the first, under a 6 h
+    # greylist (tls-population 6: Pagani et al., DSN 2016, slide 36); later retries NOT
+    # FOUND: every 126 min, the last measured gap (assumption).
+    retry=RetrySchedule("queue", tuple(m * MINUTE for m in (6, 23, 28, 42, 63, 68, 79, 126)), 126 * MINUTE),
+    # A real Gmail delay notice (pastebin.com/kAAtD00k, 2018): sent at a failed attempt
+    # 22 h 7 min after submission, "Gmail will retry for 49 more hours", Will-Retry-Until
+    # exactly 72 h after submission. One observation: the threshold is NOT FOUND.
+    delay_notification=22 * HOUR,
+    expiration_timeout=3 * DAY,
+    timers="after_attempt",
+    expiry=None,  # the final notice quotes the remote server's last reply (assumption, as in that DSN)
+    handshake_fallback="never",  # NOT FOUND (assumption)
+    statuses={
+        Failure.NO_STARTTLS: Status("4.7.4", "TLS is required, but was not offered by host"),  # NOT FOUND
+        Failure.HANDSHAKE: Status("4.7.5", "TLS handshake failed"),  # NOT FOUND
+        Failure.CERTIFICATE: Status("4.7.5", "Certificate validation failed"),  # NOT FOUND
+        Failure.MUST_STARTTLS: _MUST_STARTTLS,
+        Failure.HOST_DOWN: Status("4.4.1", "The recipient server did not accept our requests to connect"),
+        Failure.GREYLISTED: _GREYLISTED,
+        Failure.NO_CERTIFICATE: _NO_CERTIFICATE,
+        Failure.UNREACHABLE: _UNREACHABLE,
+    },
+    # A domain with MTA-STS needs TLS 1.2+ and a public certificate (Google Workspace Help
+    # 9261504, modern-policies 5).
+    tls_versions=("1.2", "1.3"),
+    # Enforces recipients' MTA-STS since 2019 and reports as "Google Inc."; DANE as a sender
+    # NOT FOUND (modern-policies 4f, 5). Testing-mode failures are reported (the corpus's
+    # smtp_tls.json: a testing policy's validation failures from Google's 209.85.0.0/16).
+    mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.TLS_RPT}),
+    sts_default="apply",
+    sts_testing_reported=True,
+    reporter=("Google Inc.", "smtp-tls-reporting@google.com"),
+    product_tls_levels=frozenset({TlsLevel.OPPORTUNISTIC, TlsLevel.VERIFY}),
+    sources="tls-population 6 (Pagani DSN 2016); pastebin.com/kAAtD00k (a Gmail delay DSN); modern-policies 4f, 5",
+)
+
+# A sender known only by its TLS-RPT reports: it applies MTA-STS and reports (it sent
+# them), and keeps RFC 5321's schedule (s.4.5.4.1: retry "at least 30 minutes" apart,
+# give up after "at least 4-5 days"). Every number is the RFC's floor, not a product's.
+GENERIC = replace(
+    GMAIL,
+    name="generic",
+    summary="An RFC 5321 sender that applies MTA-STS and sends TLS-RPT (product unknown)",
+    retry=RetrySchedule("queue", (), 30 * MINUTE),
+    delay_notification=4 * HOUR,  # RFC 5321 s.4.5.4.1 does not say; the common 4 h (Exchange, Sendmail)
+    expiration_timeout=5 * DAY,
+    expiry=Status("4.4.7", "Delivery time expired"),  # RFC 3463 X.4.7
+    tls_versions=("1.0", "1.3"),
+    reporter=("", "postmaster"),  # under its own domain
+    product_tls_levels=frozenset(TlsLevel),
+    sources="RFC 5321 s.4.5.4.1; RFC 3463; modern-policies 4",
 )
 
 PROFILES: dict[str, MtaProfile] = {
@@ -509,6 +577,8 @@ PROFILES: dict[str, MtaProfile] = {
         POSTFIX,
         POSTFIX_3_11,
         SENDMAIL,
+        GMAIL,
+        GENERIC,
     )
 }
 

@@ -12,14 +12,26 @@ not regenerate keys.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sim.pki.certs import Identity, KeyKind, dns_names, issue, load_certificate, make_authority, self_signed
+from sim.pki.certs import (
+    Identity,
+    KeyKind,
+    PrivateKey,
+    dns_names,
+    issue,
+    load_certificate,
+    make_authority,
+    make_key,
+    self_signed,
+)
 from sim.scenario.model import CertificateSpec
 from sim.vocabulary import ServerTls
 
@@ -84,18 +96,54 @@ def our_certificate(spec: CertificateSpec, default_name: str, start: dt.datetime
         names = tuple(dns_names(certificate)) or (default_name,)
         return ServerCertificate(Identity(certificate), 0.0, names)
     names = tuple(spec.names or [default_name])
-    identity = _issue_ours(spec.issuer or "self-signed", names, start, spec.issued, spec.expires_in, spec.key)
+    pair = (default_name, spec.key_pair, spec.key)
+    identity = _issue_ours(spec.issuer or "self-signed", names, start, spec.issued, spec.expires_in, pair)
     return ServerCertificate(identity, spec.approval_delay, names)
+
+
+@lru_cache(maxsize=1024)
+def key_pair(owner: str, name: str, kind: KeyKind) -> PrivateKey:
+    """Key pair ``name`` of one server (``owner``): every certificate that names it holds
+    the same key, so a renewal keeps or changes its key as the scenario says."""
+    return make_key(kind)
+
+
+def our_tlsa_digest(owner: str, name: str, kind: KeyKind) -> str:
+    """The ``3 1 1`` association data of one of our key pairs (SHA-256 of its public key)."""
+    spki = key_pair(owner, name, kind).public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
 
 
 @lru_cache(maxsize=256)
 def _issue_ours(
-    issuer: str, names: tuple[str, ...], start: dt.datetime, issued: float, expires_in: float | None, key: KeyKind
+    issuer: str,
+    names: tuple[str, ...],
+    start: dt.datetime,
+    issued: float,
+    expires_in: float | None,
+    pair: tuple[str, str, KeyKind],
 ) -> Identity:
     world = roots(start)
     not_before = start - dt.timedelta(seconds=issued)
     not_after = start + dt.timedelta(seconds=expires_in) if expires_in is not None else not_before + YEAR
+    key = key_pair(*pair)
     if issuer == "self-signed":
-        return self_signed(list(names), not_before, not_after, key_kind=key)
+        return self_signed(list(names), not_before, not_after, key=key)
     authority = {"enterprise-ca": world.enterprise, "standalone-ca": world.standalone}.get(issuer, world.public_issuing)
-    return issue(authority, list(names), not_before, not_after, key_kind=key)
+    return issue(authority, list(names), not_before, not_after, key=key)
+
+
+_OBSERVED_LABEL = {
+    "certificate-host-mismatch": ServerTls.NAME_MISMATCH,
+    "certificate-expired": ServerTls.EXPIRED,
+    "certificate-not-trusted": ServerTls.UNTRUSTED,
+    "validation-failure": ServerTls.SELF_SIGNED,  # a self-signed leaf reports as validation-failure
+}
+
+
+def observed_certificate(result: str, host: str, start: dt.datetime) -> ServerCertificate:
+    """The certificate a sender whose TLS-RPT reports say ``result`` at our MX ``host``
+    meets there: one that fails its validation the same way."""
+    label = _OBSERVED_LABEL[result]
+    names = (f"another-name.{host}",) if label is ServerTls.NAME_MISMATCH else (host,)
+    return ServerCertificate(remote_certificate(host, label, start, None), 0.0, names)

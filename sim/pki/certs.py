@@ -101,9 +101,11 @@ def issue(
     not_after: dt.datetime,
     *,
     key_kind: KeyKind = "ec",
+    key: PrivateKey | None = None,
 ) -> Identity:
-    """A leaf certificate for ``names`` (SANs; the first is also the CN), for server and client use."""
-    key = make_key(key_kind)
+    """A leaf certificate for ``names`` (SANs; the first is also the CN), for server and
+    client use; with a new key unless ``key`` (a renewal that keeps its key) is given."""
+    key = key or make_key(key_kind)
     assert authority.key is not None
     certificate = (
         _leaf_builder(names, key, not_before, not_after)
@@ -115,10 +117,15 @@ def issue(
 
 
 def self_signed(
-    names: list[str], not_before: dt.datetime, not_after: dt.datetime, *, key_kind: KeyKind = "ec"
+    names: list[str],
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    *,
+    key_kind: KeyKind = "ec",
+    key: PrivateKey | None = None,
 ) -> Identity:
     """A leaf that signs itself, as IIS and many MTAs generate by default."""
-    key = make_key(key_kind)
+    key = key or make_key(key_kind)
     certificate = (
         _leaf_builder(names, key, not_before, not_after).issuer_name(_name(names[0])).sign(key, hashes.SHA256())
     )
@@ -252,3 +259,12 @@ def describe(certificate: x509.Certificate) -> dict[str, object]:
         "serial_number": format(certificate.serial_number, "x"),
         "sha256_fingerprint": certificate.fingerprint(hashes.SHA256()).hex(),
     }
+
+
+def tlsa_digest(public_key_holder: x509.Certificate) -> str:
+    """The ``1 1`` TLSA association data of a certificate: SHA-256 of its
+    SubjectPublicKeyInfo (RFC 6698 s.2.1.2-2.1.3; what ``3 1 1`` and ``2 1 1`` publish)."""
+    spki = public_key_holder.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()

@@ -99,7 +99,7 @@ def dane_rule(dane: DaneUse, dnssec: Dnssec, tlsa: Tlsa, usage: int, host: str =
     if dane == "none":
         return None
     if dnssec in (Dnssec.BOGUS, Dnssec.LOOKUP_FAILS):  # RFC 7672 s.2.1.2: treat as unreachable
-        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"for {host}:25 ({dnssec.value})")
+        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"for {host}:25")
     if dnssec is Dnssec.SECURE and tlsa in (Tlsa.MATCH, Tlsa.MISMATCH):
         return HostRule(Governs.DANE, "tlsa", usage=usage, tlsa=tlsa)
     if dnssec is Dnssec.SECURE and tlsa is Tlsa.UNUSABLE:
@@ -153,6 +153,10 @@ def under_rule(rule: HostRule, outcome: Negotiation, served: ServerTls) -> Negot
         return Negotiation(None, rule.failure, rule.detail)
     failure = outcome.failure
     if outcome.channel is None:
+        if failure is Failure.HANDSHAKE and governs in (Governs.DANE, Governs.DANE_ENCRYPT):
+            # Usable TLSA make TLS mandatory: no plaintext retry, and the destination is
+            # throttled as at encrypt (issue 20 s.3, measured on Postfix 3.7).
+            return Negotiation(None, Failure.DANE_HANDSHAKE, outcome.detail)
         if failure is Failure.NO_STARTTLS:
             no_tls = Failure.STS_NO_STARTTLS if rule.policy_type == "sts" else Failure.DANE_NO_STARTTLS
             return Negotiation(None, no_tls, outcome.detail)

@@ -41,6 +41,7 @@ POLICY_FIELDS = frozenset({"outbound_tls", "tls_policy", "dane", "mta_sts", "inb
 RESULT_TYPES = {
     "no-starttls": "starttls-not-supported",
     "handshake": "validation-failure",
+    "dane-handshake": "validation-failure",
     "certificate": "certificate-not-trusted, certificate-expired, certificate-host-mismatch",
     "dane-mismatch": "tlsa-invalid",
     "dane-lookup": "dnssec-invalid",

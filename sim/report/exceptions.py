@@ -55,6 +55,7 @@ _NEEDS: dict[Failure, TlsLevel] = {
     # (a product's own plaintext retry, Postfix >= 3.0, comes only after the minimal
     # backoff and not for every session).
     Failure.HANDSHAKE: TlsLevel.OFF,
+    Failure.DANE_HANDSHAKE: TlsLevel.OFF,  # a per-destination level replaces DANE
 }
 _NO_CURE = {
     Failure.MUST_STARTTLS: "the remote requires TLS that our side does not offer: raise our level, do not lower it",

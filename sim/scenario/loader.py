@@ -399,6 +399,12 @@ def _check_inbound(scenario: Scenario, file: Path | str, virtual_servers: set[st
     for i, flow in enumerate(scenario.traffic.inbound):
         if flow.to is not None:
             _known(file, f"traffic.inbound[{i}].to", flow.to, virtual_servers, "virtual server")
+        published = scenario.organisation.publishes
+        our_mx = {mx.host for mx in published.mx} if published is not None and flow.to is None else set()
+        for j, failure in enumerate(flow.observed_failures):
+            _known(
+                file, f"traffic.inbound[{i}].observed_failures[{j}].mx", failure.mx, our_mx, "MX host in publishes.mx"
+            )
         if not is_domain(flow.from_domain):
             raise ScenarioError(
                 file,

@@ -142,6 +142,9 @@ class CertificateSpec(Strict):
     issued: Duration = Field(30 * 86400.0, description="how long before the run starts it was issued")
     expires_in: Duration | None = Field(None, description="time from the run's start to not_after; default 1 year")
     key: Literal["ec", "rsa-2048", "rsa-3072", "rsa-4096"] = "ec"
+    key_pair: str = Field(
+        "1", min_length=1, max_length=32, description="its key pair: a renewal with a new key names a new one"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> CertificateSpec:
@@ -446,6 +449,30 @@ class OutboundFlow(Strict):
         return {domain.lower(): weight for domain, weight in value.items()}
 
 
+ObservedResult = Literal[
+    "starttls-not-supported",
+    "certificate-host-mismatch",
+    "certificate-expired",
+    "certificate-not-trusted",
+    "validation-failure",
+]
+"""The RFC 8460 results a sender can meet at one of our MX hosts that tlssim reproduces
+per sender: its MTAs see no STARTTLS, or a certificate that fails their validation."""
+
+
+class ObservedFailure(Strict):
+    """A share of one sender's sessions that met ``result`` at our MX host ``mx`` (as its
+    TLS-RPT reports say): that part of its mail is sent by MTAs that meet the same there.
+
+    This is evidence, not a cause: a certificate that validates for some of a sender's
+    MTAs and not for others (a missing intermediate, a load balancer with two
+    certificates) shows in reports exactly so (``tlssim import tlsrpt``)."""
+
+    mx: HostName
+    result: ObservedResult
+    share: float = Field(gt=0, le=1, description="of the sender's sessions, 0 < share <= 1")
+
+
 class InboundFlow(Strict):
     """A remote sending domain: its rate, its MTA profile and what its TLS can do."""
 
@@ -460,8 +487,18 @@ class InboundFlow(Strict):
     delivery: DeliverySettings = DeliverySettings()
     mta_sts: StsUse | None = Field(None, description="whether the sender applies our MTA-STS; default its profile's")
     dane: DaneUse | None = Field(None, description="whether the sender applies our DANE; default its profile's")
+    observed_failures: list[ObservedFailure] = Field(
+        default_factory=list, description="shares of its sessions that met a failure at one of our MX hosts"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("observed_failures")
+    @classmethod
+    def _shares(cls, value: list[ObservedFailure]) -> list[ObservedFailure]:
+        if sum(f.share for f in value) > 1 + 1e-9:
+            raise ValueError("the observed_failures shares cannot sum to more than 1")
+        return value
 
 
 class Traffic(Strict):

@@ -68,9 +68,32 @@ class MtaStsPolicy(Strict):
 
     mode: StsMode = StsMode.ENFORCE
     mx: list[str] = Field(default_factory=list, description='patterns: "mx1.example.com" or "*.example.com"')
-    max_age: Duration = Field(7 * 86400.0, description="how long senders may cache it (at most 1 year)")
+    max_age: Duration = Field(
+        7 * 86400.0, description="how long senders may cache it (above 1 year: clamped to 1 year)"
+    )
     policy_host: PolicyHost = PolicyHost.OK
     policy_host_down: list[Outage] = Field(default_factory=list)
+    # The TXT record _mta-sts: its id and TTL (s.3.1). Without an id, a new one comes with
+    # every change of mode, mx or max_age (what a careful administrator does); give one to
+    # rehearse an edit that forgets it. A TTL of an hour is common (assumption).
+    id: str | None = Field(
+        None, description="the TXT record's id (1-32 letters and digits); default: new on every edit"
+    )
+    txt_ttl: Duration = Field(3600.0, description="the TXT record's TTL")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        if value is not None and not (1 <= len(value) <= 32 and value.isascii() and value.isalnum()):
+            raise ValueError(f"{value!r} is not an MTA-STS id (accepted: 1-32 letters and digits, RFC 8461 s.3.1)")
+        return value
+
+    @property
+    def txt_id(self) -> str:
+        """The id senders see in the TXT record."""
+        if self.id is not None:
+            return self.id
+        return f"{self.mode.value}|{','.join(self.mx)}|{self.max_age}"  # compared, never shown
 
     @field_validator("mx")
     @classmethod
@@ -84,9 +107,11 @@ class MtaStsPolicy(Strict):
     @field_validator("max_age")
     @classmethod
     def _max_age(cls, value: float) -> float:
-        if not 0 < value <= MAX_AGE_LIMIT:
-            raise ValueError("max_age must be longer than 0s and at most 31557600s (RFC 8461 s.3.2)")
-        return value
+        # RFC 8461 s.3.2 allows at most 31557600 s; senders clamp a larger value to it
+        # rather than refuse the policy (issue 20: as real senders do), and so does tlssim.
+        if value <= 0:
+            raise ValueError("max_age must be longer than 0s (RFC 8461 s.3.2)")
+        return min(value, MAX_AGE_LIMIT)
 
     @model_validator(mode="after")
     def _mx_unless_none(self) -> MtaStsPolicy:
@@ -156,13 +181,26 @@ class Publishing(Strict):
 
     ``mx``: our inbound MX hosts (name, virtual server, preference); inbound senders
     without a ``to`` deliver to them in preference order. ``tlsa`` gives, per MX host
-    name, what its TLSA records say of the certificate it serves.
+    name, what its TLSA records say of the certificate it serves: a state (``match``
+    follows whatever it serves), or the key pairs whose ``3 1 1`` records are published
+    (``[k1, k2]``: current and next), matched against the key it really serves.
+    Changes to ``tlsa`` and ``mx`` reach senders once their TTL has passed.
     """
 
     domain: DomainName
     mx: list[PublishedMx] = Field(default_factory=list, description="our MX hosts: host, virtual_server, preference")
     mta_sts: MtaStsPolicy | None = None
     dnssec: Dnssec = Dnssec.INSECURE
-    tlsa: dict[str, Tlsa] = Field(default_factory=dict, description="MX host -> none | match | mismatch | unusable")
+    tlsa: dict[str, Tlsa | list[str]] = Field(
+        default_factory=dict, description="MX host -> none | match | mismatch | unusable, or [key pairs]"
+    )
     tlsa_usage: Literal[2, 3] = 3
+    tlsa_ttl: Duration = Field(3600.0, description="TTL of the TLSA records (a common hour: assumption)")
+    mx_ttl: Duration = Field(3600.0, description="TTL of the MX records (a common hour: assumption)")
     tls_rpt: Rua | None = Field(None, description="rua: mailto:... or https://...")
+
+    @model_validator(mode="after")
+    def _key_pairs_for_dane_ee(self) -> Publishing:
+        if self.tlsa_usage != 3 and any(isinstance(v, list) for v in self.tlsa.values()):
+            raise ValueError("TLSA records of key pairs ([k1, k2]) are DANE-EE records: they need tlsa_usage 3")
+        return self
