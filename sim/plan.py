@@ -15,7 +15,7 @@ order of the questions.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -33,9 +33,10 @@ from sim.pki.authorities import (
     roots,
 )
 from sim.pki.certs import tlsa_digest
+from sim.policy.sts_cache import STS_CACHE_RULES
 from sim.policy.transport import NONE as NO_POLICIES
 from sim.policy.transport import PLAIN as PLAIN_RULE
-from sim.policy.transport import Governs, HostRule, SenderPolicies, host_rule, under_rule
+from sim.policy.transport import Governs, HostRule, SenderPolicies, Zones, host_rule, under_rule
 from sim.population import GeneratedPopulation, generate
 from sim.routing.selector import Route, RouteDecision, RouteSelector, RouteState
 from sim.scenario.model import (
@@ -54,7 +55,18 @@ from sim.scenario.policies import MtaStsPolicy, Outage
 from sim.tls.negotiation import Negotiation
 from sim.tls.policy import TlsPolicy, entry_dane, entry_level, level_in_force, policy_entry
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import NO_TLS, Channel, ClientTls, Dnssec, Failure, Mechanism, ServerTls, Tlsa, TlsLevel
+from sim.vocabulary import (
+    NO_TLS,
+    Channel,
+    ClientTls,
+    Dnssec,
+    Failure,
+    Mechanism,
+    ServerTls,
+    StsPlugin,
+    Tlsa,
+    TlsLevel,
+)
 
 UNREACHABLE = "(unreachable)"
 
@@ -90,6 +102,9 @@ class QueuePlan:
     policy_domain: str = ""
     rua: str | None = None  # where TLS-RPT reports for this destination go, when the sender reports
     reporter: tuple[str, str] | None = None  # (organization-name, contact-info) of the reports
+    # The hosts under an enforced policy with other mx patterns: a sender applies the
+    # policy it has cached, which may be older than the published one (sim/model/sts.py).
+    under_patterns: Callable[[tuple[str, ...]], tuple[HostPlan, ...]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -300,7 +315,12 @@ class Plan:
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
             slots = min(slots, profile.concurrency.limit)
-        policies = sender_policies(profile, connector.mta_sts or vs.mta_sts, connector.dane or dane or vs.dane)  # type: ignore[arg-type]
+        policies = sender_policies(
+            profile,
+            connector.mta_sts or vs.mta_sts,
+            connector.dane or dane or vs.dane,  # type: ignore[arg-type]
+            vs.mta_sts_plugin,
+        )
         # The recipient domain's policies apply to MX delivery; through a smart host
         # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
         published = self.domain(domain) if next_hop == domain else None
@@ -312,7 +332,7 @@ class Plan:
             route.virtual_server,
             connector.name,
             next_hop,
-            self._host_plans(sender, receivers, policies, dnssec, sts),
+            self._host_plans(sender, receivers, policies, dnssec, sts, next_hop),
             policy_of(level, profile),
             profile,
             slots,
@@ -321,6 +341,7 @@ class Plan:
             next_hop,
             published.tls_rpt if published is not None and policies.reports else None,
             (self.organisation.organisation, _our_contact(self.organisation)),
+            self._patterns_planner(sender, receivers, policies, dnssec, sts, next_hop),
         )
         return found
 
@@ -331,19 +352,41 @@ class Plan:
         policies: SenderPolicies,
         dnssec: Dnssec,
         sts: MtaStsPolicy | None,
+        domain: str,
     ) -> tuple[HostPlan, ...]:
-        """Each host's sessions under the transport policies the sender applies."""
+        """Each host's sessions under the transport policies the sender applies
+        (``dnssec``: the zone of the destination's MX RRset)."""
         found = []
         for host, receiver, tlsa, served in receivers:
             base = self._sessions(sender, receiver)
-            rule = host_rule(policies, dnssec, host.host, tlsa, host.tlsa_usage, None)
+            zones = Zones.of(dnssec, host.dnssec)
+            rule = host_rule(policies, zones, host.host, tlsa, host.tlsa_usage, None, domain)
             enforced = enforced_rule = None
             if sts is not None and sts.mx:
-                enforced_rule = host_rule(policies, dnssec, host.host, tlsa, host.tlsa_usage, sts.mx)
+                enforced_rule = host_rule(policies, zones, host.host, tlsa, host.tlsa_usage, sts.mx, domain)
                 enforced = self._under(enforced_rule, sender, receiver, base, served)
             sessions = self._under(rule, sender, receiver, base, served)
             found.append(HostPlan(host, sessions, rule, enforced, enforced_rule))
         return tuple(found)
+
+    def _patterns_planner(
+        self,
+        sender: Sender,
+        receivers: list[tuple[RemoteHost, Receiver, Tlsa, ServerTls]],
+        policies: SenderPolicies,
+        dnssec: Dnssec,
+        sts: MtaStsPolicy | None,
+        domain: str,
+    ) -> Callable[[tuple[str, ...]], tuple[HostPlan, ...]] | None:
+        """The host plans under a cached policy whose mx patterns differ from ``sts``'s."""
+        if sts is None:
+            return None
+
+        def under(patterns: tuple[str, ...]) -> tuple[HostPlan, ...]:
+            cached = sts.model_copy(update={"mx": list(patterns)})
+            return self._host_plans(sender, receivers, policies, dnssec, cached, domain)
+
+        return under
 
     def _under(
         self, rule: HostRule, sender: Sender, receiver: Receiver, base: SessionPlan, served: ServerTls
@@ -428,7 +471,7 @@ class Plan:
         else:
             target = flow.to or next(iter(self.virtual_servers))
             targets = [(self.certificates[target].names[0], target, [])]
-        policies = sender_policies(sender_profile, flow.mta_sts, flow.dane)
+        policies = sender_policies(sender_profile, flow.mta_sts, flow.dane, flow.mta_sts_plugin)
         receivers = []
         for name, virtual_server, down in targets:
             receiver = self._us_as_receiver(virtual_server, flow.tls, name)
@@ -452,7 +495,7 @@ class Plan:
             targets[0][1],
             "",
             ours.domain if ours is not None else targets[0][0],
-            self._host_plans(sender, receivers, policies, dnssec, sts),
+            self._host_plans(sender, receivers, policies, dnssec, sts, ours.domain if ours is not None else ""),
             policy_of(level, sender_profile),
             sender_profile,
             20,
@@ -461,6 +504,7 @@ class Plan:
             ours.domain if ours is not None else "",
             ours.tls_rpt if ours is not None and policies.reports else None,
             reporter,
+            self._patterns_planner(sender, receivers, policies, dnssec, sts, ours.domain if ours is not None else ""),
         )
 
     def our_tlsa(self, host: str, virtual_server: str) -> Tlsa:
@@ -676,19 +720,38 @@ def _what_if(where: str, level: TlsLevel, profile: MtaProfile) -> str:
     return f"{where}: TLS level {level.value} under {profile.name} is a what-if level (the product offers: {offered})"
 
 
-def sender_policies(profile: MtaProfile, sts: StsUse | None, dane: DaneUse | None) -> SenderPolicies:
+def sender_policies(
+    profile: MtaProfile, sts: StsUse | None, dane: DaneUse | None, plugin: StsPlugin | None = None
+) -> SenderPolicies:
     """What a sender applies: its settings, else the product's defaults, within what the
-    product can do at all (a product without a mechanism ignores it)."""
+    product can do at all (a product without a mechanism ignores it).
+
+    A product that asks a policy plug-in for MTA-STS (``plugin``, else its default)
+    keeps the plug-in's cache rules; it checks the MX name against the patterns only
+    when the plug-in forwards the policy's attributes and the product takes them
+    (Postfix >= 3.10), else only the certificate; a Postfix before 3.10 refuses an
+    answer with attributes (issue 20 s.3). postfix-tlspol puts DANE first."""
     mechanisms = profile.mechanisms
     dane_use: DaneUse = dane or profile.dane_default
+    plugin = plugin or profile.sts_plugin
+    mx_check, dane_first, cache, rejected = profile.sts_mx_check, profile.dane_over_sts, profile.sts_cache, False
+    if plugin is not None:
+        with_attributes = plugin != "postfix-mta-sts-resolver"
+        forwarded = with_attributes and profile.policy_attributes
+        mx_check = profile.sts_mx_check if forwarded else "certificate"
+        rejected = with_attributes and not profile.policy_attributes and plugin != "postfix-tlspol"
+        dane_first = plugin == "postfix-tlspol" or profile.dane_over_sts
+        cache = STS_CACHE_RULES["postfix-tlspol" if plugin == "postfix-tlspol" else "postfix-mta-sts-resolver"]
     return SenderPolicies(
         sts=Mechanism.MTA_STS in mechanisms and (sts or profile.sts_default) == "apply",
         dane=dane_use if Mechanism.DANE in mechanisms else "none",
-        sts_mx_check=profile.sts_mx_check,
-        dane_over_sts=profile.dane_over_sts,
+        sts_mx_check=mx_check,
+        dane_over_sts=dane_first,
         requiretls=Mechanism.REQUIRETLS in mechanisms,
         reports=Mechanism.TLS_RPT in mechanisms,
         sts_testing_reported=profile.sts_testing_reported,
+        sts_cache=cache,
+        sts_answer_rejected=rejected,
     )
 
 

@@ -76,6 +76,10 @@ class ClientTls(StrEnum):
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 ClientCertificatePolicy = Literal["ignore", "reject-self-signed", "require-valid"]
 TrustName = Literal["public", "enterprise", "standalone"]
+StsPlugin = Literal["postfix-mta-sts-resolver", "postfix-mta-sts-resolver-tlsrpt", "postfix-tlspol"]
+"""The policy plug-in a Postfix (or Sendmail) sender asks for MTA-STS: postfix-mta-sts-resolver
+as installed (``tlsrpt: false``), the same with ``tlsrpt: true`` (its answer carries the
+policy's attributes), or postfix-tlspol (DANE first; attributes with ``QUERYwithTLSRPT``)."""
 ProfileName = Literal[
     "exchange2003",
     "exchange2016",
@@ -83,6 +87,7 @@ ProfileName = Literal[
     "exchange2019",
     "exchange-online",
     "postfix",
+    "postfix-3.10",
     "postfix-3.11",
     "sendmail",
     "gmail",
@@ -180,13 +185,17 @@ class Failure(StrEnum):
     DANE_LOOKUP = "dane-lookup"  # TLSA lookup bogus or failing: host not used (RFC 7672 s.2.1.2)
     DANE_REQUIRED = "dane-required"  # mandatory DANE, no secure usable TLSA
     DANE_HANDSHAKE = "dane-handshake"  # DANE governs the host (usable TLSA): the handshake failed
+    STS_PLUGIN = "sts-plugin"  # the MTA-STS plug-in's answer is one this Postfix rejects (issue 20 s.3)
+    MX_LOOKUP = "mx-lookup"  # the MX RRset's zone is bogus or its lookup fails: a validating resolver finds no MX
     REQUIRETLS = "requiretls"  # REQUIRETLS message, no verified path advertising REQUIRETLS: 5.7.30
     REQUIRETLS_UNVERIFIED = "requiretls-unverified"  # REQUIRETLS, certificate not verified: 5.7.10
 
 
 PERMANENT = frozenset({Failure.MUST_STARTTLS})
 # Refused before any connection: the host is not used (counts no session).
-NO_CONNECTION = frozenset({Failure.STS_MX_MISMATCH, Failure.DANE_LOOKUP, Failure.DANE_REQUIRED})
+NO_CONNECTION = frozenset(
+    {Failure.STS_MX_MISMATCH, Failure.DANE_LOOKUP, Failure.DANE_REQUIRED, Failure.MX_LOOKUP, Failure.STS_PLUGIN}
+)
 # Ends a REQUIRETLS message after every MX was tried (Postfix SMTP_MISC_FAIL_SOFT_NON_FINAL).
 RETURNS_REQUIRETLS = frozenset({Failure.REQUIRETLS, Failure.REQUIRETLS_UNVERIFIED})
 """RFC 3207 s.4: "530 Must issue a STARTTLS command first" is a 5xx reply: the sender

@@ -228,6 +228,7 @@ def test_profiles_lists_every_profile_with_its_defaults():
         "exchange2019",
         "exchange-online",
         "postfix",
+        "postfix-3.10",
         "postfix-3.11",
         "sendmail",
         "gmail",

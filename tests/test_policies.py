@@ -53,6 +53,9 @@ def outcome(events):
 
 
 EXO = "exchange-online"
+MX_LOOKUP = (
+    "4.4.3 Host or domain name not found. Name service error for name=d.example type=MX: Host not found, try again"
+)
 PF37 = "postfix"
 PF311 = "postfix-3.11"
 
@@ -101,6 +104,52 @@ def test_enforce_skips_an_mx_outside_the_patterns_under_rfc_checkers_but_not_pos
     assert [d for _, e, d in exo if e == "attempt"] == ["mx2.d.example"]
     _, pf = one(organisation("opportunistic", profile=PF37, mta_sts="apply"), rem)
     assert [d for _, e, d in pf if e == "attempt"] == ["a.b.d.example"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "plugin", "attempts"),
+    [
+        # The MX-name check (3.10.5) needs the policy's attributes in the plug-in's answer:
+        # postfix-mta-sts-resolver as installed sends none, so only the certificate is checked.
+        ("postfix-3.10", "postfix-mta-sts-resolver", ["a.b.d.example"]),
+        ("postfix-3.11", "postfix-mta-sts-resolver", ["a.b.d.example"]),
+        ("postfix-3.10", "postfix-mta-sts-resolver-tlsrpt", ["mx2.d.example"]),
+        ("postfix-3.10", "postfix-tlspol", ["mx2.d.example"]),
+        ("postfix-3.11", "postfix-tlspol", ["mx2.d.example"]),
+    ],
+)
+def test_postfix_checks_the_mx_name_only_when_the_plug_in_forwards_the_policy(profile, plugin, attempts):
+    hosts = [host("a.b.d.example", "trusted", preference=10), host("mx2.d.example", "trusted", preference=20)]
+    rem = domain(*hosts, mta_sts=sts(mx=("*.d.example",)))
+    org = organisation("may", profile=profile, mta_sts="apply", mta_sts_plugin=plugin)
+    _, events = one(org, rem)
+    assert [d for _, e, d in events if e == "attempt"] == attempts
+    assert outcome(events) == ("delivered", "tls-verified")
+
+
+def test_a_plug_in_answer_postfix_3_7_refuses_defers_every_enforced_domain():
+    # Issue 20 s.3, measured: postfix-mta-sts-resolver with tlsrpt: true against Postfix 3.7
+    # -> "invalid attribute name"; every MTA-STS destination defers and expires with it.
+    org = organisation("may", profile=PF37, mta_sts="apply", mta_sts_plugin="postfix-mta-sts-resolver-tlsrpt")
+    result, events = one(org, domain(host("mx1.d.example", "trusted"), mta_sts=sts()), duration="6d")
+    assert {d for _, e, d in events if e == "deferred"} == {"4.7.5 client TLS configuration problem"}
+    assert outcome(events) == ("expired", "4.7.5 message expired; last error: client TLS configuration problem")
+    assert result.summary_row["out_connections"] == 0
+    # The plug-in answers nothing for testing, and nothing without a policy: no change.
+    for fields in ({"mta_sts": sts("testing")}, {}):
+        _, events = one(org, domain(host("mx1.d.example", "trusted"), **fields))
+        assert outcome(events) == ("delivered", "tls-unverified")
+
+
+def test_postfix_tlspol_puts_dane_first():
+    # postfix-tlspol README: "DANE is authoritative when fresh and usable" (RFC 8461 s.2),
+    # unlike postfix-mta-sts-resolver, whose answer replaces DANE (MP 8).
+    rem = domain(host("mx1.d.example", "trusted", tlsa="mismatch"), dnssec="secure", mta_sts=sts())
+    tlspol = organisation("may", profile="postfix-3.10", dane="opportunistic", mta_sts="apply",
+                          mta_sts_plugin="postfix-tlspol")  # fmt: skip
+    assert outcome(one(tlspol, rem)[1]) == ("deferred", "4.7.5 Server certificate not verified")
+    resolver = organisation("may", profile="postfix-3.10", dane="opportunistic", mta_sts="apply")
+    assert outcome(one(resolver, rem)[1]) == ("delivered", "tls-verified")
 
 
 def test_enforce_with_no_matching_mx_defers_4_4_8_under_exo_without_connecting():
@@ -173,14 +222,8 @@ def test_sts_mx_pattern_matching(pattern, host_name, check, matches):
         ("secure", "match", "none", "opportunistic", ("deferred", "4.7.4 TLS is required")),
         ("secure", "unusable", "self-signed", "opportunistic", ("delivered", "tls-unverified")),
         ("secure", "unusable", "none", "opportunistic", ("deferred", "4.7.4 TLS is required")),
-        ("bogus", "match", "trusted", "opportunistic", ("deferred", "4.7.5 TLSA lookup error for mx1.d.example:25")),
-        (
-            "lookup-fails",
-            "none",
-            "trusted",
-            "opportunistic",
-            ("deferred", "4.7.5 TLSA lookup error for mx1.d.example:25"),
-        ),
+        ("bogus", "match", "trusted", "opportunistic", ("deferred", MX_LOOKUP)),  # the MX RRset's zone (issue 20)
+        ("lookup-fails", "none", "trusted", "opportunistic", ("deferred", MX_LOOKUP)),
         ("insecure", "match", "none", "opportunistic", ("delivered", "plaintext")),  # no DANE: opportunistic
         ("secure", "none", "none", "opportunistic", ("delivered", "plaintext")),
         ("insecure", "none", "trusted", "mandatory", ("deferred", "4.7.5 non DNSSEC destination")),
@@ -195,6 +238,60 @@ def test_dane_decision_table_postfix(dnssec, tlsa, served, dane, expected):
     _, events = one(org, rem)
     event, detail = outcome(events)
     assert (event, detail[: len(expected[1])]) == expected
+
+
+@pytest.mark.parametrize(
+    ("mx_zone", "host_zone", "dane", "expected", "connections"),
+    [
+        # A failing TLSA lookup in the host's zone: that host only, DANE senders only.
+        ("secure", "bogus", "opportunistic", ("deferred", "4.7.5 TLSA lookup error for mx1.d.example:25"), 0),
+        ("secure", "lookup-fails", "opportunistic", ("deferred", "4.7.5 TLSA lookup error for mx1.d.example:25"), 0),
+        # At dane, Postfix looked TLSA up in the host's signed zone under an insecure MX
+        # RRset, and enforced it; at dane-only it refused the insecure MX RRset first.
+        ("insecure", "secure", "opportunistic", ("deferred", "4.7.5 Server certificate not verified"), 1),
+        ("insecure", "secure", "mandatory", ("deferred", "4.7.5 non DNSSEC destination"), 0),
+        # A bogus MX RRset: no MX at all, whatever the host's zone.
+        ("bogus", "secure", "opportunistic", ("deferred", MX_LOOKUP), 0),
+    ],
+)
+def test_dnssec_belongs_to_a_zone_the_mx_rrsets_or_the_hosts(mx_zone, host_zone, dane, expected, connections):
+    org = organisation("may", profile=PF37, dane=dane)
+    rem = domain(host("mx1.d.example", "trusted", tlsa="mismatch", dnssec=host_zone), dnssec=mx_zone)
+    result, events = one(org, rem, duration="5m")
+    event, detail = outcome(events)
+    assert (event, detail) == expected
+    assert result.summary_row["out_connections"] == connections
+
+
+def test_a_bogus_mx_rrset_expires_with_4_4_3_for_validating_senders_and_spares_the_others():
+    rem = domain(host("mx1.d.example", "trusted", tlsa="match"), dnssec="bogus")
+    result, events = one(organisation("may", profile=PF37, dane="opportunistic"), rem, duration="6d")
+    event, detail = outcome(events)  # the NDR carries the last deferral's status (3d)
+    assert event == "expired" and detail.startswith("4.4.3 ") and detail.endswith(MX_LOOKUP[6:])
+    assert result.summary_row["out_connections"] == 0
+    _, plain = one(organisation("may", profile=PF37), rem)
+    assert outcome(plain) == ("delivered", "tls-unverified")  # no validating resolver: no DNSSEC at all
+
+
+def test_a_failed_handshake_under_dane_is_mandatory_tls_no_plaintext_and_the_destination_throttled():
+    # Issue 20 s.3, measured: when usable TLSA govern the host, a failed handshake is an
+    # encrypt failure: no plaintext retry, and the destination dies as encrypt's does.
+    grid = {"queue_run_delay": 1, "minimal_backoff_time": 2, "maximal_backoff_time": 4, "expiration_timeout": 15}
+    governed = domain(host("mx1.d.example", "handshake-fails", tlsa="match"), dnssec="secure")
+    dane = organisation("may", profile=PF37, dane="opportunistic", delivery=grid)
+    result, events = one(dane, governed, duration="60s", n=3)
+    assert [e for _, e, _ in events if e == "delivered"] == []
+    assert outcome(events) == ("expired", "4.7.5 message expired; last error: Cannot start TLS: handshake failure")
+    encrypt = organisation("encrypt", profile=PF37, delivery=grid)
+    plain_host = domain(host("mx1.d.example", "handshake-fails"), dnssec="secure")
+    forced, _ = one(encrypt, plain_host, duration="60s", n=3)
+    counts = ("out_connections", "out_deferrals", "out_deferrals_suspended", "out_expired")
+    assert [result.summary_row[c] for c in counts] == [forced.summary_row[c] for c in counts]
+    assert result.summary_row["out_deferrals_suspended"] > 0
+    # Without TLSA the same host is plain `may`: no throttle, plaintext after the backoff.
+    may, events = one(organisation("may", profile=PF37, dane="opportunistic", delivery=grid), plain_host, n=3)
+    assert outcome(events) == ("delivered", "plaintext")
+    assert may.summary_row["out_deferrals_suspended"] == 0
 
 
 def test_dane_lookup_failure_and_dane_only_refusals_open_no_connection():

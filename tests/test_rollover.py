@@ -169,3 +169,62 @@ def test_exo_mx_migration_breaks_every_mta_sts_sender_and_exchange_online_return
     for delayed in ("litware.com", "woodgrovebank.com", "adatum.com"):
         assert senders[delayed]["refused"] > 0 and senders[delayed]["lost"] == 0
     assert senders["northwind.com"]["refused"] == 0  # Exchange 2016 does not apply MTA-STS
+    # postfix-tlspol keeps the old patterns until max_age (7 d): Postfix's 5 days run out first.
+    stuck = senders["tailspintoys.com"]
+    assert stuck["lost"] > 0 and stuck["accepted"] + stuck["lost"] == stuck["messages"]
+
+
+def moved_mx_world(plugin: str) -> sim.Scenario:
+    """Our MX moves at 1 h out of the enforced policy's patterns; at 2 h the patterns
+    follow with a new id (TXT TTL 10 m); max_age 1 d."""
+    org = {
+        "organisation": "ours",
+        "profile": "postfix",
+        "routing_groups": [{"name": "site"}],
+        "servers": [
+            {
+                "name": "MX1",
+                "routing_group": "site",
+                "virtual_servers": [
+                    {
+                        "name": "smtp",
+                        "inbound": {"tls": "offered"},
+                        "certificate": {"issuer": "public-ca", "names": ["mx.old.example", "mx.new.example"]},
+                    }
+                ],
+            }
+        ],
+        "publishes": {
+            "domain": "ours.example",
+            "mx": [{"host": "mx.old.example", "virtual_server": "MX1/smtp"}],
+            "mta_sts": {"mode": "enforce", "mx": ["mx.old.example"], "max_age": "1d", "txt_ttl": "10m"},
+            "mx_ttl": "0s",
+        },
+    }
+    flows = [{"from": "sender.example", "rate_per_hour": 30, "profile": "postfix-3.10", "mta_sts": "apply",
+              "mta_sts_plugin": plugin}]  # fmt: skip
+    document = scenario(org, {"domains": []}, traffic={"inbound": flows}, duration="30h").model_dump(
+        mode="json", by_alias=True
+    )
+    document["changes"] = [
+        {"at": "1h", "set": {"publishes.mx": [{"host": "mx.new.example", "virtual_server": "MX1/smtp"}]}},
+        {"at": "2h", "set": {"publishes.mta_sts.mx": ["mx.old.example", "mx.new.example"]}},
+    ]
+    return sim.Scenario.model_validate(document)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "seen_from", "seen_by"),
+    [
+        ("postfix-mta-sts-resolver-tlsrpt", 2 * HOUR, 2 * HOUR + 600),  # the next TXT check (TTL 10 m)
+        ("postfix-tlspol", DAY, DAY + 600),  # max_age after its first fetch (at the first message)
+    ],
+)
+def test_the_sender_applies_the_patterns_it_has_cached_not_the_published_ones(plugin, seen_from, seen_by):
+    trace = Simulation(moved_mx_world(plugin), trace=True).run().trace
+    first = min(t for t, _, event, _ in trace if event == "accepted")  # the policy is fetched then
+    refused = [t for t, _, event, _ in trace if event == "deferred"]
+    assert refused and HOUR <= min(refused) < 2 * HOUR  # the MX moved out of the cached patterns
+    assert seen_from - 600 < max(refused) < first + seen_by
+    delivered_after = [t for t, _, event, _ in trace if event == "delivered" and t > min(refused)]
+    assert delivered_after and min(delivered_after) > seen_from

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sim.model.queue import DeliveryQueue
+from sim.scenario.policies import MtaStsPolicy
 from sim.vocabulary import NO_CONNECTION, Failure, StsMode
 
 CURABLE = frozenset({Failure.HOST_DOWN, Failure.GREYLISTED})
@@ -27,9 +28,13 @@ CURABLE = frozenset({Failure.HOST_DOWN, Failure.GREYLISTED})
 def destination_open(queue: DeliveryQueue, now: float) -> bool:
     """Whether any host of ``queue`` may yet take its mail, as ``_connect`` would try
     them from ``now`` on (a message waits long enough for any plaintext fallback)."""
-    sts = queue.sts.in_effect(now) if queue.sts is not None else None
+    return open_under(queue, now, queue.sts.in_effect(now) if queue.sts is not None else None)
+
+
+def open_under(queue: DeliveryQueue, now: float, sts: MtaStsPolicy | None) -> bool:
+    """``destination_open`` under the MTA-STS policy ``sts`` (None: no policy applied)."""
     enforced = sts is not None and sts.mode is StsMode.ENFORCE
-    for link in queue.hosts:
+    for link in queue.links_under(sts):
         endpoint = link.endpoint
         if endpoint.has_outages and not endpoint.is_up(now):
             return True  # down now, back later
@@ -69,8 +74,15 @@ def queued_fates(queues: Iterable[DeliveryQueue], now: float) -> QueuedFates:
     for queue in queues:
         if queue.depth == 0 or destination_open(queue, now):
             continue
+        # A sender whose cached MTA-STS policy shuts the destination refetches it at a
+        # known instant: mail still queued then goes under the published policy.
+        reopens = math.inf
+        if queue.sts is not None and open_under(queue, now, queue.sts.published):
+            reopens = queue.sts.refetch_due(now)
         expiration = queue.profile.expiration_timeout
         for message in queue.waiting():
+            if message.arrival + expiration > reopens:
+                continue  # pending: still queued when the sender sees the policy that opens it
             domain = message.stats.domain
             fates.doomed[domain] += 1
             returned = message.arrival + expiration

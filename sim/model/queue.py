@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import simpy
@@ -29,6 +29,7 @@ from sim.model.metrics import Metrics
 from sim.model.sts import StsCache
 from sim.model.tlsrpt import Reporting, result_of
 from sim.mta.profiles import MtaProfile
+from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.scenario.policies import MtaStsPolicy
 from sim.tls.negotiation import Negotiation
 from sim.tls.policy import TlsPolicy
@@ -61,12 +62,14 @@ class DeliveryQueue:
     uses_watch = True  # keep a deque of messages that may still need a delay notice
     # Slots: a world of 100,000 domains holds as many queues (issue 13).
     __slots__ = (
+        "_by_patterns",
         "_deadline_timers",
         "_direct",
         "_expiration",
         "_greylist_seen",
         "_no_hosts",
         "_notice",
+        "_relink",
         "_report_testing",
         "busy",
         "env",
@@ -84,6 +87,7 @@ class DeliveryQueue:
         "reporting",
         "slots",
         "sts",
+        "sts_cache",
         "submitted",
         "timer_armed",
         "watch",
@@ -102,12 +106,17 @@ class DeliveryQueue:
         sts: MtaStsPolicy | None = None,
         reporting: Reporting | None = None,
         sts_testing_reported: bool = False,
+        sts_cache: StsCacheRules = STS_CACHE_RULES["rfc8461"],
+        relink: Callable[[tuple[str, ...]], list[HostLink]] | None = None,
     ) -> None:
         self.env = env
         self.name = name
         self.policy = policy
         # The destination's MTA-STS policy as this sender caches it, and who reports.
-        self.sts = StsCache(sts, profile.sts_cache) if sts is not None else None
+        self.sts_cache = sts_cache
+        self._relink = relink
+        self._by_patterns: dict[tuple[str, ...], list[HostLink]] = {}
+        self.sts = StsCache(sts, sts_cache) if sts is not None else None
         self.reporting = reporting
         self._report_testing = sts_testing_reported
         self.hosts = hosts  # in MX preference order
@@ -132,6 +141,17 @@ class DeliveryQueue:
         self._greylist_seen: dict[str, float] = {}
         self._direct = _direct_outcome(hosts, self.sts, reporting)
 
+    def links_under(self, sts: MtaStsPolicy | None) -> list[HostLink]:
+        """The hosts as the sender sees them under the MTA-STS policy it applies: its
+        cached policy's mx patterns, which may be older than the published ones."""
+        if sts is None or self._relink is None or self.sts is None or sts.mx == self.sts.published.mx:
+            return self.hosts
+        key = tuple(sts.mx)
+        found = self._by_patterns.get(key)
+        if found is None:
+            found = self._by_patterns[key] = self._relink(key)
+        return found
+
     @property
     def depth(self) -> int:
         return len(self.pending) + self.busy
@@ -146,16 +166,23 @@ class DeliveryQueue:
                 yield item
 
     def replan(
-        self, policy: TlsPolicy, hosts: list[HostLink], sts: MtaStsPolicy | None, reporting: Reporting | None
+        self,
+        policy: TlsPolicy,
+        hosts: list[HostLink],
+        sts: MtaStsPolicy | None,
+        reporting: Reporting | None,
+        relink: Callable[[tuple[str, ...]], list[HostLink]] | None = None,
     ) -> None:
         """A policy calendar change: new TLS policy, host sessions and transport policies.
         A cached MTA-STS policy stays cached; the sender sees the new one at its next fetch."""
         self.policy = policy
         self.hosts = hosts
+        self._relink = relink
+        self._by_patterns = {}
         if sts is None:
             self.sts = None
         elif self.sts is None:
-            self.sts = StsCache(sts, self.profile.sts_cache)
+            self.sts = StsCache(sts, self.sts_cache)
         else:
             self.sts.publish(sts, self.env.now)
         self.reporting = reporting
@@ -223,7 +250,7 @@ class DeliveryQueue:
         spent = 0.0
         sts = self.sts.in_effect(now) if self.sts is not None else None
         enforced = sts is not None and sts.mode is StsMode.ENFORCE
-        for link in self.hosts:
+        for link in self.links_under(sts):
             endpoint = link.endpoint
             if endpoint.has_outages and not endpoint.is_up(now):
                 last = HOST_DOWN

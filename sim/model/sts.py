@@ -74,6 +74,24 @@ class StsCache:
             return cached
         return None
 
+    def refetch_due(self, now: float) -> float:
+        """The first instant from ``now`` at which the sender refetches by its rules (the
+        published policy then replaces a cached one that differs)."""
+        cached = self.cached
+        if cached is None:
+            return max(now, self._next_try)
+        due = [self.fetched_at + cached.max_age]
+        if self.rules.refresh is not None:
+            due.append(self.fetched_at + self.rules.refresh)
+        ttl = self.published.txt_ttl
+        if self.rules.watches_id and self._ids[-1] != self.cached_id and ttl > 0:
+            first = len(self._ids) - 1
+            while first > 0 and self._ids[first - 1] == self._ids[-1]:
+                first -= 1
+            changed = self._id_at[first]
+            due.append(self.fetched_at + math.ceil((max(changed, now) - self.fetched_at) / ttl) * ttl)
+        return max(now, self._next_try, min(due))
+
     def _stale(self, cached: MtaStsPolicy, now: float) -> bool:
         age = now - self.fetched_at
         rules = self.rules

@@ -63,6 +63,8 @@ _RESULTS = {
     Failure.STS_MX_MISMATCH: ResultType.VALIDATION_FAILURE,  # the Google report of modern-policies 1c
     Failure.DANE_MISMATCH: ResultType.TLSA_INVALID,
     Failure.DANE_LOOKUP: ResultType.DNSSEC_INVALID,
+    Failure.MX_LOOKUP: ResultType.DNSSEC_INVALID,
+    Failure.STS_PLUGIN: ResultType.VALIDATION_FAILURE,  # never reported: Postfix < 3.10 has no TLS-RPT
     Failure.DANE_REQUIRED: ResultType.DANE_REQUIRED,
     Failure.HANDSHAKE: ResultType.VALIDATION_FAILURE,
     Failure.DANE_HANDSHAKE: ResultType.VALIDATION_FAILURE,

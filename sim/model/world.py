@@ -8,6 +8,7 @@ planned queue, one endpoint (availability, speed, greylisting) per remote host.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,7 +40,9 @@ class Dispatch:
     route: RoutePlan
 
 
-def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics) -> DeliveryQueue:
+def make_queue(
+    env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics, relink: Relink | None = None
+) -> DeliveryQueue:
     """The queue discipline of the planned queue's profile: whole-queue retry, or per-message backoff."""
     kind = BackoffQueue if planned.profile.retry.discipline == "message" else QueueRetry
     return kind(
@@ -53,6 +56,8 @@ def make_queue(env: simpy.Environment, planned: QueuePlan, links: list[HostLink]
         sts=planned.sts,
         reporting=reporting_of(planned),
         sts_testing_reported=planned.policies.sts_testing_reported,
+        sts_cache=planned.policies.sts_cache,
+        relink=relink,
     )
 
 
@@ -81,6 +86,9 @@ def _our_endpoint(host: HostPlan) -> Endpoint:
     """One of our own MX hosts as a remote sender meets it: down only when we say so."""
     down = [(o.start, o.end) for o in host.host.down]
     return Endpoint(host.host.host, session_setup=0.5, bandwidth_mbps=10.0, down=down, greylist=None)
+
+
+Relink = Callable[[tuple[str, ...]], list[HostLink]]
 
 
 def link_to(endpoint: Endpoint, host: HostPlan) -> HostLink:
@@ -161,6 +169,23 @@ class World:
 
     # -- remote hosts and queues -----------------------------------------------------------
 
+    def _linked(self, planned: QueuePlan, *, ours: bool = False) -> tuple[list[HostLink], Relink | None]:
+        """The queue's links to its hosts, and how to link them under a cached MTA-STS
+        policy with other mx patterns. Our own MX hosts are never down but when we say."""
+
+        def endpoint_of(host: HostPlan) -> Endpoint:
+            return _our_endpoint(host) if ours else self.endpoint(host.host)
+
+        links = [link_to(endpoint_of(h), h) for h in planned.hosts]
+        under = planned.under_patterns
+        if under is None:
+            return links, None
+
+        def relink(patterns: tuple[str, ...]) -> list[HostLink]:
+            return [link_to(endpoint_of(h), h) for h in under(patterns)]
+
+        return links, relink
+
     def endpoint(self, host: RemoteHost) -> Endpoint:
         found = self._endpoints.get(host.host)
         if found is None:
@@ -176,8 +201,8 @@ class World:
         key = (planned.virtual_server, planned.connector, planned.next_hop)
         found = self.queues.get(key)
         if found is None:
-            links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
-            found = make_queue(self.env, planned, links, self.metrics)
+            links, relink = self._linked(planned)
+            found = make_queue(self.env, planned, links, self.metrics, relink)
             found.order = len(self.queues)
             self.queues[key] = found
         return found
@@ -205,14 +230,14 @@ class World:
             for planned in plan.route(source, domain).queues:
                 queue = self.queues.get((planned.virtual_server, planned.connector, planned.next_hop))
                 if queue is not None:
-                    links = [link_to(self.endpoint(h.host), h) for h in planned.hosts]
-                    queue.replan(planned.policy, links, planned.sts, reporting_of(planned))
+                    links, relink = self._linked(planned)
+                    queue.replan(planned.policy, links, planned.sts, reporting_of(planned), relink)
         self._dispatch.clear()
         for key, queue in self.sender_queues.items():
             sender, _, part = key.partition("#")
             planned = plan.sender_queue(self._flows[sender], int(part or 0))
-            links = [link_to(_our_endpoint(h), h) for h in planned.hosts]
-            queue.replan(planned.policy, links, planned.sts, reporting_of(planned))
+            links, relink = self._linked(planned, ours=True)
+            queue.replan(planned.policy, links, planned.sts, reporting_of(planned), relink)
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -224,6 +249,6 @@ class World:
         if found is None:
             planned = self.plan.sender_queue(flow, part)
             # Our own servers are not among the remote endpoints: they are never down.
-            links = [link_to(_our_endpoint(h), h) for h in planned.hosts]
-            found = self.sender_queues[key] = make_queue(self.env, planned, links, self.inbound_metrics)
+            links, relink = self._linked(planned, ours=True)
+            found = self.sender_queues[key] = make_queue(self.env, planned, links, self.inbound_metrics, relink)
         return found

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 from sim.durations import format_duration
 from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.scenario.model import DeliverySettings
-from sim.vocabulary import Failure, MatchRules, Mechanism, Status, TlsLevel, TlsVersion
+from sim.vocabulary import Failure, MatchRules, Mechanism, Status, StsPlugin, TlsLevel, TlsVersion
 
 _T = TypeVar("_T")
 
@@ -151,9 +151,16 @@ class MtaProfile:
     # 2003 connector on a virtual server without TLS, Exchange 2007+ send connectors,
     # Exchange Online outbound connectors; None: tlssim writes no product syntax.
     exception_syntax: Literal["postfix", "exchange2003", "exchange2007", "exchange-online"] | None = None
-    # How it keeps recipients' MTA-STS policies (sim/model/sts.py): RFC 8461's rules, or
-    # those of the Postfix plug-in it uses.
+    # How it keeps recipients' MTA-STS policies when it applies MTA-STS itself
+    # (sim/model/sts.py); a product that asks a plug-in keeps the plug-in's rules.
     sts_cache: StsCacheRules = STS_CACHE_RULES["rfc8461"]
+    # Postfix and Sendmail apply MTA-STS through a policy plug-in (a sender setting,
+    # ``mta_sts_plugin``; this is the default). ``policy_attributes``: the product takes
+    # the policy attributes a plug-in may add to its answer (Postfix >= 3.10); only then
+    # can it check the MX name against the patterns (3.10.5), and before it such an
+    # answer is refused (issue 20 s.3).
+    sts_plugin: StsPlugin | None = None
+    policy_attributes: bool = False
     sources: str = ""
 
     def describe(self) -> dict[str, object]:
@@ -292,6 +299,10 @@ _POLICY_STATUSES = {
     Failure.DANE_LOOKUP: Status("4.7.5", "TLSA lookup error"),  # "... for <mx>:25" (MP 8)
     Failure.DANE_REQUIRED: Status("4.7.5", ""),  # the reason alone: "non DNSSEC destination" (MP 8)
     Failure.DANE_HANDSHAKE: Status("4.7.5", "Cannot start TLS: handshake failure"),  # MP 8, as at encrypt
+    Failure.STS_PLUGIN: Status("4.7.5", "client TLS configuration problem"),  # issue 20 s.3, measured on 3.7
+    # "Host or domain name not found. Name service error for name=... type=MX: Host not
+    # found, try again" (issue 20 s.3, measured; the text is the session's detail).
+    Failure.MX_LOOKUP: Status("4.4.3", ""),
     Failure.REQUIRETLS: Status(
         "5.7.30", "Sender requested REQUIRETLS, but no server was found that supports REQUIRETLS"
     ),
@@ -415,6 +426,7 @@ EXCHANGE_ONLINE = replace(
         ),
         Failure.DANE_MISMATCH: Status("4.7.323", "tlsa-invalid: The domain failed DANE validation."),
         Failure.DANE_LOOKUP: Status("4.7.324", "dnssec-invalid"),
+        Failure.MX_LOOKUP: Status("4.7.324", "dnssec-invalid"),  # its DNSSEC failure code (assumption)
         Failure.DANE_REQUIRED: Status("4.7.323", "tlsa-invalid: The domain failed DANE validation."),  # assumption
     },
     summary="Exchange Online outbound connectors",
@@ -458,20 +470,31 @@ POSTFIX = MtaProfile(
     mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE}),
     sts_mx_check="certificate",
     dane_over_sts=False,
-    sts_cache=STS_CACHE_RULES["postfix-mta-sts-resolver"],
+    sts_plugin="postfix-mta-sts-resolver",
     sources="reference 3a, 3b, 3d; postconf.proto; qmgr_active.c; smtp.h; modern-policies 5, 8",
 )
 
-POSTFIX_3_11 = replace(
+POSTFIX_3_10 = replace(
     POSTFIX,
-    name="postfix-3.11",
-    summary="Postfix 3.11: MTA-STS mx-name check (3.10.5), TLS-RPT (3.10), REQUIRETLS (3.11)",
-    # smtp_tls_enforce_sts_mx_patterns (3.10.5): an MX outside the patterns is skipped;
-    # TLSRPT with libtlsrpt (3.10); REQUIRETLS (3.11); MTA-STS still through a plug-in
-    # that answers nothing for "testing" and replaces DANE (modern-policies 3, 5).
-    mechanisms=frozenset(Mechanism),
+    name="postfix-3.10",
+    summary="Postfix 3.10 (Debian 13): TLS-RPT, policy attributes from the MTA-STS plug-in, MX-name check",
+    # 3.10 takes the policy attributes a plug-in adds (TLSRPT_README) and reports TLS-RPT
+    # with libtlsrpt; 3.10.5's smtp_tls_enforce_sts_mx_patterns checks the MX name against
+    # the patterns (one label), but only when the plug-in forwarded them: with
+    # postfix-mta-sts-resolver as installed (tlsrpt: false) it is still the certificate
+    # check (issue 20 s.3; modern-policies 3, 5).
+    mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE, Mechanism.TLS_RPT}),
     sts_mx_check="mx-name",
+    policy_attributes=True,
     reporter=("", "postmaster"),  # the sending organisation's own name and contact (assumption)
+    sources="modern-policies 3, 4b, 5; TLSRPT_README; postconf.5 smtp_tls_enforce_sts_mx_patterns",
+)
+
+POSTFIX_3_11 = replace(
+    POSTFIX_3_10,
+    name="postfix-3.11",
+    summary="Postfix 3.11: as 3.10, and REQUIRETLS",
+    mechanisms=frozenset(Mechanism),
     sources="modern-policies 3, 4b, 5; REQUIRETLS_README; TLSRPT_README",
 )
 
@@ -502,7 +525,7 @@ SENDMAIL = MtaProfile(
     # DANE; off unless configured; their status codes NOT FOUND (modern-policies 5).
     mechanisms=frozenset({Mechanism.MTA_STS, Mechanism.DANE}),
     sts_mx_check="certificate",
-    sts_cache=STS_CACHE_RULES["postfix-mta-sts-resolver"],  # the same plug-in, as a socketmap
+    sts_plugin="postfix-mta-sts-resolver",  # the same plug-in, as a socketmap (MP 5)
     sources="reference 4a; sendmail cf/README; modern-policies 5",
 )
 
@@ -575,6 +598,7 @@ PROFILES: dict[str, MtaProfile] = {
         EXCHANGE_2019,
         EXCHANGE_ONLINE,
         POSTFIX,
+        POSTFIX_3_10,
         POSTFIX_3_11,
         SENDMAIL,
         GMAIL,

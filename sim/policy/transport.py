@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.tls.negotiation import Negotiation
 from sim.vocabulary import Channel, Dnssec, Failure, ServerTls, Tlsa
 
@@ -47,6 +48,10 @@ class SenderPolicies:
     requiretls: bool = False
     reports: bool = False
     sts_testing_reported: bool = False
+    sts_cache: StsCacheRules = STS_CACHE_RULES["rfc8461"]
+    # Postfix < 3.10 refuses a plug-in answer with policy attributes ("invalid attribute
+    # name"): every enforced MTA-STS destination defers (issue 20 s.3, measured on 3.7).
+    sts_answer_rejected: bool = False
 
 
 NONE = SenderPolicies()
@@ -72,6 +77,7 @@ class HostRule:
 
 
 PLAIN = HostRule(Governs.PLAIN)
+REJECTED = HostRule(Governs.REFUSE, "sts", Failure.STS_PLUGIN)  # 4.7.5 client TLS configuration problem
 
 
 def sts_matches(host: str, pattern: str, check: MxCheck) -> bool:
@@ -94,20 +100,54 @@ def sts_matches(host: str, pattern: str, check: MxCheck) -> bool:
     return check == "certificate" or "." not in host[: -len(suffix)]
 
 
-def dane_rule(dane: DaneUse, dnssec: Dnssec, tlsa: Tlsa, usage: int, host: str = "host") -> HostRule | None:
-    """The DANE row for one host, or ``None`` when DANE does not govern it."""
+@dataclass(frozen=True, slots=True)
+class Zones:
+    """DNSSEC state per zone (issue 20 s.3): the MX RRset's (the destination's zone) and
+    the MX host name's, which may be another zone (an MX at a provider)."""
+
+    mx: Dnssec
+    host: Dnssec
+
+    @classmethod
+    def of(cls, mx: Dnssec, host: Dnssec | None = None) -> Zones:
+        return cls(mx, mx if host is None else host)
+
+
+FAILING = (Dnssec.BOGUS, Dnssec.LOOKUP_FAILS)
+
+
+def mx_lookup_detail(domain: str) -> str:
+    """Postfix's text for a failing MX lookup (MP 8: ``4.4.3``, measured)."""
+    return f"Host or domain name not found. Name service error for name={domain} type=MX: Host not found, try again"
+
+
+def dane_rule(
+    dane: DaneUse, zones: Zones, tlsa: Tlsa, usage: int, host: str = "host", domain: str = "domain"
+) -> HostRule | None:
+    """The DANE row for one host, or ``None`` when DANE does not govern it (MP 8, and
+    issue 20 s.3 measured on Postfix 3.7.11).
+
+    A DANE sender has a validating resolver: a bogus or failing MX RRset leaves it no
+    MX at all (4.4.3, no connection). ``dane-only`` refuses an insecure MX RRset before
+    any TLSA lookup; ``dane`` looks TLSA up in the host's own zone, so a signed host
+    under an insecure MX RRset is still governed by its records."""
     if dane == "none":
         return None
-    if dnssec in (Dnssec.BOGUS, Dnssec.LOOKUP_FAILS):  # RFC 7672 s.2.1.2: treat as unreachable
+    if zones.mx in FAILING:
+        return HostRule(Governs.REFUSE, None, Failure.MX_LOOKUP, mx_lookup_detail(domain))
+    if dane == "mandatory" and zones.mx is not Dnssec.SECURE:
+        return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_REQUIRED, "non DNSSEC destination")
+    zone = zones.host
+    if zone in FAILING:  # RFC 7672 s.2.1.2: the host is not used
         return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_LOOKUP, f"for {host}:25")
-    if dnssec is Dnssec.SECURE and tlsa in (Tlsa.MATCH, Tlsa.MISMATCH):
+    if zone is Dnssec.SECURE and tlsa in (Tlsa.MATCH, Tlsa.MISMATCH):
         return HostRule(Governs.DANE, "tlsa", usage=usage, tlsa=tlsa)
-    if dnssec is Dnssec.SECURE and tlsa is Tlsa.UNUSABLE:
+    if zone is Dnssec.SECURE and tlsa is Tlsa.UNUSABLE:
         if dane == "mandatory":
             return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_REQUIRED, "TLSA records unusable")
         return HostRule(Governs.DANE_ENCRYPT, "tlsa", tlsa=tlsa)
     if dane == "mandatory":  # MP 8: dane-only, no connection
-        detail = "no TLSA records found" if dnssec is Dnssec.SECURE else "non DNSSEC destination"
+        detail = "no TLSA records found" if zone is Dnssec.SECURE else "non DNSSEC destination"
         return HostRule(Governs.REFUSE, "tlsa", Failure.DANE_REQUIRED, detail)
     return None
 
@@ -123,16 +163,21 @@ def sts_rule(host: str, patterns: list[str], check: MxCheck) -> HostRule:
 
 def host_rule(
     sender: SenderPolicies,
-    dnssec: Dnssec,
+    zones: Zones,
     host: str,
     tlsa: Tlsa,
     usage: int,
     enforced_patterns: list[str] | None,
+    domain: str = "domain",
 ) -> HostRule:
     """The rule for a session with ``host``; ``enforced_patterns`` when an enforced
     MTA-STS policy is in effect for the sender (else ``None``)."""
-    dane = dane_rule(sender.dane, dnssec, tlsa, usage, host)
-    sts = sts_rule(host, enforced_patterns, sender.sts_mx_check) if sender.sts and enforced_patterns else None
+    dane = dane_rule(sender.dane, zones, tlsa, usage, host, domain)
+    if dane is not None and dane.failure is Failure.MX_LOOKUP:
+        return dane  # no MX at all: no policy can apply
+    sts = None
+    if sender.sts and enforced_patterns:
+        sts = REJECTED if sender.sts_answer_rejected else sts_rule(host, enforced_patterns, sender.sts_mx_check)
     if sender.dane_over_sts:
         return dane or sts or PLAIN
     return sts or dane or PLAIN
@@ -166,10 +211,11 @@ def under_rule(rule: HostRule, outcome: Negotiation, served: ServerTls) -> Negot
     if governs is Governs.STS_OUTSIDE:
         return Negotiation(None, Failure.STS_CERTIFICATE, "certificate does not match the MTA-STS mx patterns")
     if governs is Governs.DANE:
+        # Postfix says only "Server certificate not verified" (MP 8): no detail of ours.
         if rule.tlsa is Tlsa.MISMATCH:
-            return Negotiation(None, Failure.DANE_MISMATCH, "no TLSA record matches")
+            return Negotiation(None, Failure.DANE_MISMATCH)
         if rule.usage == 2 and served in (ServerTls.NAME_MISMATCH, ServerTls.EXPIRED):
             # DANE-TA checks the chain's names (RFC 7672 s.3.1.2); expiry too (assumption).
-            return Negotiation(None, Failure.DANE_MISMATCH, f"DANE-TA: {served.value} certificate")
+            return Negotiation(None, Failure.DANE_MISMATCH)
         return Negotiation(Channel.TLS_VERIFIED)
     return outcome  # DANE_ENCRYPT and STS: as negotiated

@@ -45,6 +45,8 @@ RESULT_TYPES = {
     "certificate": "certificate-not-trusted, certificate-expired, certificate-host-mismatch",
     "dane-mismatch": "tlsa-invalid",
     "dane-lookup": "dnssec-invalid",
+    "mx-lookup": "dnssec-invalid",
+    "sts-plugin": "none (Postfix before 3.10 sends no TLS-RPT)",
     "dane-required": "dane-required",
     "sts-certificate": "sts-webpki-invalid",
     "sts-no-starttls": "starttls-not-supported",

@@ -60,6 +60,9 @@ _NEEDS: dict[Failure, TlsLevel] = {
 _NO_CURE = {
     Failure.MUST_STARTTLS: "the remote requires TLS that our side does not offer: raise our level, do not lower it",
     Failure.HOST_DOWN: "the remote host does not answer: no TLS setting helps",
+    Failure.STS_PLUGIN: "our MTA-STS plug-in answers in a form this Postfix refuses: set its tlsrpt to false, "
+    "or move to Postfix 3.10",
+    Failure.MX_LOOKUP: "the recipient's MX records fail DNSSEC validation: no TLS setting helps, its DNS must be fixed",
     Failure.GREYLISTED: "greylisting: the mail goes once the remote's delay has passed",
     Failure.UNREACHABLE: "no route: add a connector for the domain",
     Failure.REQUIRETLS: "the sender asked for REQUIRETLS: only the message's own flag can change that",

@@ -20,6 +20,7 @@ from sim.vocabulary import (
     Dnssec,
     ProfileName,
     ServerTls,
+    StsPlugin,
     Tlsa,
     TlsLevel,
     TlsVersion,
@@ -179,6 +180,7 @@ class VirtualServer(Strict):
     # default. A product that lacks a mechanism ignores it (tlssim notes it).
     mta_sts: StsUse | None = Field(None, description="apply: honour recipients' MTA-STS; ignore")
     dane: DaneUse | None = Field(None, description="none | opportunistic (Postfix dane) | mandatory (dane-only)")
+    mta_sts_plugin: StsPlugin | None = Field(None, description="the MTA-STS policy plug-in it asks (Postfix)")
 
 
 class Server(Strict):
@@ -347,6 +349,9 @@ class RemoteHost(Strict):
     # used only when its domain's zone is DNSSEC-secure.
     tlsa: Tlsa = Tlsa.NONE
     tlsa_usage: Literal[2, 3] = Field(3, description="2: DANE-TA (chain and name checked), 3: DANE-EE (key only)")
+    # DNSSEC belongs to a zone: this host's name may sit in another zone than its
+    # domain's MX RRset (an MX at a provider). None: the domain's zone.
+    dnssec: Dnssec | None = Field(None, description="the zone of this host's name; default its domain's")
     # RFC 8689: whether it advertises REQUIRETLS ("as of 2025, only a few servers").
     requiretls: bool = False
     provenance: Provenance | None = Field(None, description="where its TLS facts came from (importers)")
@@ -356,7 +361,7 @@ class RemoteDomain(Strict):
     name: DomainName
     mx: list[RemoteHost] = Field(min_length=1)
     mta_sts: MtaStsPolicy | None = None
-    dnssec: Dnssec = Field(Dnssec.INSECURE, description="its zone, as a validating resolver sees it")
+    dnssec: Dnssec = Field(Dnssec.INSECURE, description="the zone of its MX RRset, as a validating resolver sees it")
     tls_rpt: Rua | None = Field(None, description="TLS-RPT rua: mailto:... or https://...")
 
 
@@ -487,6 +492,7 @@ class InboundFlow(Strict):
     delivery: DeliverySettings = DeliverySettings()
     mta_sts: StsUse | None = Field(None, description="whether the sender applies our MTA-STS; default its profile's")
     dane: DaneUse | None = Field(None, description="whether the sender applies our DANE; default its profile's")
+    mta_sts_plugin: StsPlugin | None = Field(None, description="the MTA-STS policy plug-in it asks (Postfix)")
     observed_failures: list[ObservedFailure] = Field(
         default_factory=list, description="shares of its sessions that met a failure at one of our MX hosts"
     )
