@@ -468,6 +468,8 @@ class Plan:
         ours_mx = flow.to is None and bool(published_mx)
         if ours_mx:
             targets = [(mx.host, mx.virtual_server, mx.down) for mx in published_mx]
+            if observed is not None:  # those sessions reached that MX: it is where they start
+                targets.sort(key=lambda target: target[0] != observed.mx)
         else:
             target = flow.to or next(iter(self.virtual_servers))
             targets = [(self.certificates[target].names[0], target, [])]

@@ -142,6 +142,30 @@ def test_a_failure_at_one_of_two_mx_hosts_is_delivered_by_the_other(tmp_path):
     assert int(sender["accepted"]) == int(sender["messages"])
 
 
+def test_the_testing_run_reproduces_the_reports_at_the_mx_they_name(tmp_path):
+    days = [f"2026-03-0{d}" for d in range(1, 8)]
+    reports = [
+        report("Fabrikam", "tlsrpt@fabrikam.example", d, 300, [("mx2.contoso.com", "starttls-not-supported", 20)],
+               **{"policy-string": [*POLICY[:2], "mx: *.contoso.com", "max_age: 86400"]})
+        for d in days
+    ]  # fmt: skip
+    out = imported(tmp_path, reports, "--mx", "mx1.contoso.com", "--mx", "mx2.contoso.com")
+    run(out / "whatif.yaml", tmp_path / "testing")
+    failed = ok = 0
+    for path in (tmp_path / "testing" / "tls-rpt" / "received").glob("*.json"):
+        for entry in json.loads(path.read_text())["policies"]:
+            ok += entry["summary"]["total-successful-session-count"]
+            for detail in entry.get("failure-details", []):
+                assert (detail["receiving-mx-hostname"], detail["result-type"]) == (
+                    "mx2.contoso.com",
+                    "starttls-not-supported",
+                )
+                failed += detail["failed-session-count"]
+    # 20 of 320 sessions a day, at mx2 although mx1 is preferred: those sessions start there.
+    sessions = failed + ok
+    assert abs(failed - sessions / 16) < 4 * math.sqrt(sessions / 16)
+
+
 def test_failures_it_cannot_reproduce_are_counted_not_modelled(tmp_path):
     reports = [
         report("Mail.ru", "tls_support@corp.mail.ru", "2026-03-01", 10, [("", "sts-policy-fetch-error", 4)]),

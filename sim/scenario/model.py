@@ -467,7 +467,8 @@ per sender: its MTAs see no STARTTLS, or a certificate that fails their validati
 
 class ObservedFailure(Strict):
     """A share of one sender's sessions that met ``result`` at our MX host ``mx`` (as its
-    TLS-RPT reports say): that part of its mail is sent by MTAs that meet the same there.
+    TLS-RPT reports say): that part of its mail is sent by MTAs that meet the same there,
+    and starts there (then our other MX hosts in preference order).
 
     This is evidence, not a cause: a certificate that validates for some of a sender's
     MTAs and not for others (a missing intermediate, a load balancer with two
