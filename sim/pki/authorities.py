@@ -25,11 +25,11 @@ from sim.pki.certs import (
     Identity,
     KeyKind,
     PrivateKey,
+    derived_key,
     dns_names,
     issue,
     load_certificate,
     make_authority,
-    make_key,
     self_signed,
 )
 from sim.scenario.model import CertificateSpec
@@ -105,7 +105,7 @@ def our_certificate(spec: CertificateSpec, default_name: str, start: dt.datetime
 def key_pair(owner: str, name: str, kind: KeyKind) -> PrivateKey:
     """Key pair ``name`` of one server (``owner``): every certificate that names it holds
     the same key, so a renewal keeps or changes its key as the scenario says."""
-    return make_key(kind)
+    return derived_key(f"{owner}\0{name}".encode(), kind)
 
 
 def our_tlsa_digest(owner: str, name: str, kind: KeyKind) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +42,55 @@ class Identity:
     @property
     def fingerprint(self) -> str:
         return self.certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def derived_key(seed: bytes, kind: KeyKind = "ec") -> PrivateKey:
+    """A key pair that is a function of ``seed``: the same on every run and machine, so
+    what is published from it (a TLSA record's digest) is reproducible."""
+    stream = random.Random(hashlib.sha256(b"tlssim key " + seed).digest())
+    if kind == "ec":
+        order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256 (SEC 2)
+        return ec.derive_private_key(stream.randrange(1, order), ec.SECP256R1())
+    bits = int(kind.split("-")[1])
+    exponent = 65537
+    while True:
+        p, q = _prime(bits // 2, stream), _prime(bits - bits // 2, stream)
+        phi = (p - 1) * (q - 1)
+        if p != q and math.gcd(exponent, phi) == 1 and (p * q).bit_length() == bits:
+            break
+    d = pow(exponent, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(exponent, p * q)
+    )
+    return numbers.private_key()
+
+
+def _prime(bits: int, stream: random.Random) -> int:
+    while True:
+        candidate = stream.getrandbits(bits) | (1 << (bits - 1)) | (1 << (bits - 2)) | 1
+        if _probably_prime(candidate, stream):
+            return candidate
+
+
+def _probably_prime(n: int, stream: random.Random, rounds: int = 40) -> bool:
+    """Miller-Rabin (error below 4**-40 for 40 rounds)."""
+    for small in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
+        if n % small == 0:
+            return n == small
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for _ in range(rounds):
+        x = pow(stream.randrange(2, n - 1), d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 def make_key(kind: KeyKind = "ec") -> PrivateKey:
