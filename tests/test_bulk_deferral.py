@@ -55,6 +55,7 @@ def _tables(world):
     return summary, result.per_domain_rows, result.ndr_rows, result.queue_samples
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=postfix_worlds())
 def test_bulk_deferral_gives_what_one_by_one_gives(world):

@@ -33,6 +33,7 @@ def article(tmp_path_factory):
     return out, _run(ROOT / "scenarios/article-force-tls.yaml", out)
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_the_articles_exceptions_reproduce_the_articles_workaround(article, tmp_path):
     """The packet's Exchange 2003 connector on the virtual server without TLS is the
     article's workaround: run, it loses nothing and sends exactly what article-workaround sends."""

@@ -329,6 +329,7 @@ def test_a_gzip_that_expands_past_the_limit_stops_with_exit_2(tmp_path, monkeypa
     assert "mail.log.1.gz" in line and "gzip bomb" in line
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_memory_holds_only_the_messages_in_flight(tmp_path):
     """20,000 messages, each removed a few lines after it starts: the reader never holds
     more than a handful (plus those waiting out a possible hop)."""

@@ -235,6 +235,7 @@ def test_every_certificate_kind_is_told_apart(servers):
     assert all("not tested" in n for n in notes if n.startswith("mx.requires.example"))
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_hostile_servers_are_bounded_by_one_deadline(servers):
     started = time.monotonic()
     _, notes = _probe(servers, "slow.example", "huge.example", deadline=2.0)

@@ -163,6 +163,7 @@ def test_tlsa_rollover_returns_exchange_onlines_mail_and_spares_senders_without_
         assert senders[untouched]["accepted"] == senders[untouched]["messages"]
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_exo_mx_migration_breaks_every_mta_sts_sender_and_exchange_online_returns_mail():
     senders = inbound_of("exo-mx-migration")
     assert senders["fabrikam.com"]["lost"] > 0  # Exchange Online gives up after 1 day

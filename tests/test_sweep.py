@@ -215,6 +215,7 @@ def test_a_store_from_before_run_keys_is_reused_while_the_experiment_is_unchange
     assert sweep(path, out=out, workers=1).manifest["runs_executed"] == 4  # changed: the old rows are not used
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_a_changed_seed_computes_anew_and_another_experiment_is_refused(tmp_path):
     path = write_small(tmp_path)
     out = tmp_path / "out"
@@ -228,6 +229,7 @@ def test_a_changed_seed_computes_anew_and_another_experiment_is_refused(tmp_path
     assert "different experiment (small-sweep, not another)" in line and "\n" not in line
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_a_moved_results_folder_reports_with_its_history(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -242,6 +244,7 @@ def test_a_moved_results_folder_reports_with_its_history(tmp_path):
     assert manifest["history"][0]["executor"]
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     from sim.experiment import runner as task_runner
 
