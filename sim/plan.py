@@ -108,6 +108,18 @@ class QueuePlan:
 
 
 @dataclass(frozen=True, eq=False)
+class Destination:
+    """What a sender's sessions with one destination's hosts depend on, besides the
+    MTA-STS policy it applies: ``dnssec`` is the zone of the destination's MX RRset."""
+
+    sender: Sender
+    receivers: list[tuple[RemoteHost, Receiver, Tlsa, ServerTls]]
+    policies: SenderPolicies
+    dnssec: Dnssec
+    domain: str
+
+
+@dataclass(frozen=True, eq=False)
 class RoutePlan:
     """Where mail from one server to one domain goes, and why."""
 
@@ -327,12 +339,13 @@ class Plan:
         dnssec = published.dnssec if published is not None else Dnssec.INSECURE
         sts = published.mta_sts if published is not None and policies.sts else None
         receivers = [(host, self._receiver_of(host), host.tlsa, host.tls) for host in hosts]
+        destination = Destination(sender, receivers, policies, dnssec, next_hop)
         found = self._queues[key] = QueuePlan(
             f"{route.virtual_server}|{connector.name}|{next_hop}",
             route.virtual_server,
             connector.name,
             next_hop,
-            self._host_plans(sender, receivers, policies, dnssec, sts, next_hop),
+            self._host_plans(destination, sts),
             policy_of(level, profile),
             profile,
             slots,
@@ -341,25 +354,17 @@ class Plan:
             next_hop,
             published.tls_rpt if published is not None and policies.reports else None,
             (self.organisation.organisation, _our_contact(self.organisation)),
-            self._patterns_planner(sender, receivers, policies, dnssec, sts, next_hop),
+            self._patterns_planner(destination, sts),
         )
         return found
 
-    def _host_plans(
-        self,
-        sender: Sender,
-        receivers: list[tuple[RemoteHost, Receiver, Tlsa, ServerTls]],
-        policies: SenderPolicies,
-        dnssec: Dnssec,
-        sts: MtaStsPolicy | None,
-        domain: str,
-    ) -> tuple[HostPlan, ...]:
-        """Each host's sessions under the transport policies the sender applies
-        (``dnssec``: the zone of the destination's MX RRset)."""
+    def _host_plans(self, destination: Destination, sts: MtaStsPolicy | None) -> tuple[HostPlan, ...]:
+        """Each host's sessions under the transport policies the sender applies."""
+        sender, policies, domain = destination.sender, destination.policies, destination.domain
         found = []
-        for host, receiver, tlsa, served in receivers:
+        for host, receiver, tlsa, served in destination.receivers:
             base = self._sessions(sender, receiver)
-            zones = Zones.of(dnssec, host.dnssec)
+            zones = Zones.of(destination.dnssec, host.dnssec)
             rule = host_rule(policies, zones, host.host, tlsa, host.tlsa_usage, None, domain)
             enforced = enforced_rule = None
             if sts is not None and sts.mx:
@@ -370,21 +375,14 @@ class Plan:
         return tuple(found)
 
     def _patterns_planner(
-        self,
-        sender: Sender,
-        receivers: list[tuple[RemoteHost, Receiver, Tlsa, ServerTls]],
-        policies: SenderPolicies,
-        dnssec: Dnssec,
-        sts: MtaStsPolicy | None,
-        domain: str,
+        self, destination: Destination, sts: MtaStsPolicy | None
     ) -> Callable[[tuple[str, ...]], tuple[HostPlan, ...]] | None:
         """The host plans under a cached policy whose mx patterns differ from ``sts``'s."""
         if sts is None:
             return None
 
         def under(patterns: tuple[str, ...]) -> tuple[HostPlan, ...]:
-            cached = sts.model_copy(update={"mx": list(patterns)})
-            return self._host_plans(sender, receivers, policies, dnssec, cached, domain)
+            return self._host_plans(destination, sts.model_copy(update={"mx": list(patterns)}))
 
         return under
 
@@ -487,6 +485,7 @@ class Plan:
             receivers.append((us, receiver, tlsa, receiver.tls))
         dnssec = ours.dnssec if ours is not None else Dnssec.INSECURE
         sts = ours.mta_sts if ours is not None and policies.sts else None
+        destination = Destination(sender, receivers, policies, dnssec, ours.domain if ours is not None else "")
         reporter = sender_profile.reporter
         if reporter is not None and not reporter[0]:  # it reports as its own domain
             reporter = (flow.from_domain, f"{reporter[1]}@{flow.from_domain}")
@@ -497,7 +496,7 @@ class Plan:
             targets[0][1],
             "",
             ours.domain if ours is not None else targets[0][0],
-            self._host_plans(sender, receivers, policies, dnssec, sts, ours.domain if ours is not None else ""),
+            self._host_plans(destination, sts),
             policy_of(level, sender_profile),
             sender_profile,
             20,
@@ -506,7 +505,7 @@ class Plan:
             ours.domain if ours is not None else "",
             ours.tls_rpt if ours is not None and policies.reports else None,
             reporter,
-            self._patterns_planner(sender, receivers, policies, dnssec, sts, ours.domain if ours is not None else ""),
+            self._patterns_planner(destination, sts),
         )
 
     def our_tlsa(self, host: str, virtual_server: str) -> Tlsa:

@@ -68,33 +68,29 @@ def test_max_age_above_a_year_is_clamped_not_refused():
 # -- DANE: TLSA records of real keys ---------------------------------------------------------
 
 
-def dane_world(records_before: list[str], *, renew_at: str = "10h", records_at: str = "20h") -> sim.Scenario:
-    org = {
+def our_org(certificate: dict, publishes: dict) -> dict:
+    """Organisation "ours": one server MX1 whose virtual server smtp takes our mail."""
+    vs = {"name": "smtp", "inbound": {"tls": "offered"}, "certificate": {"issuer": "public-ca", **certificate}}
+    return {
         "organisation": "ours",
         "profile": "postfix",
         "routing_groups": [{"name": "site"}],
-        "servers": [
-            {
-                "name": "MX1",
-                "routing_group": "site",
-                "virtual_servers": [
-                    {
-                        "name": "smtp",
-                        "inbound": {"tls": "offered"},
-                        "certificate": {"issuer": "public-ca", "names": ["mx1.ours.example"], "key_pair": "k1"},
-                    }
-                ],
-            }
-        ],
-        "publishes": {
-            "domain": "ours.example",
+        "servers": [{"name": "MX1", "routing_group": "site", "virtual_servers": [vs]}],
+        "publishes": {"domain": "ours.example", **publishes},
+    }
+
+
+def dane_world(records_before: list[str], *, renew_at: str = "10h", records_at: str = "20h") -> sim.Scenario:
+    org = our_org(
+        {"names": ["mx1.ours.example"], "key_pair": "k1"},
+        {
             "mx": [{"host": "mx1.ours.example", "virtual_server": "MX1/smtp"}],
             "dnssec": "secure",
             "tlsa": {"mx1.ours.example": records_before},
             "tlsa_ttl": "30m",
             "tls_rpt": "mailto:tlsrpt@ours.example",
         },
-    }
+    )
     flows = [
         {"from": "dane.example", "rate_per_hour": 60, "profile": "postfix-3.11", "dane": "opportunistic"},
         {"from": "plain.example", "rate_per_hour": 60, "profile": "postfix"},
@@ -178,30 +174,14 @@ def test_exo_mx_migration_breaks_every_mta_sts_sender_and_exchange_online_return
 def moved_mx_world(plugin: str) -> sim.Scenario:
     """Our MX moves at 1 h out of the enforced policy's patterns; at 2 h the patterns
     follow with a new id (TXT TTL 10 m); max_age 1 d."""
-    org = {
-        "organisation": "ours",
-        "profile": "postfix",
-        "routing_groups": [{"name": "site"}],
-        "servers": [
-            {
-                "name": "MX1",
-                "routing_group": "site",
-                "virtual_servers": [
-                    {
-                        "name": "smtp",
-                        "inbound": {"tls": "offered"},
-                        "certificate": {"issuer": "public-ca", "names": ["mx.old.example", "mx.new.example"]},
-                    }
-                ],
-            }
-        ],
-        "publishes": {
-            "domain": "ours.example",
+    org = our_org(
+        {"names": ["mx.old.example", "mx.new.example"]},
+        {
             "mx": [{"host": "mx.old.example", "virtual_server": "MX1/smtp"}],
             "mta_sts": {"mode": "enforce", "mx": ["mx.old.example"], "max_age": "1d", "txt_ttl": "10m"},
             "mx_ttl": "0s",
         },
-    }
+    )
     flows = [{"from": "sender.example", "rate_per_hour": 30, "profile": "postfix-3.10", "mta_sts": "apply",
               "mta_sts_plugin": plugin}]  # fmt: skip
     document = scenario(org, {"domains": []}, traffic={"inbound": flows}, duration="30h").model_dump(
