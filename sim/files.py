@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -11,6 +12,25 @@ from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+NAME_LIMIT = 200
+"""Bytes of a file name made from data (a domain in a TLS-RPT report's name): a valid
+253-character domain must still fit, with the temporary suffix a write adds, in the
+255 bytes a file system allows."""
+
+
+def bounded_file_name(name: str, limit: int = NAME_LIMIT) -> str:
+    """``name`` as it is when it fits in ``limit`` bytes; else cut, with a stable
+    suffix of its SHA-256 so that two long names never collide (extension kept)."""
+    encoded = name.encode()
+    if len(encoded) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    suffix = f"~{hashlib.sha256(encoded).hexdigest()[:12]}" + (f".{extension}" if dot else "")
+    room = limit - len(suffix.encode())
+    cut = (stem if dot else name).encode()[:room].decode("utf-8", "ignore")
+    return cut + suffix
 
 
 def write_atomic(target: Path, write: Callable[[Path], Any]) -> Path:

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sim.files import bounded_file_name
 from sim.model.tlsrpt import SessionKey
 
 PolicyText = Callable[[str, str, str, str], tuple[list[str], list[str]]]
@@ -73,7 +74,7 @@ def build_reports(
         }
         # s.5.1 names the file by the reporter's domain (its contact's), e.g. microsoft.com.
         reporter = contact.rsplit("@", 1)[-1] if "@" in contact else org
-        name = f"{reporter}!{named}!{int(begin.timestamp())}!{int(end.timestamp())}.json"
+        name = bounded_file_name(f"{reporter}!{named}!{int(begin.timestamp())}!{int(end.timestamp())}.json")
         reports.append((name, document))
     return reports
 

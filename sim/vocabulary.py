@@ -235,13 +235,15 @@ class MatchRules(StrEnum):
 
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 PATTERN_HELP = 'a domain pattern: "example.com", "*.example.com" or "*"'
 
 
 def is_domain(name: str) -> bool:
-    """True for a syntactically valid lower-case DNS domain name."""
-    return bool(_DOMAIN.match(name))
+    """True for a syntactically valid lower-case DNS domain name: labels of at most 63
+    characters, at most 253 in all (RFC 1035 s.2.3.4), nothing after it (not even the
+    newline ``$`` would let through)."""
+    return len(name) <= 253 and _DOMAIN.fullmatch(name) is not None
 
 
 def normalise_pattern(pattern: str) -> str:

@@ -165,3 +165,73 @@ def test_compare_refuses_a_folder_that_is_not_a_comparison(tmp_path):
     result = runner.invoke(app, ["compare", str(base), str(base), "--out", str(notes)])
     assert "exists and is not a tlssim result folder (no compare.csv)" in one_error_line(result)
     assert [p.name for p in notes.iterdir()] == ["todo.txt"]
+
+
+# --------------------------------------------------------------------------- issue 21: names from data
+
+
+@pytest.mark.parametrize(
+    ("reference", "says"),
+    [("x" * 5000 + ".yaml", "file name too long"), ("topo\0.yaml", "cannot hold a NUL byte")],
+)
+def test_a_referenced_file_name_no_file_system_holds_is_exit_2(tmp_path, reference, says):
+    text = (ROOT / "scenarios/article-force-tls.yaml").read_text()
+    text = text.replace("topology: ../topology/contoso-2003.yaml", f"topology: {reference!r}".replace("'", '"'))
+    line = one_error_line(runner.invoke(app, ["validate", str(_what_if(tmp_path, text.replace("\0", "\\0")))]))
+    assert "w.yaml: topology" in line and says in line
+
+
+def test_a_valid_253_character_sender_domain_gets_its_tls_rpt_reports_written(tmp_path):
+    label = "a" * 63
+    domain = f"{label}.{label}.{label}.{'b' * 53}.example"  # 253 characters, labels <= 63
+    assert len(domain) == 253
+    text = (ROOT / "scenarios/mta-sts-testing-to-enforce.yaml").read_text().replace("woodgrovebank.com", domain)
+    text = text.replace("run: {duration: 7d", "run: {duration: 1d")
+    result = runner.invoke(app, ["run", str(_what_if(tmp_path, text)), "--out", str(tmp_path / "out"), "-q",
+                                 "--no-report", "--no-exceptions"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = [p.name for p in (tmp_path / "out" / "tls-rpt" / "received").iterdir()]
+    assert max(len(n.encode()) for n in names) <= 200
+    long = [n for n in names if n.startswith(label)]
+    assert long and len(set(long)) == len(long) and all(n.endswith(".json") for n in long)
+
+
+def test_a_dollar_in_a_label_is_a_dollar_not_mathtext(tmp_path):
+    import matplotlib.pyplot as plt
+
+    import sim.experiment.plots  # noqa: F401  (sets the figures' text rules)
+
+    for text in (r"$\frac{x$", "cost $x^$", r"$\badcommand$"):
+        figure, axes = plt.subplots()
+        axes.set_title(text)
+        axes.set_xticks([0], [text])
+        figure.savefig(tmp_path / "f.png")  # raised ValueError with mathtext on
+        plt.close(figure)
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("mx1.example.com", True),
+        ("a.com\n", False),  # re's "$" matched before a trailing newline
+        ("a" * 64 + ".com", False),  # a label is at most 63
+        (".".join(["a" * 63] * 4) + ".com", False),  # 259 characters: at most 253
+        (".".join(["a" * 63] * 3) + "." + "b" * 61, True),  # 253
+    ],
+)
+def test_domain_names_are_dns_names(name, valid):
+    from sim.vocabulary import is_domain
+
+    assert is_domain(name) is valid
+
+
+def test_probe_takes_a_plain_number_of_seconds_and_refuses_a_missing_out_folder(tmp_path):
+    # Both are checked before any lookup: no network is touched.
+    args = ["probe", "example.com", "--timeout", "2", "--out", str(tmp_path / "missing" / "r.yaml")]
+    line = one_error_line(runner.invoke(app, args))
+    assert "--out" in line and "does not exist" in line
+    assert not (tmp_path / "missing").exists()
+    line = one_error_line(runner.invoke(app, ["probe", "example.com", "--timeout", "2x", "--out", str(tmp_path)]))
+    assert "--timeout = '2x'" in line
+    line = one_error_line(runner.invoke(app, ["probe", "example.com", "--out", str(tmp_path)]))
+    assert "a folder" in line

@@ -24,6 +24,10 @@ from matplotlib.figure import Figure
 from sim.experiment.analysis import half_width
 from sim.files import write_atomic
 
+# Labels come from users' files (axis values, sender names): a "$" is a dollar sign,
+# never the start of mathtext, which fails on "$x" or typesets "$a$" (issue 21).
+matplotlib.rcParams["text.parse_math"] = False
+
 OUTCOMES = (
     ("TLS", "out_delivered_tls_mean", "#2e7d32"),
     ("plaintext", "out_delivered_plaintext_mean", "#f9a825"),

@@ -51,13 +51,16 @@ def probe(
         _fail(f"domain = {bad[0]!r}: not a domain name (accepted: a DNS name such as example.com)")
     if not names:
         _fail("no domains given (accepted: DOMAIN... or --file FILE)")
+    if not out_file.parent.is_dir():
+        _fail(f"--out = {str(out_file)!r}: the folder {str(out_file.parent)!r} does not exist (create it first)")
+    if out_file.is_dir():
+        _fail(f"--out = {str(out_file)!r}: a folder (accepted: the remote-world file to write)")
     cafile_text = str(cafile) if cafile is not None else None
     document, notes = asyncio.run(
         probe_domains(names, DnsResolver(deadline), deadline=deadline, concurrency=concurrency, cafile=cafile_text)
     )
     Remotes.model_validate(document)  # what we write must load
     header = [f"Probed by tlssim on {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}: what each host showed.", *notes]
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_file, yaml_text(document, header))
     out.print(f"wrote {out_file}: {len(document['domains'])} domain(s)", highlight=False, soft_wrap=True)
 

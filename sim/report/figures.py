@@ -23,6 +23,10 @@ from sim.model.sketch import BIN_RATIO
 from sim.report.sections import by_day, losing_domains
 from sim.wording import duration
 
+# Labels come from users' files (axis values, sender names): a "$" is a dollar sign,
+# never the start of mathtext, which fails on "$x" or typesets "$a$" (issue 21).
+matplotlib.rcParams["text.parse_math"] = False
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure

@@ -183,6 +183,7 @@ def _referenced(
     if isinstance(ref, dict):
         _validate(model, ref, blame, prefix=field)
         return copy.deepcopy(ref), None
+    _check_file_name(blame, field, ref)
     try:
         target = (scenario_path.parent / ref).resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop raises RuntimeError
@@ -422,8 +423,20 @@ def _check_inbound(scenario: Scenario, file: Path | str, virtual_servers: set[st
         senders.add(flow.from_domain)
 
 
+def _check_file_name(file: Path | str, field: str, name: str) -> None:
+    """A referenced file's name must be one a file system can hold: no NUL byte, no part
+    longer than 255 bytes, at most 4096 bytes in all (Linux NAME_MAX, PATH_MAX)."""
+    if "\0" in name:
+        raise ScenarioError(file, field, name.replace("\0", "\\0")[:80], "a file name cannot hold a NUL byte")
+    if len(name.encode()) > 4096 or any(len(part.encode()) > 255 for part in name.split("/")):
+        raise ScenarioError(
+            file, field, f"{name[:24]}... ({len(name)} characters)", "file name too long (at most 255 bytes a part)"
+        )
+
+
 def _check_certificate_file(file: Path | str, field: str, name: str, source: str) -> None:
     """A certificate file must exist and hold a certificate (paths relative to the what-if file)."""
+    _check_file_name(file, field, name)
     path = Path(source).parent / name
     if not path.is_file():
         raise ScenarioError(file, field, name, f"file not found (looked for {path})")
