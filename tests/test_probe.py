@@ -202,9 +202,16 @@ def servers(tmp_path_factory):
 
 
 def _probe(servers, *domains, records=None, deadline=4.0):
+    result = _run_probe(servers, *domains, records=records, deadline=deadline)
+    return result.document, result.notes
+
+
+def _run_probe(servers, *domains, records=None, deadline=4.0, resolver=None, max_mx=5):
     ports, cafile = servers
-    resolver = FakeResolver(ports, records)
-    return asyncio.run(probe_domains(list(domains), resolver, deadline=deadline, concurrency=4, cafile=cafile))
+    resolver = resolver or FakeResolver(ports, records)
+    return asyncio.run(
+        probe_domains(list(domains), resolver, deadline=deadline, concurrency=4, cafile=cafile, max_mx=max_mx)
+    )
 
 
 def _hosts(document):
@@ -244,7 +251,8 @@ def test_hostile_servers_are_bounded_by_one_deadline(servers):
     huge = next(n for n in notes if n.startswith("mx.huge.example"))
     assert "deadline 2s exceeded" in slow
     assert "reply too long" in huge
-    assert any("could not tell" in n for n in notes)
+    # A host the probe could not read is unknown: left out, never written as a TLS class.
+    assert any("TLS unknown" in n and "left out" in n for n in notes)
 
 
 def test_mta_sts_dane_and_tls_rpt_records_are_read(servers):
@@ -280,3 +288,138 @@ def test_probe_cli_refuses_bad_input_without_touching_the_network(tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert expected in (result.stderr or result.output)
+
+
+# --------------------------------------------------------------------------- issue 21: per domain, bounded
+
+
+class FaultyResolver(FakeResolver):
+    """The fixture's resolver, with faults: a SERVFAIL for some domains, 200 MX hosts or
+    a policy host that never answers for others."""
+
+    async def mx(self, domain):
+        if domain == "servfail.example":
+            raise RuntimeError("All nameservers failed to answer the query servfail.example. IN MX: SERVFAIL")
+        if domain == "many.example":
+            return [(i, f"mx{i}.many.example") for i in range(200)]
+        if domain == "down.example":
+            return [(10, "mx.down.example")]
+        return await super().mx(domain)
+
+    async def addresses(self, host):
+        if host.endswith(".many.example"):
+            return [("127.0.0.1", self.ports["mx.plain.example"])]
+        if host == "mx.down.example":
+            return [("127.0.0.1", _free_port())]  # nothing listens there
+        return await super().addresses(host)
+
+    async def sts_policy(self, domain):
+        if domain == "stalled.example":
+            await asyncio.sleep(3600)  # a policy host that sends nothing: the deadline ends it
+        return await super().sts_policy(domain)
+
+
+def test_one_domain_failing_never_stops_the_others_and_each_has_its_record(servers):
+    ports, _ = servers
+    ports = {**ports, "mx.stalled.example": ports["mx.good.example"], "mx.badpolicy.example": ports["mx.good.example"]}
+    records = {
+        ("txt", "_mta-sts.stalled.example"): ["v=STSv1; id=1;"],
+        ("txt", "_mta-sts.badpolicy.example"): ["v=STSv1; id=1;"],
+        ("sts", "badpolicy.example"): "version: STSv1\nmode: enforce\nmx: *.*.bad\nmax_age: 99999999999\n",
+        ("txt", "_mta-sts.good.example"): ["v=STSv1; id=1;"],
+        ("sts", "good.example"): "version: STSv1\nmode: enforce\nmx: mx.good.example\nmax_age: 99999999999\n",
+    }
+    resolver = FaultyResolver(ports, records)
+    started = time.monotonic()
+    result = _run_probe(
+        (ports, servers[1]),
+        "good.example", "servfail.example", "down.example", "stalled.example", "badpolicy.example", "many.example",
+        resolver=resolver, deadline=2.0,
+    )  # fmt: skip
+    assert time.monotonic() - started < 12  # 200 MX hosts and a stalled policy host, each bounded
+    status = {r.name: r.status for r in result.records}
+    assert status == {
+        "good.example": "probed",
+        "servfail.example": "dns-failed",
+        "down.example": "unreachable",
+        "stalled.example": "probed",
+        "badpolicy.example": "policy-invalid",
+        "many.example": "probed",
+    }
+    rows = {row["domain"]: row for row in result.rows()}
+    assert "SERVFAIL" in rows["servfail.example"]["evidence"]
+    assert len(rows["many.example"]["probed"].split()) == 5 and len(rows["many.example"]["not_probed"].split()) == 195
+    domains = {d["name"]: d for d in result.document["domains"]}
+    assert "down.example" not in domains  # never a guessed tls: trusted
+    assert domains["stalled.example"]["mta_sts"]["policy_host"] == "unreachable"
+    assert domains["badpolicy.example"]["mta_sts"]["policy_host"] == "broken"
+    assert domains["good.example"]["mta_sts"]["max_age"] == "31557600s"  # clamped to a year
+    assert len(domains["many.example"]["mx"]) == 5
+    Remotes.model_validate(result.document)
+
+
+def test_the_policy_fetch_is_cancellable_and_its_body_capped(tmp_path):
+    from sim.probe.dns import fetch_policy
+
+    async def silent(reader, writer):  # accepts, then never speaks TLS
+        await asyncio.sleep(3600)
+
+    async def scenario():
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await fetch_policy("mta-sts.silent.example", port, address="127.0.0.1")
+        elapsed = time.monotonic() - started
+        server.close()
+        return elapsed
+
+    assert asyncio.run(scenario()) < 2.5
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mta-sts.good.example").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    def serving(body):
+        async def handler(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
+            await writer.drain()
+            writer.close()
+
+        return handler
+
+    async def fetch(body):
+        server = await asyncio.start_server(serving(body), "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await fetch_policy("mta-sts.good.example", port, client_context, address="127.0.0.1")
+        finally:
+            server.close()
+
+    policy = b"version: STSv1\r\nmode: enforce\r\nmx: mx.good.example\r\nmax_age: 86400\r\n"
+    assert asyncio.run(fetch(policy)) == policy.decode()
+    assert asyncio.run(fetch(b"x" * (64 * 1024 + 1))) is None  # RFC 8461 s.3.3: 64 KB at most
+
+
+def test_probe_exits_2_and_writes_no_remote_world_when_no_domain_could_be_probed(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sim.cli import app
+
+    class Nothing(FakeResolver):
+        async def mx(self, domain):
+            raise TimeoutError  # as dnspython's lifetime runs out
+
+    monkeypatch.setattr("sim.probe.dns.DnsResolver", lambda timeout: Nothing({}))
+    out = tmp_path / "remotes.yaml"
+    result = CliRunner().invoke(app, ["probe", "a.example", "b.example", "--timeout", "1", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "no domain could be probed (2 dns-failed)" in result.output
+    assert not out.exists()
+    rows = (tmp_path / "remotes-status.csv").read_text().splitlines()
+    assert rows[0] == "domain,status,evidence,probed,not_probed" and len(rows) == 3
+    assert all(",dns-failed," in row for row in rows[1:])

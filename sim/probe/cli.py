@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -23,16 +24,17 @@ def probe(
     out_file: Annotated[Path, typer.Option("--out", help="the remote-world file to write")] = Path("remotes.yaml"),
     timeout: Annotated[str, typer.Option(help="deadline per host, for the whole session")] = "20s",
     concurrency: Annotated[int, typer.Option(help="sessions at once", min=1, max=64)] = 8,
+    max_mx: Annotated[int, typer.Option(help="MX hosts probed a domain, in preference order", min=1, max=50)] = 5,
     cafile: Annotated[Path | None, typer.Option(help="trust these roots instead of the system's")] = None,
 ) -> None:
     """Probe recipient domains' MX hosts (EHLO, STARTTLS, certificate; never MAIL, RCPT or DATA)
     and their MTA-STS, DANE and TLS-RPT records; write a remote-world file."""
     from sim.durations import parse_duration
     from sim.files import write_text_atomic
-    from sim.importers.output import yaml_text
+    from sim.importers.output import csv_text, yaml_text
     from sim.importers.text import read_text_lines
     from sim.probe.dns import DnsResolver
-    from sim.probe.run import probe_domains
+    from sim.probe.run import STATUS_COLUMNS, probe_domains
     from sim.scenario.model import Remotes
 
     try:
@@ -56,13 +58,32 @@ def probe(
     if out_file.is_dir():
         _fail(f"--out = {str(out_file)!r}: a folder (accepted: the remote-world file to write)")
     cafile_text = str(cafile) if cafile is not None else None
-    document, notes = asyncio.run(
-        probe_domains(names, DnsResolver(deadline), deadline=deadline, concurrency=concurrency, cafile=cafile_text)
+    result = asyncio.run(
+        probe_domains(
+            names,
+            DnsResolver(deadline),
+            deadline=deadline,
+            concurrency=concurrency,
+            cafile=cafile_text,
+            max_mx=max_mx,
+        )
     )
+    document = result.document
     Remotes.model_validate(document)  # what we write must load
-    header = [f"Probed by tlssim on {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}: what each host showed.", *notes]
+    status_file = out_file.with_name(f"{out_file.stem}-status.csv")
+    write_text_atomic(status_file, csv_text(STATUS_COLUMNS, result.rows()))
+    counts = Counter(record.status for record in result.records)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+    if not document["domains"]:
+        _fail(f"no domain could be probed ({summary}); each domain's evidence is in {status_file}")
+    stamp = f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+    header = [f"Probed by tlssim on {stamp}: what each host showed ({summary}).", *result.notes]
     write_text_atomic(out_file, yaml_text(document, header))
-    out.print(f"wrote {out_file}: {len(document['domains'])} domain(s)", highlight=False, soft_wrap=True)
+    out.print(
+        f"wrote {out_file}: {len(document['domains'])} domain(s) ({summary}); per domain: {status_file}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _fail(message: str) -> None:

@@ -4,8 +4,7 @@ their own (no test touches the network)."""
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
+import ssl
 from typing import Protocol
 
 import dns.asyncresolver
@@ -45,8 +44,9 @@ class DnsResolver:
     async def mx(self, domain: str) -> list[tuple[int, str]]:
         try:
             answer = await self._resolver.resolve(domain, "MX")
-        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+        except dns.resolver.NoAnswer:
             return [(0, domain)]  # implicit MX: the domain's own address (RFC 5321 s.5.1)
+        # NXDOMAIN, SERVFAIL and timeouts propagate: the probe records the domain as dns-failed.
         hosts = sorted((r.preference, r.exchange.to_text().rstrip(".").lower()) for r in answer)
         return [] if hosts == [(0, "")] else hosts  # null MX "0 ." (RFC 7505): no mail
 
@@ -77,20 +77,51 @@ class DnsResolver:
         return [r.to_text() for r in answer.rrset or []], secure
 
     async def sts_policy(self, domain: str) -> str | None:
-        return await asyncio.to_thread(_fetch, f"https://mta-sts.{domain}/.well-known/mta-sts.txt", self._timeout)
+        return await fetch_policy(f"mta-sts.{domain}")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:  # RFC 8461 s.3.3: no redirects
-        return None
+HEADER_LIMIT = 16 * 1024  # bytes of status line and headers before the body
 
 
-def _fetch(url: str, timeout: float) -> str | None:
-    opener = urllib.request.build_opener(_NoRedirect)
+async def fetch_policy(
+    host: str, port: int = 443, context: ssl.SSLContext | None = None, address: str | None = None
+) -> str | None:
+    """GET https://HOST/.well-known/mta-sts.txt (RFC 8461 s.3.3): 200 only, no redirect,
+    at most 64 KiB of body. Every step (connect, TLS, headers, body) is awaited, so the
+    caller's deadline cancels a host that sends a byte every half second; None when the
+    policy cannot be had. ``address``: connect there instead of resolving ``host``."""
+    context = context or ssl.create_default_context()
     try:
-        with opener.open(url, timeout=timeout) as response:
-            if response.status != 200:
-                return None
-            return str(response.read(STS_POLICY_LIMIT).decode("utf-8", "replace"))
-    except (urllib.error.URLError, OSError, ValueError):
+        reader, writer = await asyncio.open_connection(address or host, port, ssl=context, server_hostname=host)
+    except (OSError, ssl.SSLError, ValueError):
         return None
+    try:
+        request = f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode("ascii"))
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        if len(head) > HEADER_LIMIT:
+            return None
+        status = head.split(b"\r\n", 1)[0].split()
+        if len(status) < 2 or status[1] != b"200":
+            return None
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:]) if k
+        }
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            return None  # not what a policy host sends; refuse rather than mis-read
+        length = headers.get(b"content-length")
+        wanted = min(int(length), STS_POLICY_LIMIT + 1) if length and length.isdigit() else STS_POLICY_LIMIT + 1
+        body = b""
+        while len(body) < wanted:
+            chunk = await reader.read(wanted - len(body))
+            if not chunk:
+                break
+            body += chunk
+        if len(body) > STS_POLICY_LIMIT:
+            return None  # RFC 8461 s.3.3: a policy is small; more is not a policy
+        return body.decode("utf-8", "replace")
+    except (OSError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        return None
+    finally:
+        writer.close()
