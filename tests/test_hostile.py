@@ -235,3 +235,29 @@ def test_probe_takes_a_plain_number_of_seconds_and_refuses_a_missing_out_folder(
     assert "--timeout = '2x'" in line
     line = one_error_line(runner.invoke(app, ["probe", "example.com", "--out", str(tmp_path)]))
     assert "a folder" in line
+
+
+@pytest.mark.slow  # tracemalloc slows it to seconds: runs in CI (.ci/run)
+def test_an_exchange_export_is_read_one_object_at_a_time(tmp_path):
+    # 1,000 objects of 100 properties: the whole document tree costs about three times
+    # what the values read do; the reader keeps one object's elements at a time.
+    import tracemalloc
+    import xml.etree.ElementTree as ET
+
+    from sim.importers.exchange import read_clixml
+
+    ns = "http://schemas.microsoft.com/powershell/2004/04"
+    props = "".join(f'<S N="P{j}">v{j}</S>' for j in range(100))
+    body = "".join(f'<Obj RefId="{i}"><TN RefId="{i}"><T>AcceptedDomain</T></TN><Props>{props}</Props></Obj>'
+                   for i in range(1000))  # fmt: skip
+    path = tmp_path / "accepted.xml"
+    path.write_text(f'<Objs Version="1.1.0.1" xmlns="{ns}">{body}</Objs>')
+    peaks = []
+    for read in (lambda: ET.parse(path), lambda: read_clixml(path)):
+        tracemalloc.start()
+        read()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    whole_tree, streamed = peaks
+    assert streamed < 0.5 * whole_tree
+    assert len(read_clixml(path)) == 1000

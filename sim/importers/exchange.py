@@ -40,9 +40,38 @@ UNLIMITED_CONNECTIONS = 100_000  # "Unlimited": no cap the model would ever reac
 
 
 def read_clixml(path: Path) -> list[tuple[list[str], dict[str, Any]]]:
-    """Every top-level object as (type names, properties)."""
+    """Every top-level object as (type names, properties).
+
+    Read incrementally: each top-level ``<Obj>`` is turned into values as its end tag
+    arrives and its elements are dropped, so memory holds one object (and the values
+    read), not the whole document tree; nesting deeper than the limit is refused as it
+    is read."""
+    types: dict[str, list[str]] = {}
+    objects: dict[str, Any] = {}
+    found = []
+    depth = 0
+    root: ET.Element | None = None
     try:
-        root = ET.parse(path).getroot()
+        for event, element in ET.iterparse(path, events=("start", "end")):
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root = element
+                    if element.tag != f"{NS}Objs":
+                        raise ScenarioError(path, "", element.tag[:60], "not an Export-Clixml file "
+                                            "(accepted: <Objs> in the PowerShell namespace)")  # fmt: skip
+                elif depth > 2 * MAX_DEPTH + 2:
+                    raise ScenarioError(
+                        path, f"depth {depth}", element.tag[:60], f"nested deeper than {MAX_DEPTH} objects"
+                    )
+                continue
+            depth -= 1
+            if depth == 1 and element.tag == f"{NS}Obj":
+                names = _types(element, types)
+                found.append((names, _properties(path, element, types, objects, 1)))
+                element.clear()
+                if root is not None:
+                    root.remove(element)
     except ET.ParseError as exc:
         line, column = exc.position
         raise ScenarioError(
@@ -50,16 +79,6 @@ def read_clixml(path: Path) -> list[tuple[list[str], dict[str, Any]]]:
         ) from None
     except OSError as exc:
         raise ScenarioError(path, "", NO_VALUE, f"cannot read: {exc.strerror or exc}") from None
-    if root.tag != f"{NS}Objs":
-        raise ScenarioError(
-            path, "", root.tag[:60], "not an Export-Clixml file (accepted: <Objs> in the PowerShell namespace)"
-        )
-    types: dict[str, list[str]] = {}
-    objects: dict[str, Any] = {}
-    found = []
-    for obj in root.findall(f"{NS}Obj"):
-        names = _types(obj, types)
-        found.append((names, _properties(path, obj, types, objects, 1)))
     return found
 
 
