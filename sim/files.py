@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,35 @@ class NotAnOutputFolder(Exception):
     """The destination exists and holds something other than a tlssim result."""
 
 
+class FolderBusy(NotAnOutputFolder):
+    """Another tlssim process is writing the folder."""
+
+
+@contextmanager
+def folder_lock(target: Path, *, wait: bool) -> Iterator[None]:
+    """One writer per output folder: an ``fcntl`` lock on ``.NAME.lock`` beside it (the
+    folder itself is swapped, so the lock cannot live inside). ``wait``: block until the
+    holder is done (a run's few seconds of writing); else raise ``FolderBusy`` naming the
+    holder's pid (a sweep, which can take hours). Holding the lock, hidden
+    ``.NAME.new-*`` and ``.NAME.old-*`` folders are leftovers of a killed writer: removed."""
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise FolderBusy(f"is being written by another tlssim (pid {holder}); wait for it") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        for stale in (*target.parent.glob(f".{target.name}.new-*"), *target.parent.glob(f".{target.name}.old-*")):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 def replace_folder(target: Path, write: Callable[[Path], list[Path]], marker: str = "manifest.json") -> list[Path]:
     """Write a whole result folder beside ``target``, then swap it in: ``target`` holds
     either the complete previous result or the complete new one, never a mix. A failure
@@ -83,19 +114,19 @@ def swap_folder(target: Path, write: Callable[[Path], list[Path]]) -> list[Path]
     cwd = Path.cwd().resolve()
     if target == cwd or target in cwd.parents:
         raise NotAnOutputFolder("is the current folder or holds it; it cannot be swapped for a new result")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
-    os.chmod(fresh, 0o777 & ~_UMASK)
-    try:
-        written = write(fresh)
-    except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
-        raise
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.rename(target, old)
-    os.rename(fresh, target)
-    shutil.rmtree(old, ignore_errors=True)
+    with folder_lock(target, wait=True):  # a concurrent writer waits its turn
+        fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+        os.chmod(fresh, 0o777 & ~_UMASK)
+        try:
+            written = write(fresh)
+        except BaseException:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if target.exists():
+            os.rename(target, old)
+        os.rename(fresh, target)
+        shutil.rmtree(old, ignore_errors=True)
     return [named / path.relative_to(fresh) for path in written]
 
 

@@ -128,7 +128,8 @@ def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypat
     line = one_error_line(_run(out, "--seed", "7"))
     assert "cannot write results (report.html): No space left on device; the previous result" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+    # No temporary folder left behind; the hidden lock file of one writer per folder stays.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
 
 
 def test_a_second_run_replaces_the_whole_folder(tmp_path):
@@ -261,3 +262,48 @@ def test_an_exchange_export_is_read_one_object_at_a_time(tmp_path):
     whole_tree, streamed = peaks
     assert streamed < 0.5 * whole_tree
     assert len(read_clixml(path)) == 1000
+
+
+# --------------------------------------------------------------------------- issue 21: one writer per folder
+
+
+def test_a_second_sweep_on_a_folder_being_written_exits_2_naming_the_holder(tmp_path):
+    from sim.files import folder_lock
+
+    experiment = tmp_path / "small.yaml"
+    experiment.write_text(
+        f"name: small\nbase: {ROOT / 'scenarios/article-baseline.yaml'}\n"
+        "overrides: {run.duration: 1h}\naxes: {policy: {baseline: {}}}\nreplications: 1\n"
+    )
+    out = tmp_path / "results"
+    with folder_lock(out, wait=False):  # as a first sweep holds it
+        line = one_error_line(runner.invoke(app, ["sweep", str(experiment), "--out", str(out)]))
+    assert "--out" in line and f"being written by another tlssim (pid {os.getpid()})" in line
+    assert not (out / "runs.jsonl").exists()
+    assert runner.invoke(app, ["sweep", str(experiment), "--out", str(out)]).exit_code == 0  # free again
+
+
+def test_concurrent_writers_of_one_folder_take_turns_and_leave_nothing_hidden(tmp_path):
+    import threading
+    import time
+
+    from sim.files import swap_folder
+
+    out = tmp_path / "out"
+    (tmp_path / ".out.new-killed").mkdir()  # left by a writer killed part-way
+
+    def writer(tag: str) -> None:
+        def write(folder: Path) -> list[Path]:
+            time.sleep(0.3)  # both are writing at once
+            (folder / "manifest.json").write_text(tag)
+            return [folder / "manifest.json"]
+
+        swap_folder(out, write)
+
+    threads = [threading.Thread(target=writer, args=(tag,)) for tag in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (out / "manifest.json").read_text() in ("a", "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]  # the stale one removed too

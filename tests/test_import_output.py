@@ -215,7 +215,8 @@ def test_a_failure_part_way_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
     line = one_error_line(invoke("import", "postfix", _postconf(tmp_path), "--out", out, "--force"))
     assert "cannot write" in line and "No space left" in line
     assert (out / "topology.yaml").read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["main.cf", "out"]  # no half-written folder left
+    # No half-written folder left (the hidden lock file of one writer per folder stays).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "main.cf", "out"]
 
 
 def test_out_naming_a_file_is_exit_2(tmp_path):

@@ -26,7 +26,7 @@ from sim.experiment.design import Experiment, Replications, load_experiment
 from sim.experiment.runner import SerialExecutor, Task, execute, run_batch
 from sim.experiment.store import IDENTITY, ResultStore
 from sim.experiment.worker import prepare_worker
-from sim.files import write_atomic, write_text_atomic
+from sim.files import FolderBusy, folder_lock, write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
 from sim.results import SUMMARY_COLUMNS
 
@@ -53,10 +53,27 @@ def sweep(
     progress: Progress | None = None,
     notice: Callable[[str], None] | None = None,
 ) -> SweepResult:
-    """Run an experiment (resuming from ``out`` if it holds part of it) and report it."""
+    """Run an experiment (resuming from ``out`` if it holds part of it) and report it.
+    One sweep at a time writes a folder: a second one exits naming the first's pid."""
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment, replications=replications)
     folder = results_folder(experiment, out)
+    try:
+        with folder_lock(folder, wait=False):
+            return _sweep(experiment, folder, workers, scheduler, replications, progress, notice)
+    except FolderBusy as exc:
+        raise ScenarioError(experiment.path, "--out", str(folder), str(exc)) from None
+
+
+def _sweep(
+    experiment: Experiment,
+    folder: Path,
+    workers: int | None,
+    scheduler: str | None,
+    replications: int | None,
+    progress: Progress | None,
+    notice: Callable[[str], None] | None,
+) -> SweepResult:
     store = ResultStore(folder)
     points = {p.key: p for p in experiment.points}
     run_keys = experiment.run_keys

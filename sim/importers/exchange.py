@@ -62,7 +62,7 @@ def read_clixml(path: Path) -> list[tuple[list[str], dict[str, Any]]]:
                                             "(accepted: <Objs> in the PowerShell namespace)")  # fmt: skip
                 elif depth > 2 * MAX_DEPTH + 2:
                     raise ScenarioError(
-                        path, f"depth {depth}", element.tag[:60], f"nested deeper than {MAX_DEPTH} objects"
+                        path, f"depth {depth}", element.tag[:60], f"nested deeper than {MAX_DEPTH} levels"
                     )
                 continue
             depth -= 1
