@@ -36,6 +36,7 @@ from sim.probe.cli import probe as probe_command
 from sim.vocabulary import is_domain
 
 if TYPE_CHECKING:
+    from sim.budget import Estimate
     from sim.results import RunResult
     from sim.scenario.model import Scenario
 
@@ -136,6 +137,9 @@ def _bundled_name(path: Path | None) -> Path | None:
     return bundled if bundled.is_file() else path
 
 
+IKnow = Annotated[
+    bool, typer.Option("--i-know", help="run even when the estimate exceeds this machine's memory or 5e9 messages")
+]
 ScenarioArg = Annotated[
     Path,
     typer.Argument(
@@ -168,14 +172,19 @@ def run(
             callback=_bundled_name,
         ),
     ] = None,
+    i_know: IKnow = False,
 ) -> None:
     """Simulate a scenario, print its summary and write its tables and report."""
     from sim.simulate import run as run_scenario
 
     scenario = _load(scenario_file, seed)
+    cost = _within_budget(scenario_file, scenario, i_know)
     _print_notes(scenario)
     _warn_before(scenario, quiet=quiet or as_json)
-    quiet = quiet or as_json
+    if cost.seconds > 60 and not (quiet or as_json):
+        err.print(f"estimate: {cost.describe()}", highlight=False)
+    # A long run shows its progress on a terminal even under --quiet (not with --json).
+    quiet = (quiet and not (err.is_terminal and cost.seconds > 5)) or as_json
     target = out_dir if out_dir is not None else Path("results") / scenario.name
     if quiet:
         result = run_scenario(scenario)
@@ -315,7 +324,7 @@ def scenarios() -> None:
 
 
 @app.command()
-def validate(scenario_file: ScenarioArg) -> None:
+def validate(scenario_file: ScenarioArg, i_know: IKnow = False) -> None:
     """Check a scenario or an experiment (and the files it names) without running it."""
     from sim.scenario.loader import read_yaml
 
@@ -338,11 +347,12 @@ def validate(scenario_file: ScenarioArg) -> None:
         )
         return
     scenario = _load(scenario_file)
+    cost = _within_budget(scenario_file, scenario, i_know)
     org = scenario.organisation
     out.print(
         f"ok: {scenario.name}: profile {org.profile}, {len(org.servers)} server(s), "
         f"{len(org.connectors)} connector(s), {len(scenario.remotes.domains)} remote domain(s), "
-        f"{len(scenario.traffic.outbound)} outbound flow(s)",
+        f"{len(scenario.traffic.outbound)} outbound flow(s); estimate {cost.describe()}",
         highlight=False,
     )
     _print_notes(scenario)
@@ -363,10 +373,20 @@ def _warn_before(scenario: Scenario, *, quiet: bool) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    expected = sum(f.rate_per_hour for f in scenario.traffic.outbound) * scenario.run.duration / 3600
-    expected += sum(f.rate_per_hour for f in scenario.traffic.inbound) * scenario.run.duration / 3600
-    if expected > 1_000_000 and not quiet:
-        err.print(f"about {expected:,.0f} messages to simulate", highlight=False)
+
+
+def _within_budget(scenario_file: Path, scenario: Scenario, i_know: bool) -> Estimate:
+    """The run's estimated cost; a run this machine cannot hold is refused (exit 2)."""
+    from sim.budget import estimate, too_big
+
+    cost = estimate(scenario)
+    reason = too_big(cost)
+    if reason is not None and not i_know:
+        _fail(
+            f"{scenario_file}: {reason}: lower rate_per_hour or run.duration (or the population's size), "
+            "or pass --i-know"
+        )
+    return cost
 
 
 def _provenance(scenario_file: Path) -> dict[str, Any]:

@@ -307,3 +307,42 @@ def test_concurrent_writers_of_one_folder_take_turns_and_leave_nothing_hidden(tm
         thread.join()
     assert (out / "manifest.json").read_text() in ("a", "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]  # the stale one removed too
+
+
+# --------------------------------------------------------------------------- issue 21: work bounded before it starts
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        # 10 million messages an hour for ten years: refused from the file, not by running out of memory
+        (("rate_per_hour: 600", "rate_per_hour: 10000000"), ("duration: 4d", "duration: 3650d"), "messages"),
+    ],
+)
+def test_a_run_this_machine_cannot_hold_is_refused_before_it_starts(tmp_path, old, new, says):
+    text = (ROOT / "scenarios/article-force-tls.yaml").read_text().replace(*old).replace(*new)
+    path = _what_if(tmp_path, text)
+    for command in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "out")]):
+        line = one_error_line(runner.invoke(app, command))
+        assert "~8.8e+11 messages" in line and "--i-know" in line and "rate_per_hour" in line
+    assert not (tmp_path / "out").exists()
+    assert runner.invoke(app, ["validate", str(path), "--i-know"]).exit_code == 0
+
+
+def test_a_population_with_a_huge_mx_count_is_refused_by_validate(tmp_path):
+    remotes = (ROOT / "topology/internet-2024.yaml").read_text()
+    assert "mx_per_domain:" in remotes
+    import yaml
+
+    document = yaml.safe_load(remotes)
+    document["population"]["domains"] = 1_000_000
+    document["population"]["mx_per_domain"] = {100_000: 1.0}
+    (tmp_path / "remotes.yaml").write_text(yaml.safe_dump(document))
+    text = (ROOT / "scenarios/force-tls-2024.yaml").read_text().replace("../topology/internet-2024.yaml", "remotes.yaml")
+    line = one_error_line(runner.invoke(app, ["validate", str(_what_if(tmp_path, text))]))
+    assert "more than this machine's" in line and "population" in line
+
+
+def test_validate_states_the_estimate():
+    result = runner.invoke(app, ["validate", str(ROOT / "scenarios/article-force-tls.yaml")])
+    assert result.exit_code == 0 and "estimate ~57,600 messages" in result.output
