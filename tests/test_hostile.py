@@ -338,7 +338,9 @@ def test_a_population_with_a_huge_mx_count_is_refused_by_validate(tmp_path):
     document["population"]["domains"] = 1_000_000
     document["population"]["mx_per_domain"] = {100_000: 1.0}
     (tmp_path / "remotes.yaml").write_text(yaml.safe_dump(document))
-    text = (ROOT / "scenarios/force-tls-2024.yaml").read_text().replace("../topology/internet-2024.yaml", "remotes.yaml")
+    text = (
+        (ROOT / "scenarios/force-tls-2024.yaml").read_text().replace("../topology/internet-2024.yaml", "remotes.yaml")
+    )
     line = one_error_line(runner.invoke(app, ["validate", str(_what_if(tmp_path, text))]))
     assert "more than this machine's" in line and "population" in line
 

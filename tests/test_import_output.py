@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 
+import pytest
 import yaml
 from cli_checks import one_error_line
 from exchange_lines import ExchangeLogs
@@ -16,6 +17,7 @@ from postfix_lines import PostfixLog
 from typer.testing import CliRunner
 
 from sim.cli import app
+from sim.errors import ScenarioError
 from sim.importers.exchange import import_exchange
 from sim.importers.exchange2003 import import_exchange2003
 from sim.importers.output import yaml_text
@@ -223,3 +225,74 @@ def test_out_naming_a_file_is_exit_2(tmp_path):
     (tmp_path / "file").write_text("x")
     line = one_error_line(invoke("import", "postfix", _postconf(tmp_path), "--out", tmp_path / "file"))
     assert "is a file" in line
+
+
+# --------------------------------------------------------------------------- issue 21: any string, any field
+
+
+hostile_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+)
+
+
+def _clixml_with(value: str) -> str:
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = "".join(c if c.isprintable() or c in "\t\n" else f"_x{ord(c):04X}_" for c in escaped)
+    props = (
+        f'<S N="Name">{escaped}</S><S N="Fqdn">{escaped}</S><S N="TlsDomain">{escaped}</S>'
+        f'<Obj N="AddressSpaces" RefId="1"><LST><S>SMTP:*;1</S><S>SMTP:{escaped};1</S></LST></Obj>'
+        f'<Obj N="SmartHosts" RefId="2"><LST><S>{escaped}</S></LST></Obj>'
+    )
+    return (
+        f'<Objs Version="1.1.0.1" xmlns="{NS}"><Obj RefId="0"><TN RefId="0">'
+        "<T>Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig</T></TN>"
+        f"<Props>{props}</Props></Obj></Objs>"
+    )
+
+
+@pytest.mark.slow  # 200 examples through three importers: runs in CI (.ci/run)
+@settings(max_examples=200, deadline=None)
+@given(value=hostile_text)
+def test_any_string_in_any_importer_field_never_changes_the_written_structure(tmp_path_factory, value):
+    from sim.importers.tlsrpt import Report
+    from sim.importers.tlsrpt_whatif import forecast
+
+    folder = tmp_path_factory.mktemp("any")
+    # Exchange: a connector's name, FQDN, TLS domain, an address space and a smart host.
+    (folder / "send.xml").write_text(_clixml_with(value), encoding="utf-8")
+    try:
+        document = import_exchange([folder / "send.xml"]).document
+    except ScenarioError:
+        document = None  # refused with exit 2: fine, nothing written
+    if document is not None:
+        written = yaml.safe_load(yaml_text(document, [value, f"connector {value}"]))
+        assert written == document
+        assert set(written) <= {"organisation", "profile", "routing_groups", "servers", "connectors"}
+    # Postfix: a parameter's value.
+    (folder / "main.cf").write_text(f"relayhost = {value.splitlines()[0] if value.splitlines() else 'x'}\n")
+    try:
+        postfix = import_postfix(folder / "main.cf").document
+        assert yaml.safe_load(yaml_text(postfix, [value])) == postfix
+    except ScenarioError:
+        pass
+    # TLS-RPT: the organisation's name and contact, a failure's MX host.
+    report = {
+        "organization-name": value,
+        "date-range": {"start-datetime": "2026-03-01T00:00:00Z"},
+        "contact-info": value,
+        "report-id": value,
+        "policies": [
+            {
+                "policy": {"policy-type": "sts", "policy-domain": "contoso.com", "policy-string": [value]},
+                "summary": {"total-successful-session-count": 3, "total-failure-session-count": 1},
+                "failure-details": [
+                    {"result-type": "validation-failure", "receiving-mx-hostname": value, "failed-session-count": 1}
+                ],
+            }
+        ],
+    }
+    found = forecast([Report("r", report)], mx=["mx1.contoso.com"])
+    for built, keys in ((found.whatif, {"name", "topology", "remotes", "traffic", "run"}),
+                        (found.topology, {"organisation", "profile", "routing_groups", "servers", "publishes"})):  # fmt: skip
+        written = yaml.safe_load(yaml_text(built, found.header, found.footer))
+        assert written == built and set(written) == keys

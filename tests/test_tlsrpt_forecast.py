@@ -213,3 +213,18 @@ def test_the_corpus_reports_make_a_what_if_that_validates(tmp_path):
             "mx2.mail.company-y.example": ("starttls-not-supported", 200),
             "mx-backup.mail.company-y.example": ("validation-failure", 3),
         }
+
+
+def test_hostile_organisation_names_stay_data(tmp_path):
+    hostile = 'Evil\ntraffic: {inbound: []}\n# "quoted" ---<script>'
+    reports = [report(hostile, "x@evil.example\nrun: {duration: 1s}", "2026-03-01", 5,
+                      [("mx1.contoso.com", "validation-failure", 5)], **{"policy-string": POLICY})]  # fmt: skip
+    out = imported(tmp_path, reports)
+    whatif = yaml.safe_load((out / "whatif.yaml").read_text())
+    assert set(whatif) == {"name", "topology", "remotes", "traffic", "run"}
+    assert whatif["run"]["duration"] == "7d" and len(whatif["traffic"]["inbound"]) == 1
+    (flow,) = whatif["traffic"]["inbound"]
+    assert flow["from"] == "evil-traffic-inbound-quoted-script.reporter.invalid"  # made from the name
+    senders = yaml.safe_load((out / "senders.yaml").read_text())["senders"]
+    assert senders[0]["organisation"] == hostile  # the value, exactly, as one scalar
+    assert load_scenario(out / "whatif.yaml").traffic.inbound[0].rate_per_hour > 0
