@@ -292,7 +292,8 @@ def test_any_string_in_any_importer_field_never_changes_the_written_structure(tm
         ],
     }
     found = forecast([Report("r", report)], mx=["mx1.contoso.com"])
-    for built, keys in ((found.whatif, {"name", "topology", "remotes", "traffic", "run"}),
-                        (found.topology, {"organisation", "profile", "routing_groups", "servers", "publishes"})):  # fmt: skip
+    whatif_keys = {"name", "topology", "remotes", "traffic", "run"}
+    topology_keys = {"organisation", "profile", "routing_groups", "servers", "publishes"}
+    for built, keys in ((found.whatif, whatif_keys), (found.topology, topology_keys)):
         written = yaml.safe_load(yaml_text(built, found.header, found.footer))
         assert written == built and set(written) == keys
