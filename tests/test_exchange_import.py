@@ -333,8 +333,9 @@ def test_numbers_in_an_ldif_export_are_ascii_digits_within_bounds(tmp_path):
     assert result.exit_code == 2 and "smtp.ldf: line 2: msExchSmtpMaxOutgoingConnections" in line  # the entry's line
 
 
-def test_an_export_nested_too_deep_is_exit_2(tmp_path):
-    deep = '<Obj N="x">' + "<LST><Obj>" * 200 + "</Obj></LST>" * 200 + "</Obj>"
+@pytest.mark.parametrize("depth", [200, 100_000])
+def test_an_export_nested_too_deep_is_exit_2(tmp_path, depth):
+    deep = '<Obj N="x">' + "<LST><Obj>" * depth + "</Obj></LST>" * depth + "</Obj>"
     path = tmp_path / "deep.xml"
     path.write_text(f'<Objs xmlns="{NS}"><Obj RefId="0"><Props>{deep}</Props></Obj></Objs>')
     result = runner.invoke(app, ["import", "exchange", str(path), "--out", str(tmp_path / "out")])

@@ -348,3 +348,18 @@ def test_a_population_with_a_huge_mx_count_is_refused_by_validate(tmp_path):
 def test_validate_states_the_estimate():
     result = runner.invoke(app, ["validate", str(ROOT / "scenarios/article-force-tls.yaml")])
     assert result.exit_code == 0 and "estimate ~57,600 messages" in result.output
+
+
+@pytest.mark.slow  # a sweep and its report: runs in CI (.ci/run)
+def test_a_sweep_whose_axis_values_hold_dollars_runs_and_reports(tmp_path):
+    experiment = tmp_path / "dollars.yaml"
+    experiment.write_text(
+        f"name: dollars\nbase: {ROOT / 'scenarios/article-baseline.yaml'}\n"
+        "overrides: {run.duration: 1h}\n"
+        "axes: {policy: {'$x^$ costs $5': {}, '$\\\\frac{a$': {}}}\nreplications: 1\n"
+    )
+    out = tmp_path / "results"
+    result = runner.invoke(app, ["sweep", str(experiment), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    assert list(out.glob("*.png"))
