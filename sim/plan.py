@@ -42,13 +42,11 @@ from sim.routing.selector import Route, RouteDecision, RouteSelector, RouteState
 from sim.scenario.model import (
     AddressSpaceSpec,
     CertificateSpec,
-    DaneUse,
     InboundFlow,
     Organisation,
     RemoteDomain,
     RemoteHost,
     Scenario,
-    StsUse,
     VirtualServer,
 )
 from sim.scenario.policies import MtaStsPolicy, Outage
@@ -59,11 +57,13 @@ from sim.vocabulary import (
     NO_TLS,
     Channel,
     ClientTls,
+    DaneUse,
     Dnssec,
     Failure,
     Mechanism,
     ServerTls,
     StsPlugin,
+    StsUse,
     Tlsa,
     TlsLevel,
 )

@@ -76,6 +76,10 @@ class ClientTls(StrEnum):
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 ClientCertificatePolicy = Literal["ignore", "reject-self-signed", "require-valid"]
 TrustName = Literal["public", "enterprise", "standalone"]
+StsUse = Literal["apply", "ignore"]
+"""Whether a sender applies recipients' MTA-STS."""
+DaneUse = Literal["none", "opportunistic", "mandatory"]
+"""A sender's DANE: none, opportunistic (Postfix ``dane``), mandatory (``dane-only``)."""
 StsPlugin = Literal["postfix-mta-sts-resolver", "postfix-mta-sts-resolver-tlsrpt", "postfix-tlspol"]
 """The policy plug-in a Postfix (or Sendmail) sender asks for MTA-STS: postfix-mta-sts-resolver
 as installed (``tlsrpt: false``), the same with ``tlsrpt: true`` (its answer carries the

@@ -30,9 +30,8 @@ from typing import Literal
 
 from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.tls.negotiation import Negotiation
-from sim.vocabulary import Channel, Dnssec, Failure, ServerTls, Tlsa
+from sim.vocabulary import Channel, DaneUse, Dnssec, Failure, ServerTls, Tlsa
 
-DaneUse = Literal["none", "opportunistic", "mandatory"]
 MxCheck = Literal["mx-name", "certificate"]
 PolicyType = Literal["sts", "tlsa"]
 

@@ -17,10 +17,12 @@ from sim.vocabulary import (
     TLS_ALIASES,
     ClientCertificatePolicy,
     ClientTls,
+    DaneUse,
     Dnssec,
     ProfileName,
     ServerTls,
     StsPlugin,
+    StsUse,
     Tlsa,
     TlsLevel,
     TlsVersion,
@@ -47,8 +49,6 @@ PolicyEntry = Literal["dane", "dane-only"] | TlsSetting
 Profile = ProfileName
 MAX_RATE = 10_000_000.0  # messages per hour per flow: far beyond any real server, finite
 MAX_DURATION = 3650 * 86400.0  # a run of at most ten years
-StsUse = Literal["apply", "ignore"]
-DaneUse = Literal["none", "opportunistic", "mandatory"]
 
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
