@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sim.mta.profiles import get_profile
 from sim.scenario.model import Scenario
+from sim.wording import duration
 
 BASE_BYTES = 200e6  # the interpreter, numpy, pandas and the run's fixed tables
 BYTES_PER_QUEUED_MESSAGE = 250.0  # a Message (slots) in a queue: 168 B measured, plus its place in a cohort
@@ -36,7 +37,7 @@ class Estimate:
 
     def describe(self) -> str:
         count = f"{self.messages:,.0f}" if self.messages < 1e7 else f"{self.messages:.2g}"
-        return f"~{count} messages, ~{_size(self.memory_bytes)} at most, ~{_duration(self.seconds)} on one core"
+        return f"~{count} messages, ~{_size(self.memory_bytes)} at most, ~{duration(self.seconds)} on one core"
 
 
 def estimate(scenario: Scenario) -> Estimate:
@@ -79,10 +80,3 @@ def _size(octets: float) -> str:
         if octets >= scale:
             return f"{octets / scale:.3g} {unit}"
     return f"{octets / 1e3:.3g} kB"
-
-
-def _duration(seconds: float) -> str:
-    for unit, scale in (("years", 31_557_600), ("days", 86_400), ("h", 3600), ("min", 60)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.2g} s"

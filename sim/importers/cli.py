@@ -212,7 +212,7 @@ def tlsrpt(
         f"read {len(reading.reports)} report(s){also}{skipped}; wrote observed.csv, senders.yaml, whatif.yaml, "
         f"topology.yaml, remotes.yaml to {out_dir}"
     )
-    if found.footer[0].startswith("Forecast"):
+    if found.enforce_commented:
         _say(f"to forecast enforce, uncomment the changes: lines at the end of {out_dir / 'whatif.yaml'}")
 
 

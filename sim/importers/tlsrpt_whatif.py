@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.durations import format_duration
-from sim.importers.tlsrpt import Report
+from sim.importers.tlsrpt import Report, observed_rows
 from sim.scenario.model import ObservedResult
 from sim.scenario.policies import MAX_AGE_LIMIT, is_sts_pattern
 from sim.vocabulary import is_domain
@@ -60,25 +60,23 @@ class Forecast:
     header: list[str]
     footer: list[str]
     not_modelled: Counter[str] = field(default_factory=Counter)  # result type -> sessions
+    enforce_commented: bool = False  # the footer holds a commented change to enforce
 
 
 def our_domain(reports: list[Report]) -> str | None:
     """The policy domain most of the reports' policies name."""
-    counts: Counter[str] = Counter()
-    for report in reports:
-        for entry in report.document["policies"]:
-            policy = entry.get("policy") if isinstance(entry.get("policy"), dict) else {}
-            domain = str(policy.get("policy-domain", "") or "").strip().lower().rstrip(".")
-            if is_domain(domain):
-                counts[domain] += 1
-    return counts.most_common(1)[0][0] if counts else None
+    named = Counter(_named(entry) for report in reports for entry in report.document["policies"])
+    return next((domain for domain, _ in named.most_common() if is_domain(domain)), None)
+
+
+def _policy(entry: dict[str, Any]) -> dict[str, Any]:
+    policy = entry.get("policy")
+    return policy if isinstance(policy, dict) else {}
 
 
 def _named(entry: dict[str, Any]) -> str:
-    policy = entry.get("policy")
-    if not isinstance(policy, dict):
-        return ""
-    return str(policy.get("policy-domain", "") or "").strip().lower().rstrip(".")
+    """The policy domain an entry names ("" when it names none)."""
+    return str(_policy(entry).get("policy-domain", "") or "").strip().lower().rstrip(".")
 
 
 def _ours(report: Report, domain: str) -> list[dict[str, Any]]:
@@ -92,10 +90,8 @@ def _policy_string(reports: list[Report], domain: str) -> list[str]:
     newest: tuple[str, list[str]] = ("", [])
     for report in reports:
         for entry in report.document["policies"]:
-            policy = entry.get("policy") if isinstance(entry.get("policy"), dict) else {}
-            strings = policy.get("policy-string")
-            named = str(policy.get("policy-domain", "") or "").lower().rstrip(".")
-            fits = policy.get("policy-type") == "sts" and named in ("", domain)
+            strings = _policy(entry).get("policy-string")
+            fits = _policy(entry).get("policy-type") == "sts" and _named(entry) in ("", domain)
             if fits and isinstance(strings, list) and strings and report.day >= newest[0]:
                 newest = (report.day, [str(s) for s in strings])
     return newest[1]
@@ -128,19 +124,14 @@ def sts_policy(strings: list[str], domain: str, hosts: list[str]) -> tuple[dict[
     return policy, assumed
 
 
-def our_mx(reports: list[Report], patterns: list[str], given: list[str]) -> list[str]:
-    """Our MX host names: ``--mx`` as given; else the policy's literal patterns and the
-    hosts failure details name, in the order first seen."""
-    if given:
-        return [h.lower().rstrip(".") for h in given]
-    hosts = [p for p in patterns if not p.startswith("*.")]
-    for report in reports:
-        for entry in report.document["policies"]:
-            for detail in entry.get("failure-details", []):
-                name = str(detail.get("receiving-mx-hostname", "") or "").lower().rstrip(".")
-                if is_domain(name) and name not in hosts:
-                    hosts.append(name)
-    return hosts
+def reported_mx(rows: list[dict[str, Any]]) -> list[str]:
+    """The MX hosts of ours that failure details name, in the order first seen."""
+    names = (_host(str(row["receiving_mx"])) for row in rows)
+    return list(dict.fromkeys(name for name in names if is_domain(name)))
+
+
+def _host(name: str) -> str:
+    return name.lower().rstrip(".")
 
 
 @dataclass
@@ -152,26 +143,21 @@ class _Sender:
     failed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (mx, result) -> sessions
 
 
-def _senders(reports: list[Report]) -> dict[str, _Sender]:
+def _senders(reports: list[Report], rows: list[dict[str, Any]]) -> dict[str, _Sender]:
+    """Per organisation: sessions from the summaries, failures from the observed rows
+    (``tlsrpt.observed_rows``: by MX and result, a summary's failures beyond its details
+    as ``unspecified``)."""
     found: dict[str, _Sender] = {}
-    for report in reports:
-        sender = found.setdefault(
-            report.organisation, _Sender(report.organisation, str(report.document.get("contact-info", "")))
-        )
-        sender.days.add(report.day)
+    for report in reports:  # sessions are the summaries' (as senders.yaml counts them)
+        contact = str(report.document.get("contact-info", ""))
+        sender = found.setdefault(report.organisation, _Sender(report.organisation, contact))
+        sender.days.add(report.day)  # a day without sessions is still a reported day
         for entry in report.document["policies"]:
             summary = entry["summary"]
             sender.sessions += summary["total-successful-session-count"] + summary["total-failure-session-count"]
-            detailed = 0
-            for detail in entry.get("failure-details", []):
-                count = detail.get("failed-session-count")
-                count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
-                detailed += count
-                mx = str(detail.get("receiving-mx-hostname", "") or "").lower().rstrip(".")
-                sender.failed[(mx, str(detail.get("result-type", "unspecified")))] += count
-            rest = summary["total-failure-session-count"] - detailed
-            if rest > 0:
-                sender.failed[("", "unspecified")] += rest
+    for row in rows:
+        if row["result_type"] != "success":
+            found[row["organisation"]].failed[(_host(row["receiving_mx"]), row["result_type"])] += row["sessions"]
     return found
 
 
@@ -198,10 +184,11 @@ def forecast(reports: list[Report], domain: str | None = None, mx: list[str] | N
     reports = [Report(r.source, {**r.document, "policies": ours}) for r in reports if (ours := _ours(r, domain))]
     if not reports:
         raise ForecastError(f"no report is about {domain} (pass --domain: our mail domain)")
-    strings = _policy_string(reports, domain)
-    hosts_from_policy = our_mx(reports, [], mx or [])
-    policy, assumed = sts_policy(strings, domain, [h for h in hosts_from_policy if h.endswith(domain)])
-    hosts = our_mx(reports, policy["mx"], mx or [])
+    rows = observed_rows(reports)
+    reported = reported_mx(rows)
+    policy, assumed = sts_policy(_policy_string(reports, domain), domain, [h for h in reported if h.endswith(domain)])
+    literal = [p for p in policy["mx"] if not p.startswith("*.")]
+    hosts = [_host(h) for h in mx] if mx else list(dict.fromkeys([*literal, *reported]))
     if not hosts:
         wildcard = next((p[2:] for p in policy["mx"] if p.startswith("*.")), domain)
         hosts = [f"mx1.{wildcard}"]
@@ -230,7 +217,7 @@ def forecast(reports: list[Report], domain: str | None = None, mx: list[str] | N
             "tls_rpt": f"mailto:tlsrpt@{domain}",
         },
     }
-    inbound, not_modelled, notes = _inbound(reports, hosts)
+    inbound, not_modelled, notes = _inbound(_senders(reports, rows), hosts)
     days = sorted({r.day for r in reports})
     span = max(7, len(days) + 3)
     whatif = {
@@ -263,15 +250,15 @@ def forecast(reports: list[Report], domain: str | None = None, mx: list[str] | N
         ]
     else:
         footer = [f"Our policy is already in {policy['mode']} in the reports: this what-if replays it."]
-    return Forecast(topology, whatif, header, footer, not_modelled)
+    return Forecast(topology, whatif, header, footer, not_modelled, policy["mode"] == "testing")
 
 
-def _inbound(reports: list[Report], hosts: list[str]) -> tuple[list[dict[str, Any]], Counter[str], list[str]]:
+def _inbound(senders: dict[str, _Sender], hosts: list[str]) -> tuple[list[dict[str, Any]], Counter[str], list[str]]:
     flows: list[dict[str, Any]] = []
     not_modelled: Counter[str] = Counter()
     notes: list[str] = []
     taken: set[str] = set()
-    for organisation, sender in sorted(_senders(reports).items()):
+    for organisation, sender in sorted(senders.items()):
         if sender.sessions == 0:
             notes.append(f"{organisation}: no sessions reported; left out")
             continue

@@ -33,6 +33,7 @@ class StsCache:
     __slots__ = (
         "_down_ends",
         "_down_starts",
+        "_due",
         "_id_at",
         "_ids",
         "_next_try",
@@ -51,6 +52,7 @@ class StsCache:
         self.fetched_at = 0.0
         self.fetch_failure: ResultType | None = None  # the last fetch's failure, for TLS-RPT
         self._next_try = 0.0
+        self._due = 0.0  # when the sender refetches by its rules (set at each fetch and publication)
         self._id_at: list[float] = []  # when each published TXT id took effect
         self._ids: list[str] = []
         self.publish(published, 0.0)
@@ -63,11 +65,12 @@ class StsCache:
         self._next_try = 0.0
         self._id_at.append(now)
         self._ids.append(published.txt_id)
+        self._plan_refetch()
 
     def in_effect(self, now: float) -> MtaStsPolicy | None:
         """The policy the sender applies at ``now``: a valid cached one, or none."""
         cached = self.cached
-        if (cached is None or self._stale(cached, now)) and now >= self._next_try:
+        if (cached is None or now >= self._due) and now >= self._next_try:
             self._fetch(now)
             cached = self.cached
         if cached is not None and now - self.fetched_at < cached.max_age:
@@ -77,32 +80,28 @@ class StsCache:
     def refetch_due(self, now: float) -> float:
         """The first instant from ``now`` at which the sender refetches by its rules (the
         published policy then replaces a cached one that differs)."""
+        due = self._due if self.cached is not None else now
+        return max(now, self._next_try, due)
+
+    def _plan_refetch(self) -> None:
+        """When the cached policy goes stale: at ``max_age``, at the rules' refresh, or at
+        the first TXT check (at the fetch and every TTL after) that shows another id."""
         cached = self.cached
         if cached is None:
-            return max(now, self._next_try)
-        due = [self.fetched_at + cached.max_age]
-        if self.rules.refresh is not None:
-            due.append(self.fetched_at + self.rules.refresh)
-        ttl = self.published.txt_ttl
-        if self.rules.watches_id and self._ids[-1] != self.cached_id and ttl > 0:
-            first = len(self._ids) - 1
-            while first > 0 and self._ids[first - 1] == self._ids[-1]:
-                first -= 1
-            changed = self._id_at[first]
-            due.append(self.fetched_at + math.ceil((max(changed, now) - self.fetched_at) / ttl) * ttl)
-        return max(now, self._next_try, min(due))
-
-    def _stale(self, cached: MtaStsPolicy, now: float) -> bool:
-        age = now - self.fetched_at
-        rules = self.rules
-        if age >= cached.max_age or (rules.refresh is not None and age >= rules.refresh):
-            return True
-        if not rules.watches_id:
-            return False
-        # The TXT answer the sender holds: looked up at its fetch and again every TTL.
-        ttl = self.published.txt_ttl
-        checked = self.fetched_at + (math.floor(age / ttl) * ttl if ttl > 0 else age)
-        return self._ids[bisect_right(self._id_at, checked) - 1] != self.cached_id
+            return
+        rules, fetched = self.rules, self.fetched_at
+        due = fetched + cached.max_age
+        if rules.refresh is not None:
+            due = min(due, fetched + rules.refresh)
+        if rules.watches_id:
+            ttl = self.published.txt_ttl
+            for at, txt_id in zip(self._id_at, self._ids, strict=True):
+                if at < fetched or txt_id == self.cached_id:
+                    continue
+                check = fetched + (math.ceil((at - fetched) / ttl) * ttl if ttl > 0 else at - fetched)
+                if self._ids[bisect_right(self._id_at, check) - 1] != self.cached_id:  # not undone by then
+                    due = min(due, check)
+        self._due = due
 
     def _fetch(self, now: float) -> None:
         published = self.published
@@ -113,6 +112,7 @@ class StsCache:
         else:
             self.cached, self.fetched_at, self.fetch_failure = published, now, None
             self.cached_id = self._ids[-1]
+            self._plan_refetch()
             return
         self._next_try = now + RETRY_AFTER_FAILURE
 

@@ -12,14 +12,12 @@ not regenerate keys.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sim.pki.certs import (
     Identity,
@@ -31,6 +29,7 @@ from sim.pki.certs import (
     load_certificate,
     make_authority,
     self_signed,
+    tlsa_digest,
 )
 from sim.scenario.model import CertificateSpec
 from sim.vocabulary import ServerTls
@@ -110,8 +109,7 @@ def key_pair(owner: str, name: str, kind: KeyKind) -> PrivateKey:
 
 def our_tlsa_digest(owner: str, name: str, kind: KeyKind) -> str:
     """The ``3 1 1`` association data of one of our key pairs (SHA-256 of its public key)."""
-    spki = key_pair(owner, name, kind).public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).hexdigest()
+    return tlsa_digest(key_pair(owner, name, kind))
 
 
 @lru_cache(maxsize=256)

@@ -312,10 +312,8 @@ def describe(certificate: x509.Certificate) -> dict[str, object]:
     }
 
 
-def tlsa_digest(public_key_holder: x509.Certificate) -> str:
-    """The ``1 1`` TLSA association data of a certificate: SHA-256 of its
+def tlsa_digest(holder: x509.Certificate | PrivateKey) -> str:
+    """The ``1 1`` TLSA association data of a certificate or a key pair: SHA-256 of the
     SubjectPublicKeyInfo (RFC 6698 s.2.1.2-2.1.3; what ``3 1 1`` and ``2 1 1`` publish)."""
-    spki = public_key_holder.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = holder.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()

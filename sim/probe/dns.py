@@ -39,7 +39,6 @@ class DnsResolver:
         self._resolver = dns.asyncresolver.Resolver()
         self._resolver.lifetime = timeout
         self._resolver.use_edns(0, dns.flags.DO, 1232)
-        self._timeout = timeout
 
     async def mx(self, domain: str) -> list[tuple[int, str]]:
         try:

@@ -18,7 +18,6 @@ _VERSIONS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3
 
 
 DomainStatus = Literal["probed", "policy-invalid", "unreachable", "dns-failed", "no-mail"]
-WRITTEN = ("probed", "policy-invalid")  # statuses whose domain is in the remote-world file
 STATUS_COLUMNS = ("domain", "status", "evidence", "probed", "not_probed")
 
 
