@@ -411,9 +411,9 @@ def _provenance(scenario_file: Path) -> dict[str, Any]:
 
 def _print_notes(scenario: Scenario) -> None:
     """One line per setting the real product does not have (simulated as a what-if)."""
-    from sim.plan import build_plan
+    from sim.plan.notes import notes
 
-    for note in build_plan(scenario).notes():
+    for note in notes(scenario):
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -425,7 +425,7 @@ def route(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Show which connector a recipient takes, and why every other candidate lost."""
-    from sim.plan import build_plan
+    from sim.plan.build import build_plan
 
     scenario = _load(scenario_file)
     domain = to.rsplit("@", 1)[-1].strip().lower()

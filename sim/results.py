@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.files import write_atomic
 from sim.model.fate import queued_fates
-from sim.plan import sender_of
+from sim.plan.plans import sender_of
 from sim.scenario.model import Scenario
 from sim.tlsrpt import PolicyText, build_reports, tlsa_string
 

@@ -273,7 +273,7 @@ def test_postfix_dead_destination_is_re_enabled_after_minimal_backoff():
 
 
 def test_a_delivery_setting_the_product_does_not_have_is_noted_not_silently_ignored():
-    from sim.plan import build_plan
+    from sim.plan.build import build_plan
 
     org = organisation("required", delivery={"transient_failure_retry_count": 2, "expiration_timeout": "1d"})
     notes = build_plan(scenario(org, remotes(d_example="trusted"))).notes()

@@ -11,7 +11,8 @@ from worlds import host, organisation, remotes, scenario
 
 import sim
 from sim.cli import app
-from sim.plan import all_domains, build_plan
+from sim.plan.build import build_plan
+from sim.plan.remote import all_domains
 from sim.scenario.loader import read_yaml
 from sim.simulate import Simulation
 
@@ -174,7 +175,7 @@ def test_route_json_predicts_each_mx_session():
     )
     plan = build_plan(scenario(org, rem))
     queue = plan.route("EX1", "mixed.example").queues[0]
-    from sim.plan import session_outcome
+    from sim.plan.explain import session_outcome
 
     outcomes = [session_outcome(queue, h) for h in queue.hosts]
     assert [o["outcome"] for o in outcomes] == ["handshake", "tls", "must-starttls"]

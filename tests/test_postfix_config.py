@@ -13,7 +13,7 @@ from worlds import remotes, scenario
 from sim.cli import app
 from sim.importers.postfix import import_postfix
 from sim.importers.postfix_conf import parse_postconf
-from sim.plan import build_plan
+from sim.plan.build import build_plan
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ import sim
 from sim.model.sts import StsCache
 from sim.pki.authorities import our_tlsa_digest
 from sim.pki.certs import tlsa_digest
-from sim.plan import build_plan
+from sim.plan.build import build_plan
 from sim.policy.sts_cache import STS_CACHE_RULES
 from sim.scenario.policies import MtaStsPolicy
 from sim.simulate import Simulation

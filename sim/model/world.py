@@ -1,7 +1,7 @@
 """The world of one run: the scenario's plan executed with SimPy queues and remote endpoints.
 
 What goes where, at which TLS level and with which outcome is decided by the plan
-(``sim/plan.py``); the world only creates the runtime state for it: one queue per
+(``sim/plan/``); the world only creates the runtime state for it: one queue per
 planned queue, one endpoint (availability, speed, greylisting) per remote host.
 """
 
@@ -22,7 +22,8 @@ from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.tlsrpt import Reporting
-from sim.plan import HostPlan, Plan, QueuePlan, RoutePlan, build_plan, sender_key
+from sim.plan.build import Plan, build_plan
+from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key
 from sim.scenario.calendar import record_changes, scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
 from sim.streams import BlockDraws, Stream, generator

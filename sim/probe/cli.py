@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections import Counter
 from pathlib import Path
@@ -57,6 +56,8 @@ def probe(
         _fail(f"--out = {str(out_file)!r}: the folder {str(out_file.parent)!r} does not exist (create it first)")
     if out_file.is_dir():
         _fail(f"--out = {str(out_file)!r}: a folder (accepted: the remote-world file to write)")
+    import asyncio  # here: the other commands need not load it
+
     cafile_text = str(cafile) if cafile is not None else None
     result = asyncio.run(
         probe_domains(

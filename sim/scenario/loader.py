@@ -19,7 +19,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import NO_VALUE, ScenarioError
-from sim.pki.certs import CertificateFileError, load_certificate
 from sim.scenario.calendar import CHANGEABLE_ROOTS, absolute_path, changed_document
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
@@ -440,6 +439,8 @@ def _check_certificate_file(file: Path | str, field: str, name: str, source: str
     path = Path(source).parent / name
     if not path.is_file():
         raise ScenarioError(file, field, name, f"file not found (looked for {path})")
+    from sim.pki.certs import CertificateFileError, load_certificate  # cryptography: only when a file is named
+
     try:
         load_certificate(path)
     except CertificateFileError as exc:

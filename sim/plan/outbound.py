@@ -1,0 +1,128 @@
+"""Our outbound mail: the route per (source server, recipient domain) and the queue per
+(virtual server, connector, next hop), each made when first asked for and then kept."""
+
+from __future__ import annotations
+
+from sim.mta.profiles import get_profile
+from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of, sender_policies
+from sim.plan.parties import Parties
+from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan
+from sim.plan.remote import RemoteWorld
+from sim.routing.selector import Route, RouteSelector, RouteState
+from sim.scenario.model import Organisation, RemoteHost
+from sim.tls.policy import TlsPolicy, entry_dane, level_in_force, policy_entry
+from sim.vocabulary import Dnssec, TlsLevel
+
+
+class Outbound:
+    def __init__(self, parties: Parties, remote: RemoteWorld) -> None:
+        self.parties = parties
+        self.remote = remote
+        organisation = parties.organisation
+        self.selector = RouteSelector(organisation, get_profile(organisation.profile))
+        self._routes: dict[tuple[str, str], RoutePlan] = {}
+        self._queues: dict[tuple[str, str, str], QueuePlan] = {}
+        self._reporter = (organisation.organisation, _our_contact(organisation))
+
+    @property
+    def queues(self) -> list[QueuePlan]:
+        """The queues planned so far (those some route has needed)."""
+        return list(self._queues.values())
+
+    def route(self, source_server: str, domain: str) -> RoutePlan:
+        """The route of mail from ``source_server`` to ``domain``, with its queues."""
+        key = (source_server, domain)
+        found = self._routes.get(key)
+        if found is None:
+            decision = self.selector.select(source_server, domain)
+            if decision.routes:
+                found = RoutePlan(decision, tuple(self._queue_for(route, domain) for route in decision.routes))
+            elif decision.state is RouteState.NO_MATCH and self.parties.server_profile[source_server].no_match == "ndr":
+                found = RoutePlan(decision, (), bounce=True)
+            else:
+                found = RoutePlan(decision, (self._unreachable_queue(source_server),))
+            self._routes[key] = found
+        return found
+
+    def next_hop(self, route: Route, domain: str) -> tuple[str, list[RemoteHost]]:
+        """The next hop of ``route`` for ``domain`` and its hosts, in preference order:
+        the connector's smart hosts, else the virtual server's smart host, else the MX."""
+        connector = route.connector
+        vs = self.parties.virtual_servers[route.virtual_server]
+        relays = self.remote.relays
+        if connector.delivery == "smart_host":
+            return ";".join(connector.smart_hosts), [relays[name] for name in connector.smart_hosts]
+        if vs.smart_host is not None:
+            return vs.smart_host, [relays[vs.smart_host]]
+        return domain, self.remote.mx(domain)
+
+    def _queue_for(self, route: Route, domain: str) -> QueuePlan:
+        connector = route.connector
+        next_hop, hosts = self.next_hop(route, domain)
+        key = (route.virtual_server, connector.name, next_hop)
+        found = self._queues.get(key)
+        if found is not None:
+            return found
+        parties = self.parties
+        vs = parties.virtual_servers[route.virtual_server]
+        # Postfix looks the policy map up by the next hop: the recipient domain, or the
+        # relay as a bracketed next hop ([relay]: a smart host gets no MX lookup).
+        lookup = next_hop if next_hop == domain or not hosts else f"[{hosts[0].host}]"
+        level = level_in_force(
+            vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
+        )
+        dane = entry_dane(policy_entry(vs.tls_policy, lookup))
+        profile = parties.profile_of(route.virtual_server)
+        sender = parties.sender_of(route.virtual_server, level)
+        host_limit = max((h.max_connections for h in hosts), default=1)
+        slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
+        if profile.concurrency is not None:
+            slots = min(slots, profile.concurrency.limit)
+        policies = sender_policies(
+            profile,
+            connector.mta_sts or vs.mta_sts,
+            connector.dane or dane or vs.dane,  # type: ignore[arg-type]
+            vs.mta_sts_plugin,
+        )
+        # The recipient domain's policies apply to MX delivery; through a smart host
+        # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
+        published = self.remote.domain(domain) if next_hop == domain else None
+        dnssec = published.dnssec if published is not None else Dnssec.INSECURE
+        sts = published.mta_sts if published is not None and policies.sts else None
+        receivers = [(host, parties.receiver_of(host), host.tlsa, host.tls) for host in hosts]
+        destination = Destination(sender, receivers, policies, dnssec, next_hop)
+        found = self._queues[key] = QueuePlan(
+            f"{route.virtual_server}|{connector.name}|{next_hop}",
+            route.virtual_server,
+            connector.name,
+            next_hop,
+            host_plans(parties, destination, sts),
+            policy_of(level, profile),
+            profile,
+            slots,
+            policies,
+            sts,
+            next_hop,
+            published.tls_rpt if published is not None and policies.reports else None,
+            self._reporter,
+            patterns_planner(parties, destination, sts),
+        )
+        return found
+
+    def _unreachable_queue(self, source_server: str) -> QueuePlan:
+        """The source server's queue of mail with no usable route (6d): it is retried on
+        the profile's schedule, never delivers while the route is missing, and expires."""
+        key = (source_server, UNREACHABLE, "")
+        found = self._queues.get(key)
+        if found is None:
+            first_vs = next(name for name in self.parties.virtual_servers if name.split("/", 1)[0] == source_server)
+            profile = self.parties.profile_of(first_vs)
+            found = self._queues[key] = QueuePlan(
+                f"{source_server}|{UNREACHABLE}", first_vs, UNREACHABLE, "", (), TlsPolicy(TlsLevel.OFF), profile, 1
+            )
+        return found
+
+
+def _our_contact(organisation: Organisation) -> str:
+    ours = organisation.publishes
+    return f"tlsrpt@{ours.domain}" if ours is not None else f"postmaster@{organisation.organisation}.example"

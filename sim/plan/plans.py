@@ -1,0 +1,87 @@
+"""What the plan hands a run: per queue its hosts and their sessions over time
+(``QueuePlan``, ``HostPlan``), and per (server, domain) its route (``RoutePlan``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from sim.mta.profiles import MtaProfile
+from sim.policy.transport import NONE as NO_POLICIES
+from sim.policy.transport import PLAIN as PLAIN_RULE
+from sim.policy.transport import HostRule, SenderPolicies
+from sim.routing.selector import RouteDecision, RouteState
+from sim.scenario.model import RemoteHost
+from sim.scenario.policies import MtaStsPolicy
+from sim.tls.policy import TlsPolicy
+from sim.tls.sessions import SessionPlan
+
+UNREACHABLE = "(unreachable)"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    """One host a queue delivers to, and what a session with it comes to over time:
+    without an enforced MTA-STS policy (``sessions``, DANE included), and with one in
+    effect (``enforced``; ``None`` when the sender never enforces MTA-STS here)."""
+
+    host: RemoteHost
+    sessions: SessionPlan
+    rule: HostRule = PLAIN_RULE
+    enforced: SessionPlan | None = None
+    enforced_rule: HostRule | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class QueuePlan:
+    """One queue: (virtual server, connector, next hop), or an unreachable queue."""
+
+    name: str
+    virtual_server: str
+    connector: str
+    next_hop: str
+    hosts: tuple[HostPlan, ...]  # in MX preference order; empty for an unreachable queue
+    policy: TlsPolicy
+    profile: MtaProfile
+    slots: int
+    # Transport policies: what the sender applies, and what the next hop publishes.
+    policies: SenderPolicies = NO_POLICIES
+    sts: MtaStsPolicy | None = None  # the destination's published policy, when the sender applies MTA-STS
+    policy_domain: str = ""
+    rua: str | None = None  # where TLS-RPT reports for this destination go, when the sender reports
+    reporter: tuple[str, str] | None = None  # (organization-name, contact-info) of the reports
+    # The hosts under an enforced policy with other mx patterns: a sender applies the
+    # policy it has cached, which may be older than the published one (sim/model/sts.py).
+    under_patterns: Callable[[tuple[str, ...]], tuple[HostPlan, ...]] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class RoutePlan:
+    """Where mail from one server to one domain goes, and why."""
+
+    decision: RouteDecision
+    queues: tuple[QueuePlan, ...]  # several: equal-cost routes share the load
+    bounce: bool = False  # no match under a profile that returns such mail at once
+
+    @property
+    def state(self) -> RouteState:
+        return self.decision.state
+
+    @cached_property
+    def label(self) -> str:
+        """The per-domain ``route`` column: the connector(s), or the state (made once: every
+        message of the route compares against it)."""
+        if self.decision.routes:
+            return "+".join(route.connector.name for route in self.decision.routes)
+        return "(no route)" if self.bounce else UNREACHABLE
+
+
+def sender_key(sender: str, part: int = 0) -> str:
+    """The name of a remote sender's queue for us: its domain, and ``#n`` for the n-th
+    share of its mail with an observed failure."""
+    return f"{sender}#{part}" if part else sender
+
+
+def sender_of(key: str) -> str:
+    return key.split("#", 1)[0]
