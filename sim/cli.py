@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -37,6 +38,8 @@ from sim.vocabulary import is_domain
 
 if TYPE_CHECKING:
     from sim.budget import Estimate
+    from sim.report.compare import Comparison
+    from sim.report.sections import Section
     from sim.results import RunResult
     from sim.scenario.model import Scenario
 
@@ -186,52 +189,14 @@ def run(
     # A long run shows its progress on a terminal even under --quiet (not with --json).
     quiet = (quiet and not (err.is_terminal and cost.seconds > 5)) or as_json
     target = out_dir if out_dir is not None else Path("results") / scenario.name
-    if quiet:
-        result = run_scenario(scenario)
-    else:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(f"simulating {scenario.name}", total=1.0)
-            result = run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
+    result = _simulate(scenario, quiet)
     result.manifest_extra.update(_provenance(scenario_file))
     comparison = None
     if baseline is not None:
         from sim.report.compare import Comparison
 
         comparison = Comparison([run_scenario(_load(baseline, seed))], [result])
-
-    def write_all(folder: Path) -> list[Path]:
-        written = result.write(folder)
-        if report:
-            from sim.report.decision import will_not_arrive, write_packet
-            from sim.report.page import write_report  # matplotlib only when a report is wanted
-
-            extra = []
-            if exceptions and any(will_not_arrive(result)):
-                packet, section = write_packet(result, scenario, scenario_file, folder)
-                written += packet
-                extra.append(section)
-            written += write_report(result, folder, extra)
-        if comparison is not None:
-            from sim.report.compare import write_comparison
-
-            written += write_comparison(comparison, folder)
-        return written
-
-    from sim.files import NotAnOutputFolder, replace_folder
-
-    try:
-        written = replace_folder(target, write_all)
-    except NotAnOutputFolder as exc:
-        _fail(f"--out = {target}: {exc}; choose another folder")
-    except OSError as exc:
-        _fail(_write_failure(target, exc))
+    written = _write_run(target, result, scenario, scenario_file, comparison, report=report, exceptions=exceptions)
     if as_json:
         row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.summary_row.items()}
         sys.stdout.write(json.dumps(row) + "\n")
@@ -246,6 +211,94 @@ def run(
     also = f", {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
     also += f", the decision packet ({packet} files) in exceptions/" if packet else ""
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
+
+
+def _simulate(scenario: Scenario, quiet: bool) -> RunResult:
+    """One run, with a progress bar unless ``quiet``."""
+    from sim.simulate import run as run_scenario
+
+    if quiet:
+        return run_scenario(scenario)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"simulating {scenario.name}", total=1.0)
+        return run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
+
+
+def _write_run(
+    target: Path,
+    result: RunResult,
+    scenario: Scenario,
+    scenario_file: Path,
+    comparison: Comparison | None,
+    *,
+    report: bool,
+    exceptions: bool,
+) -> list[Path]:
+    """The run's folder, whole or not at all: tables, report, decision packet, comparison."""
+
+    def write_all(folder: Path) -> list[Path]:
+        packet = None
+        if report and exceptions:
+            from sim.report.decision import start_packet, will_not_arrive
+
+            if any(will_not_arrive(result)):  # its what-ifs run in workers while the rest is written
+                packet = start_packet(result, scenario, scenario_file, folder)
+        written = result.write(folder)
+        if report:
+            from sim.report.page import write_report  # matplotlib only when a report is wanted
+
+            def later() -> list[Section]:
+                if packet is None:
+                    return []
+                files, section = packet.finish()
+                written.extend(files)
+                return [section]
+
+            written += write_report(result, folder, later)
+        if comparison is not None:
+            from sim.report.compare import write_comparison
+
+            written += write_comparison(comparison, folder)
+        return written
+
+    from sim.files import NotAnOutputFolder, replace_folder
+
+    try:
+        return replace_folder(target, write_all)
+    except NotAnOutputFolder as exc:
+        _fail(f"--out = {target}: {exc}; choose another folder")
+    except OSError as exc:
+        _fail(_write_failure(target, exc))
+
+
+def _sweep_progress() -> tuple[Progress, Callable[[int, int], None]]:
+    """A sweep's progress bar, and the call that reports to it."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task("runs", total=None)
+
+    def show(done: int, total: int) -> None:
+        # The bar (and its refresh thread) starts at the first report, after the sweep
+        # made its worker pool: a pool forks only while this process runs one thread.
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    return bar, show
 
 
 def _write_failure(target: Path, exc: OSError) -> str:
@@ -532,24 +585,7 @@ def sweep(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-    task = bar.add_task("runs", total=None)
-
-    def show(done: int, total: int) -> None:
-        # The bar (and its refresh thread) starts at the first report, after the sweep
-        # made its worker pool: a pool forks only while this process runs one thread.
-        if not bar.live.is_started:
-            bar.start()
-        bar.update(task, completed=done, total=total)
-
+    bar, show = _sweep_progress()
     try:
         try:
             result = run_sweep(

@@ -419,7 +419,7 @@ def test_a_single_threaded_sweep_forks_its_workers_and_a_threaded_one_spawns_the
     other = threading.Thread(target=release.wait)
     other.start()
     try:
-        assert sweep_module._start_method() == "spawn"
+        assert sweep_module.start_method() == "spawn"
         result = sweep(path, out=tmp_path / "threaded", workers=2)
     finally:
         release.set()

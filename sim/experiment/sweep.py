@@ -7,8 +7,6 @@ import html
 import json
 import multiprocessing
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -28,6 +26,7 @@ from sim.experiment.store import IDENTITY, ResultStore
 from sim.experiment.worker import prepare_worker
 from sim.files import FolderBusy, folder_lock, write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
+from sim.parallel import start_method
 from sim.results import SUMMARY_COLUMNS
 
 Progress = Callable[[int, int], None]  # (runs finished, runs planned)
@@ -285,20 +284,6 @@ def _needs_more(store: ResultStore, experiment: Experiment, target: Replications
     return more
 
 
-def _start_method() -> str:
-    """``fork`` where the platform forks by default and this process runs one thread:
-    a forked worker starts in milliseconds with the simulation already imported, where
-    a spawned one takes about half a second to import it (benchmarks/pool_startup.py),
-    which is what a sweep of a few dozen short runs can gain. Otherwise ``spawn``: a
-    fork while another thread holds a lock (a progress bar's, a notebook's) can hang the
-    child, and Python 3.14 no longer forks by default."""
-    forks_by_default = sys.platform.startswith("linux") and sys.version_info < (3, 14)
-    chosen = multiprocessing.get_start_method(allow_none=True)  # None: nobody chose
-    if forks_by_default and chosen in (None, "fork") and threading.active_count() == 1:
-        return "fork"
-    return "spawn"
-
-
 def _executor(
     workers: int | None, scheduler: str | None, experiment_file: Path
 ) -> tuple[Executor, str, int, Callable[[bool], None]]:
@@ -324,7 +309,7 @@ def _executor(
     count = workers or os.cpu_count() or 1
     if count <= 1:
         return SerialExecutor(), "serial", 1, lambda _graceful: None
-    method = _start_method()
+    method = start_method()
     pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(method), initializer=prepare_worker)
     # Start the workers here, not at the first batch: a forked pool must fork before the
     # caller's progress bar starts its thread (a forked pool launches all at its first

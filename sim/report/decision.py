@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,17 +21,19 @@ import yaml
 
 from sim.durations import format_duration, parse_duration
 from sim.files import write_text_atomic
+from sim.parallel import Background
 from sim.report import exceptions as ex
-from sim.report.sections import Section, Table, sender_lost, status_codes
+from sim.report.facts import sender_lost, status_codes
+from sim.report.sections import Section, Table
 from sim.scenario.calendar import absolute_path
 from sim.scenario.loader import read_yaml, scenario_from_raw
+from sim.scenario.model import Scenario
 from sim.scenario.overrides import OverrideError, get_path
 from sim.simulate import run
 from sim.wording import count, duration, share_of
 
 if TYPE_CHECKING:
     from sim.results import RunResult
-    from sim.scenario.model import Scenario
 
 FOLDER = "exceptions"
 # Override fields that are policy (what the change board decides), as opposed to the
@@ -72,42 +75,77 @@ def write_packet(
     """Write ``folder/exceptions/`` and return the files and the report's section.
 
     Call only for a run that loses mail (:func:`will_not_arrive`)."""
-    target = folder / FOLDER
-    target.mkdir(exist_ok=True)
-    raw = read_yaml(scenario_file)
-    chosen = ex.choose(result, scenario)
-    written: list[Path] = []
-    variants: list[Variant] = []
-    texts: list[tuple[str, str]] = []
-    while True:  # an exception that does not help is dropped and the rest run again: each round drops one or more
-        changes = ex.overrides(scenario, chosen)
+    return start_packet(result, scenario, scenario_file, folder).finish()
+
+
+def start_packet(result: RunResult, scenario: Scenario, scenario_file: Path, folder: Path) -> PendingPacket:
+    """Start the packet's what-ifs in worker processes (the rollback and the first round
+    of exceptions do not depend on each other); :meth:`PendingPacket.finish` writes it.
+    The caller writes its tables and figures meanwhile."""
+    return PendingPacket(result, scenario, scenario_file, folder)
+
+
+class PendingPacket:
+    def __init__(self, result: RunResult, scenario: Scenario, scenario_file: Path, folder: Path) -> None:
+        self.result, self.scenario, self.scenario_file = result, scenario, scenario_file
+        self.target = folder / FOLDER
+        self.target.mkdir(exist_ok=True)
+        self.raw = read_yaml(scenario_file)
+        self.chosen = ex.choose(result, scenario)
+        self._workers = Background(workers=1)
+        self._first_round = self._exceptions_round()
+        self._rollback = _rollback(self.raw, scenario, scenario_file, result, self.target)
+        self._rolled_back: Future[RunResult] | None = None
+        if self._rollback is not None:
+            at, document = self._rollback
+            self._rolled_back = self._workers.submit(run, _write_variant(document, self.target / "rollback.yaml", at))
+
+    def _exceptions_round(self) -> tuple[dict[str, Any], Future[RunResult]] | None:
+        """The what-if with the chosen exceptions, written and started; ``None`` when none is left."""
+        changes = ex.overrides(self.scenario, self.chosen)
         if not changes:
-            break
-        document = _relocated(raw, scenario_file, target)
+            return None
+        raw, target = self.raw, self.target
+        document = _relocated(raw, self.scenario_file, target)
         document["name"] = f"{raw['name']}-with-exceptions"
         document["overrides"] = {**(raw.get("overrides") or {}), **changes}
-        variant = _run_variant(document, target / "with-exceptions.yaml", "with the exceptions")
-        useless = ex.still_losing(variant.result, chosen)
-        if not useless:
-            break
-        chosen = [ex.without_level(e, useless[e.domain]) if e.domain in useless else e for e in chosen]
-    if not changes:
-        (target / "with-exceptions.yaml").unlink(missing_ok=True)  # every exception tried was dropped
-    else:
-        written.append(target / "with-exceptions.yaml")
-        variants.append(variant)
-        texts = ex.product_text(scenario, chosen)
-        for name, text in texts:
-            written.append(write_text_atomic(target / name, text))
-    rollback = _rollback(raw, scenario, scenario_file, result, target)
-    if rollback is not None:
-        at, document = rollback
-        variants.append(_run_variant(document, target / "rollback.yaml", f"rolled back at {duration(at)}"))
-        written.append(target / "rollback.yaml")
-    section = _section(result, chosen, variants, texts)
-    summary = _go_no_go(result, chosen, variants)
-    written.append(write_text_atomic(target / "go-no-go.md", summary))
-    return written, section
+        scenario = _write_variant(document, target / "with-exceptions.yaml", None)
+        return changes, self._workers.submit(run, scenario)
+
+    def finish(self) -> tuple[list[Path], Section]:
+        try:
+            return self._finish()
+        finally:
+            self._workers.close()
+
+    def _finish(self) -> tuple[list[Path], Section]:
+        target, written, variants = self.target, [], []
+        texts: list[tuple[str, str]] = []
+        running = self._first_round
+        # An exception that does not help is dropped and the rest run again: each round drops one or more.
+        while running is not None:
+            variant = Variant("with-exceptions.yaml", "with the exceptions", running[1].result())
+            useless = ex.still_losing(variant.result, self.chosen)
+            if not useless:
+                break
+            self.chosen = [ex.without_level(e, useless[e.domain]) if e.domain in useless else e for e in self.chosen]
+            running = self._exceptions_round()
+        if running is None:
+            (target / "with-exceptions.yaml").unlink(missing_ok=True)  # every exception tried was dropped
+        else:
+            written.append(target / "with-exceptions.yaml")
+            variants.append(variant)
+            texts = ex.product_text(self.scenario, self.chosen)
+            for name, text in texts:
+                written.append(write_text_atomic(target / name, text))
+        if self._rollback is not None and self._rolled_back is not None:
+            at = self._rollback[0]
+            variants.append(Variant("rollback.yaml", f"rolled back at {duration(at)}", self._rolled_back.result()))
+            written.append(target / "rollback.yaml")
+        section = _section(self.result, self.chosen, variants, texts)
+        summary = _go_no_go(self.result, self.chosen, variants)
+        written.append(write_text_atomic(target / "go-no-go.md", summary))
+        return written, section
 
 
 def _relocated(raw: dict[str, Any], scenario_file: Path, target: Path) -> dict[str, Any]:
@@ -120,12 +158,13 @@ def _relocated(raw: dict[str, Any], scenario_file: Path, target: Path) -> dict[s
     return document
 
 
-def _run_variant(document: dict[str, Any], path: Path, what: str) -> Variant:
+def _write_variant(document: dict[str, Any], path: Path, at: float | None) -> Scenario:
+    """Write a packet what-if (with a header saying what it is) and load it back."""
+    what = "with the exceptions" if at is None else f"rolled back at {duration(at)}"
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     header = f"# {what}: written by tlssim from the what-if {document['name']}; run it with tlssim run {path.name}\n"
     write_text_atomic(path, header + text)
-    scenario = scenario_from_raw(document, path)
-    return Variant(path.name, what, run(scenario))
+    return scenario_from_raw(document, path)
 
 
 def _rollback(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sim.files import write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
 from sim.report import figures
-from sim.report.sections import Section, Table, headline, sections
+from sim.report.sections import Chart, Section, Table, headline, sections
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,19 +30,26 @@ def _draw(draw: Callable[[RunResult], Figure], result: RunResult, path: Path) ->
     figures.save(draw(result), path)
 
 
-def write_report(result: RunResult, folder: Path, extra: Sequence[Section] = ()) -> list[Path]:
+def write_report(
+    result: RunResult, folder: Path, extra: Sequence[Section] | Callable[[], Sequence[Section]] = ()
+) -> list[Path]:
     """The figures as PNGs, report.md and report.html in ``folder``; ``extra`` sections
-    (the decision packet) follow the run's own."""
-    chosen = [*sections(result), *extra]
-    written = []
-    for section in chosen:
-        for chart in section.charts:
-            written.append(write_atomic(folder / chart.name, partial(_draw, chart.draw, result)))
+    (the decision packet) follow the run's own. Given as a call, ``extra`` is asked for
+    once the run's own figures are drawn (its what-ifs run meanwhile)."""
+    chosen = sections(result)
+    written = [write_atomic(folder / chart.name, partial(_draw, chart.draw, result)) for chart in _charts(chosen)]
+    later = list(extra() if callable(extra) else extra)
+    written += [write_atomic(folder / chart.name, partial(_draw, chart.draw, result)) for chart in _charts(later)]
+    chosen += later
     title = f"tlssim: {result.scenario_name}"
     lines = headline(result)
     written.append(write_text_atomic(folder / "report.md", markdown(title, lines, chosen)))
     written.append(write_text_atomic(folder / "report.html", page(title, lines, chosen, folder)))
     return written
+
+
+def _charts(chosen: Sequence[Section]) -> list[Chart]:
+    return [chart for section in chosen for chart in section.charts]
 
 
 def markdown(title: str, lines: list[str], chosen: Sequence[Section]) -> str:
