@@ -9,9 +9,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sim.csvtable import write_csv
 from sim.files import write_atomic
-from sim.model.fate import queued_fates
-from sim.plan.plans import sender_of
 from sim.scenario.model import Scenario
 from sim.tlsrpt import PolicyText, build_reports, tlsa_string
 
@@ -19,7 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sim.model.metrics import TraceRecord
-    from sim.model.world import World
+    from sim.model.world import Snapshot, World
+    from sim.plan.build import Plan
 
 SUMMARY_COLUMNS = tuple(
     [
@@ -136,95 +136,12 @@ class RunResult:
 
     @classmethod
     def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, wall: float) -> RunResult:
-        metrics, inbound = world.metrics, world.inbound_metrics
-        delays = metrics.delays
-        counts = metrics.summary_counts()
-        end = world.env.now
-        fates = queued_fates(world.queues.values(), end)
-        remote_fates = queued_fates(world.sender_queues.values(), end)
-        queued = sum(q.depth for q in world.queues.values())
-        summary: dict[str, Any] = {
-            "scenario": scenario.name,
-            "seed": scenario.run.seed,
-            "replication": replication,
-            "sim_hours": scenario.run.duration / 3600.0,
-            **counts,
-            "out_tls_share": _ratio(counts["out_delivered_tls"], counts["out_delivered"]),
-            "out_ndr_rate": _ratio(counts["out_ndr"], counts["out_messages"]),
-            "out_queued_at_end": queued,
-            "out_doomed": fates.total,
-            "out_pending": queued - fates.total,
-            "out_lost": counts["out_ndr"] + fates.total,
-            "out_lost_rate": _ratio(counts["out_ndr"] + fates.total, counts["out_messages"]),
-            "out_returned_by_s": fates.last_return,
-            "delay_mean_s": delays.mean,
-            "delay_p50_s": delays.quantile(0.5),
-            "delay_p95_s": delays.quantile(0.95),
-            "delay_max_s": delays.maximum if delays.count else math.nan,
-            "peak_queue_depth": metrics.peak_depth,
-            "peak_queue_time_s": metrics.peak_time,
-            "in_messages": inbound.messages,
-            "in_accepted": inbound.delivered,
-            "in_accepted_tls": inbound.delivered_tls,
-            "in_rejected_attempts": inbound.deferrals + inbound.rejections,
-            "in_tlsrpt_sessions": inbound.tlsrpt.total,
-            "in_lost": inbound.bounced,
-            "in_queued_remote_at_end": sum(q.depth for q in world.sender_queues.values()),
-            "in_doomed": remote_fates.total,
-            "wall_s": wall,
-        }
-        per_domain = [
-            {
-                "domain": s.domain,
-                "route": s.route,
-                "messages": s.messages,
-                "delivered": s.delivered,
-                "delivered_tls": s.delivered_tls,
-                "delivered_verified": s.delivered_verified,
-                "delivered_plaintext": s.delivered_plaintext,
-                "ndr": s.ndr,
-                "expired": s.expired,
-                "delay_dsn": s.delay_notices,
-                "queued_at_end": s.queued,
-                "doomed": fates.doomed[s.domain],
-                "pending": s.queued - fates.doomed[s.domain],
-                "returned_by_s": fates.returned_by.get(s.domain, math.nan),
-                "tls_level": s.tls_level,
-                "last_failure": s.last_failure,
-                "last_status": str(s.last) if s.last is not None else "",
-                "connections": s.connections,
-                "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
-                "delay_max_s": s.delay_max if s.delivered else math.nan,
-            }
-            for s in sorted(metrics.domains.values(), key=lambda s: s.domain)
-            if s.messages
-        ]
-        senders = [
-            {
-                "sender": s.domain,
-                "receiver": s.route,
-                "messages": s.messages,
-                "accepted": s.delivered,
-                "accepted_tls": s.delivered_tls,
-                "accepted_plaintext": s.delivered_plaintext,
-                "refused": _refused(world, s.domain),
-                "lost": s.ndr,
-                "queued_remote_at_end": s.queued,
-                "doomed": remote_fates.doomed[s.domain],
-                "pending": s.queued - remote_fates.doomed[s.domain],
-                "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
-                "last_refusal": str(s.last) if s.last is not None else "",
-            }
-            for s in sorted(inbound.domains.values(), key=lambda s: s.domain)
-        ]
-        ndr = [
-            {"domain": domain, "status": status, "reason": reason, "count": count}
-            for (domain, status, reason), count in sorted(metrics.ndr.items())
-        ]
+        ended = world.snapshot()
+        metrics, inbound = ended.metrics, ended.inbound
         trace = metrics.trace
         if trace is not None and inbound.trace:
             trace = sorted(trace + inbound.trace, key=lambda record: (record[0], record[1]))
-        describe = _describe_policies(world)
+        describe = _describe_policies(ended.plan)
         received = build_reports(
             inbound.tlsrpt.sessions.items(), scenario.run.start, describe, per="reporter", sending_prefix="198.51.100"
         )
@@ -236,19 +153,22 @@ class RunResult:
             scenario.run.seed,
             replication,
             digest,
-            {k: summary[k] for k in SUMMARY_COLUMNS},
-            per_domain,
-            ndr,
+            _summary_row(scenario, replication, ended, wall),
+            _per_domain_rows(ended),
+            [
+                {"domain": domain, "status": status, "reason": reason, "count": count}
+                for (domain, status, reason), count in sorted(metrics.ndr.items())
+            ],
             metrics.samples,
             wall,
             trace,
-            inbound_rows=senders,
+            inbound_rows=_inbound_rows(ended),
             tlsrpt_received=received,
             tlsrpt_sent=sent,
             events=metrics.events,
-            delay_histogram=delays.histogram(),
+            delay_histogram=metrics.delays.histogram(),
             return_histogram=metrics.returns.histogram(),
-            timers=_timers(world),
+            timers=ended.timers,
             manifest_extra={"changes": [{"at_s": c.at, "set": c.set} for c in scenario.changes]},
         )
 
@@ -308,17 +228,23 @@ class RunResult:
         return written
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write every table into ``out_dir``; each file appears whole or not at all."""
+        """Write every table into ``out_dir``; each file appears whole or not at all.
+        The CSVs are written from the rows, as the DataFrames would write them."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = [
             *self._write_tlsrpt(out / "tls-rpt"),
-            write_atomic(out / "summary.csv", lambda p: self.summary.to_csv(p, index=False)),
-            write_atomic(out / "per_domain.csv", lambda p: self.per_domain.to_csv(p, index=False)),
-            write_atomic(out / "ndr.csv", lambda p: self.ndr.to_csv(p, index=False)),
-            write_atomic(out / "queues.csv", lambda p: self.queues.to_csv(p, index=False)),
-            write_atomic(out / "inbound.csv", lambda p: self.inbound.to_csv(p, index=False)),
-            write_atomic(out / "events.csv", lambda p: self.event_series.to_csv(p, index=False)),
+            *(
+                write_atomic(out / name, partial(write_csv, rows=rows, columns=columns))
+                for name, rows, columns in (
+                    ("summary.csv", [self.summary_row], SUMMARY_COLUMNS),
+                    ("per_domain.csv", self.per_domain_rows, PER_DOMAIN_COLUMNS),
+                    ("ndr.csv", self.ndr_rows, NDR_COLUMNS),
+                    ("queues.csv", self.queue_samples, QUEUE_COLUMNS),
+                    ("inbound.csv", self.inbound_rows, INBOUND_COLUMNS),
+                    ("events.csv", self.events, EVENT_COLUMNS),
+                )
+            ),
             write_atomic(
                 out / "manifest.json",
                 lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8"),
@@ -327,25 +253,98 @@ class RunResult:
         return written
 
 
-def _refused(world: World, sender: str) -> int:
-    """The attempts we refused or deferred from one sending domain (its queue's failures)."""
-    return sum(q.failed_attempts for key, q in world.sender_queues.items() if sender_of(key) == sender)
+def _summary_row(scenario: Scenario, replication: int, ended: Snapshot, wall: float) -> dict[str, Any]:
+    metrics, inbound, fates = ended.metrics, ended.inbound, ended.fates
+    delays = metrics.delays
+    counts = metrics.summary_counts()
+    queued = ended.queued
+    summary: dict[str, Any] = {
+        "scenario": scenario.name,
+        "seed": scenario.run.seed,
+        "replication": replication,
+        "sim_hours": scenario.run.duration / 3600.0,
+        **counts,
+        "out_tls_share": _ratio(counts["out_delivered_tls"], counts["out_delivered"]),
+        "out_ndr_rate": _ratio(counts["out_ndr"], counts["out_messages"]),
+        "out_queued_at_end": queued,
+        "out_doomed": fates.total,
+        "out_pending": queued - fates.total,
+        "out_lost": counts["out_ndr"] + fates.total,
+        "out_lost_rate": _ratio(counts["out_ndr"] + fates.total, counts["out_messages"]),
+        "out_returned_by_s": fates.last_return,
+        "delay_mean_s": delays.mean,
+        "delay_p50_s": delays.quantile(0.5),
+        "delay_p95_s": delays.quantile(0.95),
+        "delay_max_s": delays.maximum if delays.count else math.nan,
+        "peak_queue_depth": metrics.peak_depth,
+        "peak_queue_time_s": metrics.peak_time,
+        "in_messages": inbound.messages,
+        "in_accepted": inbound.delivered,
+        "in_accepted_tls": inbound.delivered_tls,
+        "in_rejected_attempts": inbound.deferrals + inbound.rejections,
+        "in_tlsrpt_sessions": inbound.tlsrpt.total,
+        "in_lost": inbound.bounced,
+        "in_queued_remote_at_end": ended.remote_queued,
+        "in_doomed": ended.remote_fates.total,
+        "wall_s": wall,
+    }
+    return {k: summary[k] for k in SUMMARY_COLUMNS}
 
 
-def _timers(world: World) -> dict[str, float]:
-    """The first sender's delay-notice and expiry timeouts (for the report's figures)."""
-    plan = world.plan
-    server = plan.organisation.servers[0]
-    profile = plan.profile_of(f"{server.name}/{server.virtual_servers[0].name}")
-    timers = {"expiry": profile.expiration_timeout}
-    if profile.delay_notification:
-        timers["delay notice"] = profile.delay_notification
-    return timers
+def _per_domain_rows(ended: Snapshot) -> list[dict[str, Any]]:
+    fates = ended.fates
+    return [
+        {
+            "domain": s.domain,
+            "route": s.route,
+            "messages": s.messages,
+            "delivered": s.delivered,
+            "delivered_tls": s.delivered_tls,
+            "delivered_verified": s.delivered_verified,
+            "delivered_plaintext": s.delivered_plaintext,
+            "ndr": s.ndr,
+            "expired": s.expired,
+            "delay_dsn": s.delay_notices,
+            "queued_at_end": s.queued,
+            "doomed": fates.doomed[s.domain],
+            "pending": s.queued - fates.doomed[s.domain],
+            "returned_by_s": fates.returned_by.get(s.domain, math.nan),
+            "tls_level": s.tls_level,
+            "last_failure": s.last_failure,
+            "last_status": str(s.last) if s.last is not None else "",
+            "connections": s.connections,
+            "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
+            "delay_max_s": s.delay_max if s.delivered else math.nan,
+        }
+        for s in sorted(ended.metrics.domains.values(), key=lambda s: s.domain)
+        if s.messages
+    ]
 
 
-def _describe_policies(world: World) -> PolicyText:
+def _inbound_rows(ended: Snapshot) -> list[dict[str, Any]]:
+    fates = ended.remote_fates
+    return [
+        {
+            "sender": s.domain,
+            "receiver": s.route,
+            "messages": s.messages,
+            "accepted": s.delivered,
+            "accepted_tls": s.delivered_tls,
+            "accepted_plaintext": s.delivered_plaintext,
+            "refused": ended.refused.get(s.domain, 0),
+            "lost": s.ndr,
+            "queued_remote_at_end": s.queued,
+            "doomed": fates.doomed[s.domain],
+            "pending": s.queued - fates.doomed[s.domain],
+            "delay_mean_s": s.delay_sum / s.delivered if s.delivered else math.nan,
+            "last_refusal": str(s.last) if s.last is not None else "",
+        }
+        for s in sorted(ended.inbound.domains.values(), key=lambda s: s.domain)
+    ]
+
+
+def _describe_policies(plan: Plan) -> PolicyText:
     """The policy-string and mx-host of each reported policy, from the scenario's end state."""
-    plan = world.plan
     ours = plan.organisation.publishes
 
     def describe(kind: str, policy_domain: str, recipient: str, mode: str) -> tuple[list[str], list[str]]:

@@ -18,12 +18,13 @@ from simpy.events import Timeout
 
 from sim.model.backoff import BackoffQueue
 from sim.model.endpoint import Endpoint, HostLink
+from sim.model.fate import QueuedFates, queued_fates
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.tlsrpt import Reporting
 from sim.plan.build import Plan, build_plan
-from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key
+from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
 from sim.scenario.calendar import record_changes, scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
 from sim.streams import BlockDraws, Stream, generator
@@ -253,3 +254,46 @@ class World:
             links, relink = self._linked(planned, ours=True)
             found = self.sender_queues[key] = make_queue(self.env, planned, links, self.inbound_metrics, relink)
         return found
+
+    # -- the end of a run ----------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """What the run's results are made of, handed over at its end: the tallies, the
+        fate of every message still queued, and the plan in force."""
+        end = self.env.now
+        refused: dict[str, int] = {}
+        for key, queue in self.sender_queues.items():
+            refused[sender_of(key)] = refused.get(sender_of(key), 0) + queue.failed_attempts
+        server = self.plan.organisation.servers[0]
+        profile = self.plan.profile_of(f"{server.name}/{server.virtual_servers[0].name}")
+        timers = {"expiry": profile.expiration_timeout}
+        if profile.delay_notification:
+            timers["delay notice"] = profile.delay_notification
+        return Snapshot(
+            end=end,
+            metrics=self.metrics,
+            inbound=self.inbound_metrics,
+            fates=queued_fates(self.queues.values(), end),
+            remote_fates=queued_fates(self.sender_queues.values(), end),
+            queued=sum(q.depth for q in self.queues.values()),
+            remote_queued=sum(q.depth for q in self.sender_queues.values()),
+            refused=refused,
+            timers=timers,
+            plan=self.plan,
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A world at the end of its run, as its results read it (:meth:`World.snapshot`)."""
+
+    end: float
+    metrics: Metrics
+    inbound: Metrics
+    fates: QueuedFates  # our queues' mail still waiting: doomed or pending
+    remote_fates: QueuedFates  # the same at the remote senders' queues for us
+    queued: int
+    remote_queued: int
+    refused: dict[str, int]  # attempts we refused or deferred, per sending domain
+    timers: dict[str, float]  # the first sender's delay notice and expiry (the figures mark them)
+    plan: Plan  # the plan in force at the end (the policies the TLS-RPT reports describe)

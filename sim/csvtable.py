@@ -1,0 +1,59 @@
+"""A table written as CSV without pandas, byte for byte as ``DataFrame.to_csv(index=False)``
+writes it: a run's tables need no DataFrame, and importing pandas costs ~0.45 s of a
+typical ``tlssim run`` (issue 22).
+
+pandas gives each column one type from its values, and the type decides the text: a
+column of integers with a gap is a float column (``3.0``, the gap empty); booleans
+are ``True``/``False``; floats are written shortest-exact (Python's ``repr``), NaN
+empty. ``tests/test_csvtable.py`` holds this to pandas itself on every case."""
+
+from __future__ import annotations
+
+import csv
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def write_csv(path: Path, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str]) -> None:
+    """``rows`` (mappings by column name, or sequences in column order) as CSV at ``path``."""
+    table = [_cells(row, columns) for row in rows]
+    texts = [_column_texts([row[i] for row in table]) for i in range(len(columns))]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*texts, strict=True) if texts and table else ())
+
+
+def _cells(row: Mapping[str, Any] | Sequence[Any], columns: Sequence[str]) -> list[Any]:
+    if isinstance(row, Mapping):
+        return [row.get(column) for column in columns]
+    cells = list(row)
+    return cells + [None] * (len(columns) - len(cells))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _column_texts(values: list[Any]) -> list[str]:
+    """Each value as pandas writes it in a column holding ``values``."""
+    present = [v for v in values if not _missing(v)]
+    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present)
+    if present and numeric:
+        if len(present) == len(values) and all(isinstance(v, numbers.Integral) for v in present):
+            return [str(int(v)) for v in values]  # int64
+        return ["" if _missing(v) else repr(float(v)) for v in values]  # float64: a gap makes ints floats
+    return ["" if _missing(v) else _text(v) for v in values]  # bool or object
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    return str(value)
