@@ -95,7 +95,8 @@ def test_a_section_appears_when_and_only_when_the_run_has_its_data(everything, r
 
 
 def test_the_policies_section_says_what_enforce_would_have_refused(everything):
-    from sim.report.sections import headline, tlsrpt_days
+    from sim.report.facts import tlsrpt_days
+    from sim.report.sections import headline
 
     days = tlsrpt_days(everything)
     testing = sum(d["failed"] for d in days if d["testing"])

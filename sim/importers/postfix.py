@@ -351,11 +351,43 @@ def import_postfix(
             "above; tls_versions holds smtp_tls_protocols"
         )
     relays, connectors = _routes(conf, transport_map, service, transport_hop, notes)
-    hops = {hop.written: hop for hop in relays}  # an MX-style relay is written bare: its bare key names it
     maps = conf.get("smtp_tls_policy_maps")
     if "socketmap:" in maps:
         vs["mta_sts"] = "apply"
         notes.append("smtp_tls_policy_maps has a socketmap (an MTA-STS plug-in): mta_sts: apply")
+    policy = _tls_policy(conf, level, policy_map, per_site, relays, notes)
+    if policy:
+        vs["tls_policy"] = policy
+    notes += _not_modelled(conf, service)
+    host = conf.get("myhostname").split(".")[0] or "postfix"
+    server = re.sub(r"[^A-Za-z0-9._-]", "-", host).lstrip("._-") or "postfix"
+    if not conf.get("myhostname"):
+        assumed.append("myhostname unset: the server is called postfix")
+    document: dict[str, Any] = {
+        "organisation": re.sub(r"[^A-Za-z0-9._-]", "-", conf.get("mydomain")).lstrip("._-") or "imported",
+        "profile": "postfix",
+        "routing_groups": [{"name": "site"}],
+        "servers": [{"name": server, "routing_group": "site", "virtual_servers": [vs]}],
+        "connectors": [{**c, "source": [f"{server}/smtp"]} for c in connectors],
+    }
+    accepted = _accepted_domains(conf, notes)
+    if accepted:
+        document["accepted_domains"] = accepted
+    return Imported(document, notes, assumed)
+
+
+def _tls_policy(
+    conf: Postconf,
+    level: str,
+    policy_map: Path | None,
+    per_site: Path | None,
+    relays: list[NextHop],
+    notes: list[str],
+) -> dict[str, str]:
+    """The TLS policy table: the policy map's entries, else the per-site table's (a
+    relay named MX-style also takes its parent domain's entry)."""
+    hops = {hop.written: hop for hop in relays}  # an MX-style relay is written bare: its bare key names it
+    maps = conf.get("smtp_tls_policy_maps")
     policy: dict[str, str] = {}
     if policy_map is not None:
         policy = read_policy_map(policy_map, hops, notes)
@@ -376,8 +408,12 @@ def import_postfix(
             found = next((policy[key] for key in parents if key in policy), None)
             if found is not None:
                 policy[f"[{hop.host}]"] = found
-    if policy:
-        vs["tls_policy"] = policy
+    return policy
+
+
+def _not_modelled(conf: Postconf, service: str) -> list[str]:
+    """One note per setting the what-if does not model."""
+    notes: list[str] = []
     for name in _NOTED:
         if name in conf:
             notes.append(f"{name} = {conf.get(name)} (not modelled)")
@@ -389,21 +425,7 @@ def import_postfix(
         for name, value in conf.values.items()
         if "/" in name and name.split("/")[0] != service
     ]
-    host = conf.get("myhostname").split(".")[0] or "postfix"
-    server = re.sub(r"[^A-Za-z0-9._-]", "-", host).lstrip("._-") or "postfix"
-    if not conf.get("myhostname"):
-        assumed.append("myhostname unset: the server is called postfix")
-    document: dict[str, Any] = {
-        "organisation": re.sub(r"[^A-Za-z0-9._-]", "-", conf.get("mydomain")).lstrip("._-") or "imported",
-        "profile": "postfix",
-        "routing_groups": [{"name": "site"}],
-        "servers": [{"name": server, "routing_group": "site", "virtual_servers": [vs]}],
-        "connectors": [{**c, "source": [f"{server}/smtp"]} for c in connectors],
-    }
-    accepted = _accepted_domains(conf, notes)
-    if accepted:
-        document["accepted_domains"] = accepted
-    return Imported(document, notes, assumed)
+    return notes
 
 
 def _routes(

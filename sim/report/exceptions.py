@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sim.mta.profiles import MtaProfile, get_profile
-from sim.report.sections import domain_lost, losing_domains
+from sim.report.facts import domain_lost, losing_domains
 from sim.vocabulary import Failure, TlsLevel
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # after choosing the backend
 from matplotlib.ticker import FuncFormatter
 
 from sim.model.sketch import BIN_RATIO
-from sim.report.sections import by_day, losing_domains
+from sim.report.facts import by_day, losing_domains
 from sim.wording import duration
 
 # Labels come from users' files (axis values, sender names): a "$" is a dollar sign,
