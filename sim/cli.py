@@ -219,16 +219,30 @@ def _simulate(scenario: Scenario, quiet: bool) -> RunResult:
 
     if quiet:
         return run_scenario(scenario)
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as bar:
-        task = bar.add_task(f"simulating {scenario.name}", total=1.0)
+    )
+    task = bar.add_task(f"simulating {scenario.name}", total=1.0)
+    bar.start()
+    try:
         return run_scenario(scenario, progress=lambda done: bar.update(task, completed=done))
+    finally:
+        _stop_bar(bar)
+
+
+def _stop_bar(bar: Progress) -> None:
+    """Stop a progress bar and wait for its refresh thread to end: the decision packet's
+    and a sweep's workers are forked only while this process runs one thread
+    (sim.parallel.start_method), and rich's stop does not wait for it."""
+    refresher = getattr(bar.live, "_refresh_thread", None)
+    bar.stop()
+    if refresher is not None:
+        refresher.join()
 
 
 def _write_run(
@@ -297,6 +311,8 @@ def _sweep_progress() -> tuple[Progress, Callable[[int, int], None]]:
         if not bar.live.is_started:
             bar.start()
         bar.update(task, completed=done, total=total)
+        if done >= total:  # the runs are done: the figures may be drawn on forked workers
+            _stop_bar(bar)
 
     return bar, show
 
@@ -598,7 +614,7 @@ def sweep(
                 notice=lambda message: err.print(message, highlight=False, soft_wrap=True),
             )
         finally:
-            bar.stop()
+            _stop_bar(bar)
     except ScenarioError as exc:
         _fail(str(exc))
     except OSError as exc:

@@ -182,3 +182,43 @@ def test_a_what_if_that_loses_nothing_has_no_packet_nor_one_that_asks_for_none(t
     args = ["run", "article-force-tls", "--out", str(tmp_path / "no"), "-q", "--no-exceptions"]
     assert runner.invoke(app, args).exit_code == 0
     assert not (tmp_path / "no/exceptions").exists() and (tmp_path / "no/report.html").exists()
+
+
+def test_the_packet_is_the_same_whether_its_what_ifs_run_in_a_forked_worker_or_here(article, tmp_path, monkeypatch):
+    # The packet's what-ifs run in a forked worker while the report is drawn; where a
+    # fork is unsafe (another thread) they run here. Both write the same packet.
+    import sim.parallel
+
+    monkeypatch.setattr(sim.parallel, "start_method", lambda: "spawn")
+    _run(ROOT / "scenarios/article-force-tls.yaml", tmp_path / "here")
+    forked, here = article[0] / "exceptions", tmp_path / "here/exceptions"
+    assert sorted(p.name for p in forked.iterdir()) == sorted(p.name for p in here.iterdir())
+    for name in ("go-no-go.md", "exchange2003-steps.txt"):
+        assert (forked / name).read_text() == (here / name).read_text()
+    assert (article[0] / "report.md").read_text() == (tmp_path / "here/report.md").read_text()
+
+
+def test_the_worker_pool_forks_only_when_no_other_thread_runs():
+    import sys
+    import threading
+
+    from sim.parallel import Background, start_method
+
+    if not (sys.platform.startswith("linux") and sys.version_info < (3, 14)):
+        pytest.skip("fork is this platform's default only on Linux before Python 3.14")
+    assert start_method() == "fork"  # pytest runs one thread here
+    pool = Background(1)
+    try:
+        assert pool.submit(sum, [1, 2, 3]).result() == 6
+        assert pool._pool is not None
+    finally:
+        pool.close()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        here = Background(1)
+        assert here._pool is None and here.submit(sum, [4]).result() == 4  # run here, at once
+    finally:
+        release.set()
+        other.join()

@@ -26,7 +26,7 @@ from sim.experiment.store import IDENTITY, ResultStore
 from sim.experiment.worker import prepare_worker
 from sim.files import FolderBusy, folder_lock, write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
-from sim.parallel import start_method
+from sim.parallel import Background, start_method
 from sim.results import SUMMARY_COLUMNS
 
 Progress = Callable[[int, int], None]  # (runs finished, runs planned)
@@ -121,7 +121,7 @@ def _sweep(
     close(True)
     timings = invocation()
     store.log({**timings, "interrupted": False})
-    return report(folder, experiment, timings=timings)
+    return report(folder, experiment, timings=timings, workers=capacity if scheduler is None else 1)
 
 
 def results_folder(experiment: Experiment, out: str | Path | None) -> Path:
@@ -162,35 +162,82 @@ FIGURES = (
 )
 
 
-def _figures(folder: Path, experiment: Experiment, summary: pd.DataFrame, series: pd.DataFrame) -> None:
-    """The sweep's figures, grouped by axis, and summary.html with them inline."""
+def _draw_figures(
+    folder: Path, experiment: Experiment, summary: pd.DataFrame, series: pd.DataFrame, workers: int
+) -> Callable[[], None]:
+    """Start drawing the sweep's figures, grouped by axis, on ``workers`` processes (here
+    and at once with one); the call returned waits for them and writes summary.html."""
     axes = list(experiment.axis_names)
     replications = int(summary["runs"].max())
     named = f"{experiment.spec.name} ({replications} replication{'s' if replications != 1 else ''} per point)"
-    plots.outcomes(summary, axes, f"What became of the mail: {named}", folder / "outcomes.png")
-    plots.bar_with_ci(summary, axes, "out_tls_share", f"Delivered mail sent encrypted: {named}",
-                      "share of delivered mail (95% interval)", folder / "tls_share.png")  # fmt: skip
-    plots.bar_with_ci(summary, axes, "out_lost_rate", f"Mail that will not arrive: {named}",
-                      "share of outbound mail (95% interval)", folder / "lost_rate.png")  # fmt: skip
-    plots.differences(summary, axes, "out_lost_rate", f"Mail that will not arrive, minus the baseline's: {named}",
-                      "difference in share of outbound mail", folder / "lost_rate_difference.png")  # fmt: skip
+    pool = Background(workers if workers > 1 else 0)
+    drawn = [
+        pool.submit(plots.outcomes, summary, axes, f"What became of the mail: {named}", folder / "outcomes.png"),
+        pool.submit(
+            plots.bar_with_ci,
+            summary,
+            axes,
+            "out_tls_share",
+            f"Delivered mail sent encrypted: {named}",
+            "share of delivered mail (95% interval)",
+            folder / "tls_share.png",
+        ),
+        pool.submit(
+            plots.bar_with_ci,
+            summary,
+            axes,
+            "out_lost_rate",
+            f"Mail that will not arrive: {named}",
+            "share of outbound mail (95% interval)",
+            folder / "lost_rate.png",
+        ),
+        pool.submit(
+            plots.differences,
+            summary,
+            axes,
+            "out_lost_rate",
+            f"Mail that will not arrive, minus the baseline's: {named}",
+            "difference in share of outbound mail",
+            folder / "lost_rate_difference.png",
+        ),
+    ]
     if len(series):
-        plots.queue_depth(series, axes, summary, f"Total queue depth: {named}", folder / "queue_depth.png")
-    images = "".join(image(folder / name, caption) for name, caption in FIGURES if (folder / name).exists())
-    header, rows, intro = summary_table(experiment, summary)
-    table = worded_table([dict(zip(header, row, strict=True)) for row in rows], header, frozenset(header[len(axes) :]))
-    page = (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(named)}</title>"
-        f"<style>{STYLE}{WRAP_INTERVALS}</style></head><body><h1>{html.escape(named)}</h1>"
-        f"<h2>Summary</h2>{''.join(f'<p>{html.escape(line)}</p>' for line in intro)}{table}{images}</body></html>\n"
-    )
-    write_text_atomic(folder / "summary.html", page)
+        drawn.append(
+            pool.submit(
+                plots.queue_depth, series, axes, summary, f"Total queue depth: {named}", folder / "queue_depth.png"
+            )
+        )
+
+    def finish() -> None:
+        try:
+            for figure in drawn:
+                figure.result()
+        finally:
+            pool.close()
+        images = "".join(image(folder / name, caption) for name, caption in FIGURES if (folder / name).exists())
+        header, rows, intro = summary_table(experiment, summary)
+        table = worded_table(
+            [dict(zip(header, row, strict=True)) for row in rows], header, frozenset(header[len(axes) :])
+        )
+        page = (
+            f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(named)}</title>"
+            f"<style>{STYLE}{WRAP_INTERVALS}</style></head><body><h1>{html.escape(named)}</h1>"
+            f"<h2>Summary</h2>{''.join(f'<p>{html.escape(line)}</p>' for line in intro)}{table}{images}</body></html>\n"
+        )
+        write_text_atomic(folder / "summary.html", page)
+
+    return finish
 
 
 def report(
-    folder: str | Path, experiment: Experiment | None = None, *, timings: dict[str, Any] | None = None
+    folder: str | Path,
+    experiment: Experiment | None = None,
+    *,
+    timings: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> SweepResult:
-    """Write runs.parquet/csv, summary.csv/md, plots and manifest.json from the store."""
+    """Write runs.parquet/csv, summary.csv/md, plots and manifest.json from the store;
+    the plots on ``workers`` processes."""
     folder = Path(folder)
     store = ResultStore(folder)
     recorded = store.recorded()
@@ -206,12 +253,15 @@ def report(
     store.recognise(experiment.digest, experiment.run_keys)
     runs = _runs_frame(experiment, store.rows())
     summary = summarise(experiment, runs)
+    figures = None
+    if len(summary) and summary["runs"].sum() > 0:  # drawn on the workers while the tables are written
+        figures = _draw_figures(folder, experiment, summary, _series_frame(experiment, store.series()), workers)
     write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
     write_atomic(folder / "runs.csv", lambda p: runs.to_csv(p, index=False))
     write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
     write_text_atomic(folder / "summary.md", markdown(experiment, summary))
-    if len(summary) and summary["runs"].sum() > 0:
-        _figures(folder, experiment, summary, _series_frame(experiment, store.series()))
+    if figures is not None:
+        figures()
     from sim.version import __version__
 
     manifest = {
