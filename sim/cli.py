@@ -32,8 +32,8 @@ from rich.progress import (
 from rich.table import Table
 
 from sim.errors import ScenarioError
-from sim.importers.cli import import_app
-from sim.probe.cli import probe as probe_command
+from sim.importers.commands import import_app
+from sim.probe.command import probe as probe_command
 from sim.vocabulary import is_domain
 
 if TYPE_CHECKING:

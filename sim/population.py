@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from sim.scenario.model import Outages, Population, RemoteDomain, RemoteHost
-from sim.scenario.policies import MtaStsPolicy, PopulationPolicies
+from sim.scenario.published import MtaStsPolicy, PopulationPolicies
 from sim.streams import BlockDraws, cumulative_shares
 from sim.vocabulary import NO_TLS, Dnssec, PolicyHost, ServerTls, StsMode, Tlsa
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sim.csvtable import write_csv
 from sim.files import write_atomic
 from sim.scenario.model import Scenario
-from sim.tlsrpt import PolicyText, build_reports, tlsa_string
+from sim.tlsrpt_reports import PolicyText, build_reports, tlsa_string
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,6 +62,23 @@ SUMMARY_COLUMNS = tuple(
         "in_doomed",
         "wall_s",
     ]
+)
+# The metrics a policy comparison turns on: tlssim compare lists them first, and a sweep
+# reports each one's difference from the baseline with its paired interval.
+KEY_METRICS = (
+    "out_lost_rate",
+    "out_lost",
+    "out_doomed",
+    "out_ndr_rate",
+    "out_ndr",
+    "out_expired",
+    "out_tls_share",
+    "out_delivered_tls",
+    "out_delay_dsn",
+    "peak_queue_depth",
+    "delay_p95_s",
+    "in_accepted",
+    "in_lost",
 )
 PER_DOMAIN_COLUMNS = tuple(
     [

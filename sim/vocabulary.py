@@ -144,6 +144,20 @@ class Mechanism(StrEnum):
     TLS_RPT = "tls-rpt"
 
 
+class CertificateProblem(StrEnum):
+    """Why a certificate was not accepted, in the words a mail log uses: a value from the
+    verifier (``sim/pki/verify.py``) to the NDR text and the TLS-RPT result type (each
+    member maps to one, ``sim/model/tlsrpt_tally.py``), never matched back from prose."""
+
+    EXPIRED = "certificate has expired"
+    NOT_YET_VALID = "certificate is not yet valid"
+    SELF_SIGNED = "self-signed certificate"
+    OTHER_NAME = "certificate is for another name"
+    UNTRUSTED_ROOT = "certificate chain ends in an untrusted root"
+    NONE_PRESENTED = "no server certificate"
+    OUTSIDE_STS_PATTERNS = "certificate does not match the MTA-STS mx patterns"
+
+
 class ResultType(StrEnum):
     """IANA "STARTTLS Validation Result Types" (RFC 8460 s.4.3; modern-policies 4d)."""
 

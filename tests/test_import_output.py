@@ -254,7 +254,7 @@ def _clixml_with(value: str) -> str:
 @settings(max_examples=200, deadline=None)
 @given(value=hostile_text)
 def test_any_string_in_any_importer_field_never_changes_the_written_structure(tmp_path_factory, value):
-    from sim.importers.tlsrpt import Report
+    from sim.importers.tlsrpt_received import Report
     from sim.importers.tlsrpt_whatif import forecast
 
     folder = tmp_path_factory.mktemp("any")

@@ -15,7 +15,7 @@ from sim.pki.authorities import our_tlsa_digest
 from sim.pki.certs import tlsa_digest
 from sim.plan.build import build_plan
 from sim.policy.sts_cache import STS_CACHE_RULES
-from sim.scenario.policies import MtaStsPolicy
+from sim.scenario.published import MtaStsPolicy
 from sim.simulate import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,23 +11,8 @@ import pandas as pd
 from scipy import stats
 
 from sim.experiment.design import Experiment
+from sim.results import KEY_METRICS
 
-# The metrics a policy comparison turns on; differences from the baseline are reported for these.
-KEY_METRICS = (
-    "out_lost_rate",
-    "out_lost",
-    "out_doomed",
-    "out_ndr_rate",
-    "out_ndr",
-    "out_expired",
-    "out_tls_share",
-    "out_delivered_tls",
-    "out_delay_dsn",
-    "peak_queue_depth",
-    "delay_p95_s",
-    "in_accepted",
-    "in_lost",
-)
 NOT_METRICS = {"point", "replication", "seed", "exception", "sim_hours"}
 
 

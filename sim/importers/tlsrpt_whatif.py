@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.durations import format_duration
-from sim.importers.tlsrpt import Report, observed_rows
+from sim.importers.tlsrpt_received import Report, observed_rows
 from sim.scenario.model import ObservedResult
-from sim.scenario.policies import MAX_AGE_LIMIT, is_sts_pattern
+from sim.scenario.published import MAX_AGE_LIMIT, is_sts_pattern
 from sim.vocabulary import is_domain
 
 # Reporting organisations whose sending product tlssim models (modern-policies 4f).

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sim.model.queue import DeliveryQueue
-from sim.scenario.policies import MtaStsPolicy
+from sim.scenario.published import MtaStsPolicy
 from sim.vocabulary import NO_CONNECTION, Failure, StsMode
 
 CURABLE = frozenset({Failure.HOST_DOWN, Failure.GREYLISTED})

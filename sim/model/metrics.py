@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from sim.model.message import DomainStats, Message
 from sim.model.sketch import LatencySketch
-from sim.model.tlsrpt import TlsRptLog
+from sim.model.tlsrpt_tally import TlsRptLog
 from sim.vocabulary import Channel, Status
 
 

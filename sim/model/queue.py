@@ -27,12 +27,12 @@ from sim.model.endpoint import HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.sts import StsCache
-from sim.model.tlsrpt import Reporting, result_of
+from sim.model.tlsrpt_tally import Reporting, result_of
 from sim.mta.profiles import MtaProfile
 from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
-from sim.scenario.policies import MtaStsPolicy
+from sim.policy.tls_level import TlsPolicy
+from sim.scenario.published import MtaStsPolicy
 from sim.tls.negotiation import Negotiation
-from sim.tls.policy import TlsPolicy
 from sim.vocabulary import NO_CONNECTION, Channel, Failure, Status, StsMode, TlsLevel
 
 EPSILON = 1e-9  # float slack when a timer lands on its own deadline
@@ -300,12 +300,12 @@ class DeliveryQueue:
             if cached is not None and cached.mode is StsMode.TESTING and link.policy_type is None:
                 kind, outcome = "sts", link.enforced.at(now).negotiation
         result = result_of(outcome.channel, outcome.failure, outcome.detail)
+        mode = None
         if kind == "sts" and self.sts is not None:
             if result is None and self.sts.fetch_failure is not None:
                 result = self.sts.fetch_failure
-            policy = self.sts.cached or self.sts.published
-            kind = f"sts:{policy.mode.value}"  # the report's policy-string shows the mode in force
-        self.metrics.tlsrpt.session(self.reporting, kind, link.endpoint.name, now, result)
+            mode = (self.sts.cached or self.sts.published).mode  # the report's policy-string shows it
+        self.metrics.tlsrpt.session(self.reporting, kind, link.endpoint.name, now, result, mode)
 
     def _waited(self, message: Message, now: float) -> float:
         """How long the message had waited when this attempt started (Postfix's PREACTIVE_DELAY)."""

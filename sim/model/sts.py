@@ -23,7 +23,7 @@ import math
 from bisect import bisect_right
 
 from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
-from sim.scenario.policies import MtaStsPolicy
+from sim.scenario.published import MtaStsPolicy
 from sim.vocabulary import PolicyHost, ResultType
 
 RETRY_AFTER_FAILURE = 300.0  # "five minutes or longer per version ID" (s.3.3)

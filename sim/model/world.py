@@ -22,7 +22,7 @@ from sim.model.fate import QueuedFates, queued_fates
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
-from sim.model.tlsrpt import Reporting
+from sim.model.tlsrpt_tally import Reporting
 from sim.plan.build import Plan, build_plan
 from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
 from sim.scenario.calendar import record_changes, scenario_after

@@ -10,6 +10,7 @@ from cryptography.x509 import DNSName
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from sim.pki.certs import dns_names, is_self_signed
+from sim.vocabulary import CertificateProblem
 
 
 def verify_server(
@@ -18,46 +19,47 @@ def verify_server(
     roots: Sequence[x509.Certificate],
     host: str,
     at: dt.datetime,
-) -> str | None:
+) -> CertificateProblem | None:
     """``None`` if ``leaf`` (with ``chain``) is valid for ``host`` at ``at`` under ``roots``;
-    otherwise why not, in the words a mail log would use."""
+    otherwise why not."""
     if not roots:
-        return _problem(leaf, roots, host, at) or "no trusted roots"
+        return _problem(leaf, roots, host, at)
     builder = PolicyBuilder().store(Store(list(roots))).time(at)
     try:
         builder.build_server_verifier(DNSName(host)).verify(leaf, list(chain))
-    except VerificationError as exc:
-        return _problem(leaf, roots, host, at) or f"certificate not verified: {exc}"
+    except VerificationError:
+        return _problem(leaf, roots, host, at)
     return None
 
 
 def verify_client(
     leaf: x509.Certificate, chain: Sequence[x509.Certificate], roots: Sequence[x509.Certificate], at: dt.datetime
-) -> str | None:
+) -> CertificateProblem | None:
     """``None`` if a client certificate is valid at ``at`` under ``roots``, else why not."""
     if not roots:
-        return _problem(leaf, roots, None, at) or "no trusted roots"
+        return _problem(leaf, roots, None, at)
     builder = PolicyBuilder().store(Store(list(roots))).time(at)
     try:
         builder.build_client_verifier().verify(leaf, list(chain))
-    except VerificationError as exc:
-        return _problem(leaf, roots, None, at) or f"certificate not verified: {exc}"
+    except VerificationError:
+        return _problem(leaf, roots, None, at)
     return None
 
 
 def _problem(
     leaf: x509.Certificate, roots: Sequence[x509.Certificate], host: str | None, at: dt.datetime
-) -> str | None:
-    """A readable cause, for the log and the NDR text (the verifier has decided already)."""
+) -> CertificateProblem:
+    """The cause, for the log, the NDR text and the TLS-RPT result (the verifier has
+    decided already); a chain it refused for none of the named causes ends untrusted."""
     if at > leaf.not_valid_after_utc:
-        return "certificate has expired"
+        return CertificateProblem.EXPIRED
     if at < leaf.not_valid_before_utc:
-        return "certificate is not yet valid"
+        return CertificateProblem.NOT_YET_VALID
     if is_self_signed(leaf) and leaf not in roots:
-        return "self-signed certificate"
+        return CertificateProblem.SELF_SIGNED
     if host is not None and not _names_match(leaf, host):
-        return "certificate is for another name"
-    return "certificate chain ends in an untrusted root"
+        return CertificateProblem.OTHER_NAME
+    return CertificateProblem.UNTRUSTED_ROOT
 
 
 def _names_match(leaf: x509.Certificate, host: str) -> bool:

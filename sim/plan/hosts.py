@@ -11,10 +11,10 @@ from sim.mta.profiles import MtaProfile
 from sim.plan.parties import Parties
 from sim.plan.plans import HostPlan
 from sim.policy.sts_cache import STS_CACHE_RULES
+from sim.policy.tls_level import TlsPolicy
 from sim.policy.transport import Governs, HostRule, SenderPolicies, Zones, host_rule, under_rule
 from sim.scenario.model import RemoteHost
-from sim.scenario.policies import MtaStsPolicy
-from sim.tls.policy import TlsPolicy
+from sim.scenario.published import MtaStsPolicy
 from sim.tls.sessions import Receiver, Sender, SessionPlan
 from sim.vocabulary import DaneUse, Dnssec, Mechanism, ServerTls, StsPlugin, StsUse, Tlsa, TlsLevel
 

@@ -12,7 +12,7 @@ from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of,
 from sim.plan.parties import Parties
 from sim.plan.plans import QueuePlan, sender_key
 from sim.scenario.model import InboundFlow, RemoteHost
-from sim.scenario.policies import Outage
+from sim.scenario.published import Outage
 from sim.tls.sessions import Receiver, Sender
 from sim.vocabulary import ClientTls, Dnssec, ServerTls, TlsLevel
 

@@ -6,8 +6,8 @@ world nor a route, so ``tlssim validate`` prints it without planning a populatio
 from __future__ import annotations
 
 from sim.mta.profiles import MtaProfile, get_profile
+from sim.policy.tls_level import entry_level, level_in_force
 from sim.scenario.model import Scenario
-from sim.tls.policy import entry_level, level_in_force
 from sim.vocabulary import ClientTls, Mechanism, TlsLevel
 
 

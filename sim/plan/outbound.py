@@ -8,9 +8,9 @@ from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of,
 from sim.plan.parties import Parties
 from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan
 from sim.plan.remote import RemoteWorld
+from sim.policy.tls_level import TlsPolicy, entry_dane, level_in_force, policy_entry
 from sim.routing.selector import Route, RouteSelector, RouteState
 from sim.scenario.model import Organisation, RemoteHost
-from sim.tls.policy import TlsPolicy, entry_dane, level_in_force, policy_entry
 from sim.vocabulary import Dnssec, TlsLevel
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sim.mta.profiles import MtaProfile
+from sim.policy.tls_level import TlsPolicy
 from sim.policy.transport import NONE as NO_POLICIES
 from sim.policy.transport import PLAIN as PLAIN_RULE
 from sim.policy.transport import HostRule, SenderPolicies
 from sim.routing.selector import RouteDecision, RouteState
 from sim.scenario.model import RemoteHost
-from sim.scenario.policies import MtaStsPolicy
-from sim.tls.policy import TlsPolicy
+from sim.scenario.published import MtaStsPolicy
 from sim.tls.sessions import SessionPlan
 
 UNREACHABLE = "(unreachable)"

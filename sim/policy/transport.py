@@ -30,7 +30,7 @@ from typing import Literal
 
 from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.tls.negotiation import Negotiation
-from sim.vocabulary import Channel, DaneUse, Dnssec, Failure, ServerTls, Tlsa
+from sim.vocabulary import CertificateProblem, Channel, DaneUse, Dnssec, Failure, ServerTls, Tlsa
 
 MxCheck = Literal["mx-name", "certificate"]
 PolicyType = Literal["sts", "tlsa"]
@@ -208,7 +208,7 @@ def under_rule(rule: HostRule, outcome: Negotiation, served: ServerTls) -> Negot
             return Negotiation(None, Failure.STS_CERTIFICATE, outcome.detail)
         return outcome
     if governs is Governs.STS_OUTSIDE:
-        return Negotiation(None, Failure.STS_CERTIFICATE, "certificate does not match the MTA-STS mx patterns")
+        return Negotiation(None, Failure.STS_CERTIFICATE, CertificateProblem.OUTSIDE_STS_PATTERNS)
     if governs is Governs.DANE:
         # Postfix says only "Server certificate not verified" (MP 8): no detail of ours.
         if rule.tlsa is Tlsa.MISMATCH:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sim.probe.dns import Resolver
 from sim.probe.judge import evidence, faults_of, label_of
 from sim.probe.smtp import HostProbe, probe_host
-from sim.scenario.policies import MAX_AGE_LIMIT, is_sts_pattern
+from sim.scenario.published import MAX_AGE_LIMIT, is_sts_pattern
 from sim.vocabulary import ServerTls
 
 _VERSIONS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}

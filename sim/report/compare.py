@@ -20,28 +20,10 @@ from sim.files import write_atomic, write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
 from sim.report import figures
 from sim.report.sections import headline
-from sim.results import SUMMARY_COLUMNS, RunResult
+from sim.results import KEY_METRICS, SUMMARY_COLUMNS, RunResult
 from sim.scenario.model import Scenario
 from sim.simulate import run
 from sim.wording import metric
-
-KEY_METRICS = (
-    "out_lost",
-    "out_lost_rate",
-    "out_doomed",
-    "out_messages",
-    "out_delivered",
-    "out_delivered_tls",
-    "out_tls_share",
-    "out_ndr",
-    "out_ndr_rate",
-    "out_delay_dsn",
-    "out_queued_at_end",
-    "peak_queue_depth",
-    "delay_p95_s",
-    "in_accepted",
-    "in_lost",
-)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from sim.durations import Duration
-from sim.scenario.policies import DomainName, HostName, MtaStsPolicy, Outage, PopulationPolicies, Publishing, Rua
+from sim.scenario.published import DomainName, HostName, MtaStsPolicy, Outage, PopulationPolicies, Publishing, Rua
 from sim.vocabulary import (
     TLS_ALIASES,
     ClientCertificatePolicy,

@@ -19,7 +19,7 @@ from cryptography import x509
 from sim.pki.certs import Identity
 from sim.pki.verify import verify_client, verify_server
 from sim.tls.negotiation import Negotiation
-from sim.vocabulary import Channel, ClientCertificatePolicy, Failure, TlsVersion
+from sim.vocabulary import CertificateProblem, Channel, ClientCertificatePolicy, Failure, TlsVersion
 
 _ORDER = {"1.0": 0, "1.1": 1, "1.2": 2, "1.3": 3}
 
@@ -59,7 +59,7 @@ def handshake(client: ClientSide, server: ServerSide, host: str, at: dt.datetime
     if client.verify:
         leaf = server.identity
         if leaf is None:
-            return Negotiation(None, Failure.CERTIFICATE, "no server certificate")
+            return Negotiation(None, Failure.CERTIFICATE, CertificateProblem.NONE_PRESENTED)
         problem = verify_server(leaf.certificate, leaf.chain, client.roots, host, at)
         if problem is not None:
             return Negotiation(None, Failure.CERTIFICATE, problem)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sim.vocabulary import PERMANENT, Channel, Failure, ServerTls, TlsLevel
+from sim.vocabulary import PERMANENT, CertificateProblem, Channel, Failure, ServerTls, TlsLevel
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,7 @@ class Negotiation:
 
     channel: Channel | None
     failure: Failure | None = None
-    detail: str = ""
+    detail: str = ""  # for the status text; a ``CertificateProblem`` when a certificate was refused
 
     @property
     def delivers(self) -> bool:
@@ -34,10 +34,10 @@ class Negotiation:
 
 
 _CERT_PROBLEMS = {
-    ServerTls.SELF_SIGNED: "self-signed certificate",
-    ServerTls.EXPIRED: "certificate has expired",
-    ServerTls.NAME_MISMATCH: "certificate is for another name",
-    ServerTls.UNTRUSTED: "certificate chain ends in an untrusted root",
+    ServerTls.SELF_SIGNED: CertificateProblem.SELF_SIGNED,
+    ServerTls.EXPIRED: CertificateProblem.EXPIRED,
+    ServerTls.NAME_MISMATCH: CertificateProblem.OTHER_NAME,
+    ServerTls.UNTRUSTED: CertificateProblem.UNTRUSTED_ROOT,
 }
 
 PLAINTEXT = Negotiation(Channel.PLAINTEXT)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from sim.vocabulary import Channel, Failure, ResultType
+from sim.vocabulary import CertificateProblem, Channel, Failure, ResultType, StsMode
 
-SessionKey = tuple[str, str, str, str, str, int, str, str]
-"""(organization-name, contact-info, recipient domain, policy type, policy domain, UTC day
-number, MX, result)."""
+SessionKey = tuple[str, str, str, str, str, str, int, str, str]
+"""(organization-name, contact-info, recipient domain, policy type, MTA-STS mode in force
+(``""`` for the other types), policy domain, UTC day number, MX, result)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +35,32 @@ class TlsRptLog:
         self.day_offset = day_offset  # seconds from the UTC midnight before the run's start to t = 0
 
     def session(
-        self, reporting: Reporting, policy_type: str | None, mx: str, now: float, result: ResultType | None
+        self,
+        reporting: Reporting,
+        policy_type: str | None,
+        mx: str,
+        now: float,
+        result: ResultType | None,
+        mode: StsMode | None = None,
     ) -> None:
-        kind = policy_type or "no-policy-found"  # "sts:<mode>", "tlsa" or "no-policy-found"
+        """One session, under ``policy_type`` ("sts", "tlsa" or none); an MTA-STS session
+        names the ``mode`` in force (the report's policy-string shows it)."""
+        kind = policy_type or "no-policy-found"
         domain = mx if kind == "tlsa" else reporting.domain
         day = int((now + self.day_offset) // 86400)
         result_text = result.value if result else ""
-        key = (reporting.organisation, reporting.contact, reporting.domain, kind, domain, day, mx, result_text)
+        mode_text = mode.value if mode is not None else ""
+        key = (
+            reporting.organisation,
+            reporting.contact,
+            reporting.domain,
+            kind,
+            mode_text,
+            domain,
+            day,
+            mx,
+            result_text,
+        )
         self.sessions[key] += 1
 
     @property
@@ -49,12 +68,13 @@ class TlsRptLog:
         return sum(self.sessions.values())
 
 
-_CERTIFICATE_DETAIL = {
-    "certificate has expired": ResultType.CERTIFICATE_EXPIRED,
-    "certificate is for another name": ResultType.CERTIFICATE_HOST_MISMATCH,
-    "certificate does not match the MTA-STS mx patterns": ResultType.CERTIFICATE_HOST_MISMATCH,
-    "self-signed certificate": ResultType.VALIDATION_FAILURE,
-    "certificate chain ends in an untrusted root": ResultType.CERTIFICATE_NOT_TRUSTED,
+# Each certificate problem's result type; those not named are a validation-failure.
+_CERTIFICATE_RESULTS = {
+    CertificateProblem.EXPIRED: ResultType.CERTIFICATE_EXPIRED,
+    CertificateProblem.OTHER_NAME: ResultType.CERTIFICATE_HOST_MISMATCH,
+    CertificateProblem.OUTSIDE_STS_PATTERNS: ResultType.CERTIFICATE_HOST_MISMATCH,
+    CertificateProblem.SELF_SIGNED: ResultType.VALIDATION_FAILURE,
+    CertificateProblem.UNTRUSTED_ROOT: ResultType.CERTIFICATE_NOT_TRUSTED,
 }
 _RESULTS = {
     Failure.NO_STARTTLS: ResultType.STARTTLS_NOT_SUPPORTED,
@@ -81,5 +101,7 @@ def result_of(channel: Channel | None, failure: Failure | None, detail: str) -> 
     if channel is Channel.PLAINTEXT:
         return ResultType.STARTTLS_NOT_SUPPORTED
     if failure in (Failure.CERTIFICATE, Failure.STS_CERTIFICATE):
-        return next((r for text, r in _CERTIFICATE_DETAIL.items() if text in detail), ResultType.VALIDATION_FAILURE)
+        if isinstance(detail, CertificateProblem):
+            return _CERTIFICATE_RESULTS.get(detail, ResultType.VALIDATION_FAILURE)
+        return ResultType.VALIDATION_FAILURE
     return _RESULTS.get(failure) if failure is not None else None

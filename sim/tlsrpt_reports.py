@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sim.files import bounded_file_name
-from sim.model.tlsrpt import SessionKey
+from sim.model.tlsrpt_tally import SessionKey
 
 PolicyText = Callable[[str, str, str, str], tuple[list[str], list[str]]]
 """(policy type, policy domain, recipient domain, MTA-STS mode) -> (policy-string, mx-host)."""
@@ -49,20 +49,20 @@ def build_reports(
     one per (recipient domain, day). File names follow s.5.1:
     ``<reporter>!<policy domain>!<begin unix>!<end unix>.json``.
     """
-    grouped: dict[tuple[str, str, str, int], dict[tuple[str, str], dict[tuple[str, str], int]]] = defaultdict(
+    grouped: dict[tuple[str, str, str, int], dict[tuple[str, str, str], dict[tuple[str, str], int]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(int))
     )
-    for (org, contact, recipient, kind, policy_domain, day, mx, result), count in sessions:
+    for (org, contact, recipient, kind, mode, policy_domain, day, mx, result), count in sessions:
         report_key = (org, contact, recipient if per == "recipient" else "", day)
-        grouped[report_key][(kind, policy_domain + "\0" + recipient)][(mx, result)] += count
+        grouped[report_key][(kind, mode, policy_domain + "\0" + recipient)][(mx, result)] += count
     midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
     reports = []
     for (org, contact, recipient, day), policies in sorted(grouped.items()):
         begin = midnight + dt.timedelta(days=day)
         end = begin + dt.timedelta(days=1) - dt.timedelta(seconds=1)
         entries = [
-            _policy_entry(kind, key, outcomes, describe, sending_prefix, org)
-            for (kind, key), outcomes in sorted(policies.items())
+            _policy_entry(kind, mode, key, outcomes, describe, sending_prefix, org)
+            for (kind, mode, key), outcomes in sorted(policies.items())
         ]
         named = recipient or entries[0]["policy"]["policy-domain"]
         document = {
@@ -81,6 +81,7 @@ def build_reports(
 
 def _policy_entry(
     kind: str,
+    mode: str,
     key: str,
     outcomes: dict[tuple[str, str], int],
     describe: PolicyText,
@@ -88,7 +89,6 @@ def _policy_entry(
     org: str,
 ) -> dict[str, Any]:
     policy_domain, recipient = key.split("\0")
-    kind, _, mode = kind.partition(":")
     strings, mx_hosts = describe(kind, policy_domain, recipient, mode)
     success = sum(n for (_, result), n in outcomes.items() if not result)
     failures = [

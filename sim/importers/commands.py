@@ -174,7 +174,7 @@ def tlsrpt(
     and result type), DIR/senders.yaml (each reporting organisation's sessions and failures),
     and DIR/whatif.yaml (with topology.yaml, remotes.yaml) that forecasts enforce from them."""
     from sim.importers.output import ImportFolder
-    from sim.importers.tlsrpt import OBSERVED_COLUMNS, observed_rows, read_reports, senders
+    from sim.importers.tlsrpt_received import OBSERVED_COLUMNS, observed_rows, read_reports, senders
     from sim.importers.tlsrpt_whatif import ForecastError, forecast
 
     for path in paths:
