@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from worlds import host, organisation, scenario
 
-from sim.policy.transport import sts_matches
+from sim.policy.sts import sts_matches
 from sim.simulate import Simulation, run
 
 HOUR = 3600.0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.policy.rules import PolicyType
 from sim.scenario.model import RemoteHost
 from sim.tls.sessions import SessionPlan
 
@@ -88,6 +89,6 @@ class HostLink:
     endpoint: Endpoint
     plan: SessionPlan
     enforced: SessionPlan | None = None
-    policy_type: str | None = None  # "sts", "tlsa" or None
-    enforced_type: str | None = None
+    policy_type: PolicyType | None = None
+    enforced_type: PolicyType | None = None
     requiretls: bool = False

@@ -29,6 +29,7 @@ from sim.model.metrics import Metrics
 from sim.model.sts import StsCache
 from sim.model.tlsrpt_tally import Reporting, result_of
 from sim.mta.profiles import MtaProfile
+from sim.policy.requiretls import under_requiretls
 from sim.policy.sts_cache import STS_CACHE_RULES, StsCacheRules
 from sim.policy.tls_level import TlsPolicy
 from sim.scenario.published import MtaStsPolicy
@@ -281,7 +282,8 @@ class DeliveryQueue:
                 spent += endpoint.session_setup
                 outcome = segment.fallback
             if message.requiretls:
-                outcome = _requiretls(link, outcome, enforced)
+                governed = link.enforced_type if enforced and link.enforced is not None else link.policy_type
+                outcome = under_requiretls(outcome, governed, endpoint.name, link.requiretls)
             if self.reporting is not None:
                 self._report(link, outcome, enforced, now)
             if outcome.channel is not None or outcome.permanent:
@@ -412,36 +414,6 @@ class DeliveryQueue:
         self.timer_armed = False
         self._expire_and_notify_due(self.env.now)
         self._arm_timer()
-
-
-def _requiretls(link: HostLink, outcome: Negotiation, enforced: bool) -> Negotiation:
-    """A REQUIRETLS message (RFC 8689; Postfix >= 3.11, modern-policies 3): only over TLS
-    verified by DANE or an enforced MTA-STS policy, to a host that advertises
-    REQUIRETLS. Else 5.7.10 (not verified) or 5.7.30 (no TLS, or no REQUIRETLS), each
-    tried on the next MX before the message is returned."""
-    channel = outcome.channel
-    if channel is None:
-        failure = outcome.failure
-        if failure in (Failure.HOST_DOWN, Failure.GREYLISTED) or failure in NO_CONNECTION:
-            return outcome
-        if failure in (
-            Failure.CERTIFICATE,
-            Failure.STS_CERTIFICATE,
-            Failure.DANE_MISMATCH,
-            Failure.HANDSHAKE,
-            Failure.DANE_HANDSHAKE,
-        ):
-            return Negotiation(None, Failure.REQUIRETLS_UNVERIFIED, outcome.detail)
-        return Negotiation(None, Failure.REQUIRETLS, outcome.detail)
-    if channel is Channel.PLAINTEXT:  # Postfix: 5.7.30 also when STARTTLS is not offered
-        return Negotiation(None, Failure.REQUIRETLS, f"{link.endpoint.name} offers no STARTTLS")
-    governed = link.enforced_type if enforced and link.enforced is not None else link.policy_type
-    if channel is not Channel.TLS_VERIFIED or governed is None:
-        detail = "no DANE or enforced MTA-STS policy authenticates the host"
-        return Negotiation(None, Failure.REQUIRETLS_UNVERIFIED, detail)
-    if not link.requiretls:
-        return Negotiation(None, Failure.REQUIRETLS, f"{link.endpoint.name} does not advertise REQUIRETLS")
-    return outcome
 
 
 class QueueRetry(DeliveryQueue):

@@ -25,13 +25,10 @@ from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.tlsrpt_tally import Reporting
 from sim.plan.build import Plan, build_plan
 from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
+from sim.policy import requiretls
 from sim.scenario.calendar import record_changes, scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
 from sim.streams import BlockDraws, Stream, generator
-from sim.vocabulary import Mechanism, Status
-
-_REQUIRETLS = frozenset({Mechanism.REQUIRETLS})
-_REQUIRETLS_UNSUPPORTED = Status("5.7.30", "REQUIRETLS support required: this server does not implement REQUIRETLS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +145,8 @@ class World:
     def submit(self, source_server: str, message: Message) -> None:
         """Route one accepted message and hand it to its queue (or bounce it: no route)."""
         stats = message.stats
-        if message.requiretls and not self.plan.server_profile[source_server].mechanisms & _REQUIRETLS:
-            # RFC 8689: a server that does not implement REQUIRETLS cannot take such a
-            # message on; it is returned at once, never sent in clear.
-            status = _REQUIRETLS_UNSUPPORTED
+        if message.requiretls and not requiretls.accepts(self.plan.server_profile[source_server].mechanisms):
+            status = requiretls.UNSUPPORTED
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
             return
         dispatch = self.dispatch(source_server, stats.domain)

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 from sim.mta.profiles import MtaProfile
 from sim.plan.parties import Parties
 from sim.plan.plans import HostPlan
+from sim.policy.rules import Governs, HostRule, SenderPolicies, Zones
 from sim.policy.sts_cache import STS_CACHE_RULES
 from sim.policy.tls_level import TlsPolicy
-from sim.policy.transport import Governs, HostRule, SenderPolicies, Zones, host_rule, under_rule
+from sim.policy.transport import host_rule, under_rule
 from sim.scenario.model import RemoteHost
 from sim.scenario.published import MtaStsPolicy
 from sim.tls.sessions import Receiver, Sender, SessionPlan
@@ -101,7 +102,6 @@ def sender_policies(
         dane=dane_use if Mechanism.DANE in mechanisms else "none",
         sts_mx_check=mx_check,
         dane_over_sts=dane_first,
-        requiretls=Mechanism.REQUIRETLS in mechanisms,
         reports=Mechanism.TLS_RPT in mechanisms,
         sts_testing_reported=profile.sts_testing_reported,
         sts_cache=cache,

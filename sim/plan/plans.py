@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sim.mta.profiles import MtaProfile
+from sim.policy.rules import NONE as NO_POLICIES
+from sim.policy.rules import PLAIN as PLAIN_RULE
+from sim.policy.rules import HostRule, SenderPolicies
 from sim.policy.tls_level import TlsPolicy
-from sim.policy.transport import NONE as NO_POLICIES
-from sim.policy.transport import PLAIN as PLAIN_RULE
-from sim.policy.transport import HostRule, SenderPolicies
 from sim.routing.selector import RouteDecision, RouteState
 from sim.scenario.model import RemoteHost
 from sim.scenario.published import MtaStsPolicy
