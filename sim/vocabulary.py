@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 # --------------------------------------------------------------------------- TLS levels
 
@@ -278,3 +278,24 @@ def normalise_pattern(pattern: str) -> str:
     if not is_domain(body):
         raise ValueError(f"not a domain pattern (accepted: {PATTERN_HELP})")
     return text
+
+
+class VirtualServerRef(NamedTuple):
+    """A virtual server named as the files name it, ``SERVER/VS`` (connector sources,
+    ``to:`` of an inbound flow, our MX hosts): parsed here, and nowhere else."""
+
+    server: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> VirtualServerRef:
+        server, _, name = text.partition("/")
+        return cls(server, name)
+
+    def __str__(self) -> str:
+        return f"{self.server}/{self.name}"
+
+
+def server_of(reference: str) -> str:
+    """The server of a ``SERVER/VS`` reference."""
+    return VirtualServerRef.parse(reference).server

@@ -259,8 +259,7 @@ class World:
         refused: dict[str, int] = {}
         for key, queue in self.sender_queues.items():
             refused[sender_of(key)] = refused.get(sender_of(key), 0) + queue.failed_attempts
-        server = self.plan.organisation.servers[0]
-        profile = self.plan.profile_of(f"{server.name}/{server.virtual_servers[0].name}")
+        profile = self.plan.profile_of(next(iter(self.plan.virtual_servers)))  # the first server's first
         timers = {"expiry": profile.expiration_timeout}
         if profile.delay_notification:
             timers["delay notice"] = profile.delay_notification

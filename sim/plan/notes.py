@@ -8,7 +8,7 @@ from __future__ import annotations
 from sim.mta.profiles import MtaProfile, get_profile
 from sim.policy.tls_level import entry_level, level_in_force
 from sim.scenario.model import Scenario
-from sim.vocabulary import ClientTls, Mechanism, TlsLevel
+from sim.vocabulary import ClientTls, Mechanism, TlsLevel, server_of
 
 
 def notes(scenario: Scenario) -> list[str]:
@@ -18,14 +18,12 @@ def notes(scenario: Scenario) -> list[str]:
     delivery setting that the server's product does not have (it changes nothing)."""
     organisation = scenario.organisation
     server_profile = {s.name: get_profile(s.profile or organisation.profile) for s in organisation.servers}
-    virtual_servers = {
-        f"{server.name}/{vs.name}": vs for server in organisation.servers for vs in server.virtual_servers
-    }
+    virtual_servers = organisation.virtual_servers_by_ref()
     found: dict[str, None] = {}
     for connector in organisation.connectors:
         for source in connector.source:
             vs = virtual_servers[source]
-            profile = server_profile[source.split("/", 1)[0]]
+            profile = server_profile[server_of(source)]
             ignore = connector.ignore_starttls
             levels = {level_in_force(vs.outbound_tls, {}, "", connector.tls_level, ignore_starttls=ignore)}
             levels |= {
@@ -39,7 +37,7 @@ def notes(scenario: Scenario) -> list[str]:
         if level not in profile.product_tls_levels:
             found[_what_if(f"inbound sender {flow.from_domain}", level, profile)] = None
     for name, vs in virtual_servers.items():
-        profile = server_profile[name.split("/", 1)[0]]
+        profile = server_profile[server_of(name)]
         for field in sorted(vs.delivery.model_fields_set - set(applies_to(profile))):
             found[f"{name}: delivery.{field} has no effect under {profile.name}"] = None
         lacking = [

@@ -11,7 +11,7 @@ from sim.plan.remote import RemoteWorld
 from sim.policy.tls_level import TlsPolicy, entry_dane, level_in_force, policy_entry
 from sim.routing.selector import Route, RouteSelector, RouteState
 from sim.scenario.model import Organisation, RemoteHost
-from sim.vocabulary import Dnssec, TlsLevel
+from sim.vocabulary import Dnssec, TlsLevel, server_of
 
 
 class Outbound:
@@ -115,7 +115,7 @@ class Outbound:
         key = (source_server, UNREACHABLE, "")
         found = self._queues.get(key)
         if found is None:
-            first_vs = next(name for name in self.parties.virtual_servers if name.split("/", 1)[0] == source_server)
+            first_vs = next(name for name in self.parties.virtual_servers if server_of(name) == source_server)
             profile = self.parties.profile_of(first_vs)
             found = self._queues[key] = QueuePlan(
                 f"{source_server}|{UNREACHABLE}", first_vs, UNREACHABLE, "", (), TlsPolicy(TlsLevel.OFF), profile, 1

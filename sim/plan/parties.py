@@ -17,7 +17,7 @@ from sim.pki.authorities import Roots, ServerCertificate, our_certificate, our_t
 from sim.pki.certs import tlsa_digest
 from sim.scenario.model import CertificateSpec, Organisation, RemoteHost, Scenario, VirtualServer
 from sim.tls.sessions import Receiver, Sender, SessionPlan, plan
-from sim.vocabulary import ClientTls, ServerTls, Tlsa, TlsLevel
+from sim.vocabulary import ClientTls, ServerTls, Tlsa, TlsLevel, server_of
 
 
 class Parties:
@@ -27,9 +27,7 @@ class Parties:
         self.start: dt.datetime = scenario.run.start
         self.horizon = scenario.run.duration
         self.server_profile = {s.name: get_profile(s.profile or organisation.profile) for s in organisation.servers}
-        self.virtual_servers: dict[str, VirtualServer] = {
-            f"{server.name}/{vs.name}": vs for server in organisation.servers for vs in server.virtual_servers
-        }
+        self.virtual_servers: dict[str, VirtualServer] = organisation.virtual_servers_by_ref()
         # Shared, immutable pieces: a world of 100,000 domains has a few distinct senders
         # and host descriptions, so each is made once, not once per domain (issue 13).
         self._profiles: dict[str, MtaProfile] = {}
@@ -49,7 +47,7 @@ class Parties:
         """The server's product profile with the virtual server's delivery settings."""
         found = self._profiles.get(virtual_server)
         if found is None:
-            server_profile = self.server_profile[virtual_server.split("/", 1)[0]]
+            server_profile = self.server_profile[server_of(virtual_server)]
             found = self._profiles[virtual_server] = server_profile.with_delivery(
                 self.virtual_servers[virtual_server].delivery
             )
@@ -62,7 +60,7 @@ class Parties:
         found = self._senders.get((virtual_server, level))
         if found is None:
             vs = self.virtual_servers[virtual_server]
-            server_profile = self.server_profile[virtual_server.split("/", 1)[0]]
+            server_profile = self.server_profile[server_of(virtual_server)]
             found = self._senders[(virtual_server, level)] = Sender(
                 level,
                 vs.tls_versions or server_profile.tls_versions,
@@ -89,7 +87,7 @@ class Parties:
             tls = ServerTls.HANDSHAKE_FAILS
         else:
             tls = ServerTls.TRUSTED
-        profile = self.server_profile[target.split("/", 1)[0]]
+        profile = self.server_profile[server_of(target)]
         return Receiver(
             name or certificate.names[0],
             tls,
@@ -114,7 +112,7 @@ class Parties:
         published = ours.tlsa.get(host) if ours is not None else None
         if not isinstance(published, list):
             return []
-        server = virtual_server.split("/", 1)[0]
+        server = server_of(virtual_server)
         spec = self.virtual_servers[virtual_server].certificate or CertificateSpec(issuer="public-ca")
         owner = self._owner(server)
         return [our_tlsa_digest(owner, pair, spec.key) for pair in published]
@@ -125,7 +123,7 @@ class Parties:
 
     def _certificate_of(self, name: str, vs: VirtualServer) -> ServerCertificate:
         """Our virtual server's certificate; without a setting, a public-CA one for its name."""
-        server, _ = name.split("/", 1)
+        server = server_of(name)
         default_name = self._owner(server)
         spec = vs.certificate or CertificateSpec(issuer="public-ca")
         return our_certificate(spec, default_name, self.start, Path(self.scenario.source).parent)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.mta.profiles import MtaProfile, get_profile
 from sim.report.facts import domain_lost, losing_domains
-from sim.vocabulary import Failure, TlsLevel
+from sim.vocabulary import Failure, TlsLevel, VirtualServerRef, server_of
 
 if TYPE_CHECKING:
     from sim.results import RunResult
@@ -97,7 +97,7 @@ def sending_profile(scenario: Scenario, route: str) -> MtaProfile:
     """The profile of the server whose connector ``route`` carries the domain's mail."""
     organisation = scenario.organisation
     connector = next((c for c in organisation.connectors if c.name == route), None)
-    server_name = connector.source[0].split("/", 1)[0] if connector is not None else ""
+    server_name = server_of(connector.source[0]) if connector is not None else ""
     server = next((s for s in organisation.servers if s.name == server_name), None)
     return get_profile(server.profile if server is not None and server.profile else organisation.profile)
 
@@ -170,7 +170,7 @@ def _sources(scenario: Scenario, route: str) -> list[str]:
 
 
 def _virtual_server(scenario: Scenario, reference: str) -> VirtualServer:
-    server_name, name = reference.split("/", 1)
+    server_name, name = VirtualServerRef.parse(reference)
     server = next(s for s in scenario.organisation.servers if s.name == server_name)
     return next(v for v in server.virtual_servers if v.name == name)
 
@@ -185,7 +185,7 @@ def _postfix_overrides(scenario: Scenario, usable: list[DomainException]) -> dic
             policy[exception.domain] = exception.level.value
     found = {}
     for reference, policy in changed.items():
-        server, name = reference.split("/", 1)
+        server, name = VirtualServerRef.parse(reference)
         found[f"servers.{server}.virtual_servers.{name}.tls_policy"] = policy
     return found
 
@@ -232,17 +232,17 @@ def _exchange_overrides(scenario: Scenario, usable: list[DomainException], excha
 def _no_tls_server(scenario: Scenario, reference: str, found: dict[str, Any]) -> str:
     """A virtual server without TLS on the same server as ``reference``: one the server
     has (the article's ``no-tls-smtp``), or a new one written into ``found``."""
-    server_name = reference.split("/", 1)[0]
+    server_name = server_of(reference)
     server = next(s for s in scenario.organisation.servers if s.name == server_name)
     for vs in server.virtual_servers:
         if vs.outbound_tls is TlsLevel.OFF and not vs.tls_policy and vs.smart_host is None:
-            return f"{server_name}/{vs.name}"
+            return str(VirtualServerRef(server_name, vs.name))
     key = f"servers.{server_name}.virtual_servers"
     if key not in found:
         template = _dump(_virtual_server(scenario, reference))
         template.update(name=NO_TLS_SERVER, outbound_tls="off", tls_policy={})
         found[key] = [_dump(vs) for vs in server.virtual_servers] + [template]
-    return f"{server_name}/{NO_TLS_SERVER}"
+    return str(VirtualServerRef(server_name, NO_TLS_SERVER))
 
 
 def _dump(model: Connector | VirtualServer) -> dict[str, Any]:
@@ -298,9 +298,9 @@ def _exchange2003_steps(scenario: Scenario, usable: list[DomainException]) -> st
         created = " (create it: Servers > SERVER > Protocols > SMTP > New > SMTP Virtual Server, its own IP "
         created += "address; Properties > Delivery > Outbound Security: Anonymous access, TLS encryption cleared)"
         for source in sources:
-            server, vs = source.split("/", 1)
+            server, vs = VirtualServerRef.parse(source)
             lines.append(f"1. Virtual server {vs} on {server}, TLS encryption cleared" + (created if found else "."))
-        server_name = sources[0].split("/", 1)[0]
+        server_name = server_of(sources[0])
         group_name = next(s.routing_group for s in scenario.organisation.servers if s.name == server_name)
         lines.append(
             f"2. Routing Groups > {group_name} > Connectors > New > SMTP Connector, name {CONNECTOR}-{level.value}; "
@@ -334,7 +334,7 @@ def _send_connector_commands(scenario: Scenario, usable: list[DomainException]) 
         if not group:
             continue
         route = next(c for c in scenario.organisation.connectors if c.name == group[0].route)
-        servers = ",".join(sorted({s.split("/", 1)[0] for s in route.source}))
+        servers = ",".join(sorted({server_of(s) for s in route.source}))
         settings = {
             TlsLevel.OFF: "-IgnoreSTARTTLS $true",
             TlsLevel.OPPORTUNISTIC: "-RequireTLS $false",

@@ -21,6 +21,7 @@ from sim.mta.profiles import MtaProfile
 from sim.routing.address_space import AddressSpace
 from sim.routing.graph import RoutingGraph
 from sim.scenario.model import Connector, Organisation
+from sim.vocabulary import server_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ class RouteSelector:
         sources = [
             source
             for source in connector.source
-            if connector.scope == "organisation" or self._server_group[source.split("/", 1)[0]] == origin
+            if connector.scope == "organisation" or self._server_group[server_of(source)] == origin
         ]
         if not sources:
             return None, "out of scope (routing-group scope, another routing group)"
@@ -151,7 +152,7 @@ class RouteSelector:
         specificity, space_cost, space = best
         reachable: list[tuple[int, int, str]] = []
         for source in sources:
-            server = source.split("/", 1)[0]
+            server = server_of(source)
             group = self._server_group[server]
             path_cost = self.graph.cost(origin, group)
             if path_cost is not None:

@@ -22,7 +22,7 @@ from sim.errors import NO_VALUE, ScenarioError
 from sim.scenario.calendar import CHANGEABLE_ROOTS, absolute_path, changed_document
 from sim.scenario.model import Organisation, Remotes, RunSettings, Scenario, Traffic
 from sim.scenario.overrides import OverrideError, set_path
-from sim.vocabulary import is_domain
+from sim.vocabulary import VirtualServerRef, is_domain
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -341,7 +341,7 @@ def check_references(scenario: Scenario, file: Path | str) -> None:
         _known(file, f"organisation.servers[{i}].routing_group", server.routing_group, groups, "routing group")
         _unique(file, f"organisation.servers[{i}].virtual_servers", [v.name for v in server.virtual_servers])
         for j, vs in enumerate(server.virtual_servers):
-            virtual_servers.add(f"{server.name}/{vs.name}")
+            virtual_servers.add(str(VirtualServerRef(server.name, vs.name)))
             field = f"organisation.servers[{i}].virtual_servers[{j}]"
             if vs.certificate is not None and vs.certificate.file is not None:
                 _check_certificate_file(file, f"{field}.certificate.file", vs.certificate.file, scenario.source)

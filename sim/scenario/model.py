@@ -27,6 +27,7 @@ from sim.vocabulary import (
     TlsLevel,
     TlsVersion,
     TrustName,
+    VirtualServerRef,
     is_domain,
     normalise_pattern,
 )
@@ -278,6 +279,10 @@ class Organisation(Strict):
         description="domains we receive mail for (Postfix mydestination, virtual and relay domains; Exchange"
         " accepted domains): the log importers count mail to them as local, not outbound",
     )
+
+    def virtual_servers_by_ref(self) -> dict[str, VirtualServer]:
+        """Every virtual server by its ``SERVER/VS`` reference, in file order."""
+        return {str(VirtualServerRef(s.name, vs.name)): vs for s in self.servers for vs in s.virtual_servers}
 
     @model_validator(mode="after")
     def _policy_keys_name_next_hops(self) -> Organisation:
