@@ -175,6 +175,7 @@ def test_exchange_2016_commands_follow_the_documented_parameters_and_keep_the_ma
     assert _run(tmp_path / "out/exceptions/with-exceptions.yaml", tmp_path / "with")["out_lost"] == "0"
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_a_what_if_that_loses_nothing_has_no_packet_nor_one_that_asks_for_none(tmp_path):
     _run(ROOT / "scenarios/article-baseline.yaml", tmp_path / "out")
     assert not (tmp_path / "out/exceptions").exists()
@@ -184,6 +185,7 @@ def test_a_what_if_that_loses_nothing_has_no_packet_nor_one_that_asks_for_none(t
     assert not (tmp_path / "no/exceptions").exists() and (tmp_path / "no/report.html").exists()
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_the_packet_is_the_same_whether_its_what_ifs_run_in_a_forked_worker_or_here(article, tmp_path, monkeypatch):
     # The packet's what-ifs run in a forked worker while the report is drawn; where a
     # fork is unsafe (another thread) they run here. Both write the same packet.
