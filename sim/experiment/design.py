@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.errors import NO_VALUE, ScenarioError
-from sim.scenario.loader import pick_error, read_yaml, scenario_from_raw, scenario_hash
+from sim.scenario.loader import read_yaml, scenario_from_raw, scenario_hash, validated
 from sim.scenario.model import Scenario
 
 Value = str | int | float | bool
@@ -136,12 +136,7 @@ def load_experiment(path: str | Path, *, replications: int | None = None) -> Exp
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ScenarioError(path, "", NO_VALUE, "an experiment file must be a mapping (name, base, axes, ...)")
-    try:
-        spec = ExperimentSpec.model_validate(raw)
-    except ValidationError as exc:
-        error = pick_error(exc)
-        field_path = ".".join(str(p) for p in error["loc"])
-        raise ScenarioError(path, field_path, error.get("input", NO_VALUE), str(error["msg"])) from None
+    spec = validated(ExperimentSpec, raw, path)
     if replications is not None:
         spec = spec.model_copy(update={"replications": replications})
     base_path = (path.parent / spec.base).resolve()

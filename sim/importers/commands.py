@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from sim.errors import ScenarioError
+from sim.errors import NO_VALUE, ScenarioError
 from sim.vocabulary import is_domain
 
 if TYPE_CHECKING:
@@ -86,6 +85,7 @@ def exchange2003(
 def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: Path, force: bool) -> None:
     """Run one importer and write its organisation; a user mistake ends with exit 2."""
     from sim.importers.output import ImportFolder
+    from sim.scenario.loader import validated
     from sim.scenario.model import Organisation
 
     try:
@@ -94,11 +94,9 @@ def _write_topology(make: Callable[[], Imported], sources: list[Path], out_dir: 
         _fail(str(exc))
         return
     try:
-        Organisation.model_validate(imported.document)  # what we write must load
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        _fail(f"{sources[0]}: the imported organisation is not valid at {where}: {error['msg']}")
+        validated(Organisation, imported.document, sources[0], prefix="the imported organisation")  # it must load
+    except ScenarioError as exc:
+        _fail(str(exc))
     header = [
         f"Imported by tlssim from {', '.join(s.name for s in sources)} on {dt.date.today().isoformat()}.",
         "Everything below is configured in those files unless listed here.",
@@ -331,15 +329,14 @@ def _nothing_outbound(obs: Observations, product: str) -> str:
 
 
 def _organisation(path: Path, *, explicit: bool, exchange: bool = False) -> dict[str, Any]:
-    from sim.scenario.loader import read_yaml
+    from sim.scenario.loader import read_yaml, validated
     from sim.scenario.model import Organisation
 
     if path.exists() or explicit:
         raw = read_yaml(path)
-        try:
-            Organisation.model_validate(raw)
-        except ValidationError as exc:
-            raise ScenarioError(path, "", None, f"not an organisation file: {str(exc).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise ScenarioError(path, "", NO_VALUE, "not an organisation file (a mapping: organisation, servers, ...)")
+        validated(Organisation, raw, path)
         return dict(raw)
     if exchange:
         return {

@@ -82,7 +82,7 @@ def scenario_from_raw(
     blame = error_file or path
     if not isinstance(raw, dict):
         raise ScenarioError(blame, "", _kind(raw), "a scenario file must be a mapping (name, topology, remotes, ...)")
-    spec = _validate(ScenarioFile, raw, blame)
+    spec = validated(ScenarioFile, raw, blame)
     anchor = (base or path.parent) / path.name
     organisation, organisation_file = _referenced(spec.topology, anchor, "topology", Organisation, blame)
     remotes, remotes_file = _referenced(spec.remotes, anchor, "remotes", Remotes, blame)
@@ -99,7 +99,7 @@ def scenario_from_raw(
     if seed is not None:
         document["run"]["seed"] = seed
     touched = apply_overrides(document, spec.overrides, blame)
-    scenario = _validate(Scenario, document, blame, touched)
+    scenario = validated(Scenario, document, blame, touched)
     try:
         check_references(scenario, blame)
     except ScenarioError as exc:
@@ -131,7 +131,7 @@ def check_changes(scenario: Scenario, file: Path | str) -> None:
         except OverrideError as exc:
             raise ScenarioError(file, f"{field}.set", NO_VALUE, str(exc)) from None
         except ValidationError as exc:
-            error = _to_scenario_error(exc, Scenario, file, {}, "")
+            error = as_scenario_error(exc, Scenario, file, {}, "")
             raise ScenarioError(file, f"{field}.set: {error.field}", error.value, error.problem) from None
         except ScenarioError as exc:
             raise ScenarioError(file, f"{field}.set: {exc.field}", exc.value, exc.problem) from None
@@ -180,7 +180,7 @@ def _referenced(
 ) -> tuple[dict[str, Any], str | None]:
     """Read (if a path) and validate a referenced file; return its raw content and its name."""
     if isinstance(ref, dict):
-        _validate(model, ref, blame, prefix=field)
+        validated(model, ref, blame, prefix=field)
         return copy.deepcopy(ref), None
     _check_file_name(blame, field, ref)
     try:
@@ -192,21 +192,24 @@ def _referenced(
     raw = read_yaml(target)
     if not isinstance(raw, dict):
         raise ScenarioError(target, "", _kind(raw), f"a {field} file must be a mapping")
-    _validate(model, raw, _display(target))
+    validated(model, raw, _display(target))
     return raw, _display(target)
 
 
-def _validate(
+def validated(
     model: type[ModelT],
     raw: dict[str, Any],
     file: Path | str,
     touched: dict[tuple[str, ...], str] | None = None,
     prefix: str = "",
 ) -> ModelT:
+    """``raw`` as ``model``, or the one-line ``ScenarioError`` a user reads: the one
+    translation from pydantic's errors to the user's line, for every file tlssim reads
+    (what-ifs, experiments, organisations it imports into)."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise _to_scenario_error(exc, model, file, touched or {}, prefix) from None
+        raise as_scenario_error(exc, model, file, touched or {}, prefix) from None
 
 
 _BRANCH_TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none"})
@@ -218,11 +221,16 @@ def pick_error(exc: ValidationError) -> dict[str, Any]:
     user wrote (a mapping's own field error over "should be a valid integer"), and drop
     the form's tag from the location."""
     errors = list(exc.errors())
-    untagged = [e for e in errors if not any(str(p) in _BRANCH_TAGS for p in e["loc"])]
+    untagged = [e for e in errors if not any(_branch_tag(p) for p in e["loc"])]
     chosen: dict[str, Any] = dict(untagged[0] if untagged else errors[0])
     loc: tuple[Any, ...] = tuple(chosen["loc"])
-    chosen["loc"] = tuple(p for p in loc if not (isinstance(p, str) and p in _model_names()))
+    chosen["loc"] = tuple(p for p in loc if not (_branch_tag(p) or (isinstance(p, str) and p in _model_names())))
     return chosen
+
+
+def _branch_tag(part: Any) -> bool:
+    """A union branch's tag in a location: ``int``, or a generic one like ``dict[str,int]``."""
+    return isinstance(part, str) and part.split("[", 1)[0] in _BRANCH_TAGS
 
 
 def _model_names() -> set[str]:
@@ -237,9 +245,14 @@ def _model_names() -> set[str]:
     return names
 
 
-def _to_scenario_error(
-    exc: ValidationError, model: type[BaseModel], file: Path | str, touched: dict[tuple[str, ...], str], prefix: str
+def as_scenario_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    file: Path | str,
+    touched: dict[tuple[str, ...], str] | None = None,
+    prefix: str = "",
 ) -> ScenarioError:
+    touched = touched or {}
     error = pick_error(exc)
     loc = tuple(error["loc"])
     field = _format_loc(loc)
