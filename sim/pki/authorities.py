@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 
@@ -31,7 +32,6 @@ from sim.pki.certs import (
     self_signed,
     tlsa_digest,
 )
-from sim.scenario.model import CertificateSpec
 from sim.vocabulary import ServerTls
 
 YEAR = dt.timedelta(days=365)
@@ -89,7 +89,29 @@ class ServerCertificate:
     names: tuple[str, ...] = ()
 
 
-def our_certificate(spec: CertificateSpec, default_name: str, start: dt.datetime, base: Path) -> ServerCertificate:
+class CertificateRequest(Protocol):
+    """What a virtual server's certificate setting asks for (the file format's
+    ``CertificateSpec``; named here by its fields, so that pki needs no scenario)."""
+
+    @property
+    def issuer(self) -> str | None: ...
+    @property
+    def file(self) -> str | None: ...
+    @property
+    def names(self) -> list[str]: ...
+    @property
+    def approval_delay(self) -> float: ...
+    @property
+    def issued(self) -> float: ...
+    @property
+    def expires_in(self) -> float | None: ...
+    @property
+    def key(self) -> KeyKind: ...
+    @property
+    def key_pair(self) -> str: ...
+
+
+def our_certificate(spec: CertificateRequest, default_name: str, start: dt.datetime, base: Path) -> ServerCertificate:
     if spec.file is not None:
         certificate = load_certificate(base / spec.file)
         names = tuple(dns_names(certificate)) or (default_name,)
