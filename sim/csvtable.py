@@ -28,10 +28,15 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any] | Sequence[Any]], col
 
 
 def _cells(row: Mapping[str, Any] | Sequence[Any], columns: Sequence[str]) -> list[Any]:
+    if isinstance(row, dict):
+        return [row.get(column) for column in columns]
     if isinstance(row, Mapping):
         return [row.get(column) for column in columns]
     cells = list(row)
     return cells + [None] * (len(columns) - len(cells))
+
+
+_NONE = type(None)
 
 
 def _missing(value: Any) -> bool:
@@ -39,13 +44,24 @@ def _missing(value: Any) -> bool:
 
 
 def _column_texts(values: list[Any]) -> list[str]:
-    """Each value as pandas writes it in a column holding ``values``."""
+    """Each value as pandas writes it in a column holding ``values``. The common columns
+    (whole numbers, floats with gaps, text) are told by their exact types; any other mix
+    (booleans, numpy scalars, mixed kinds) by the general rule below."""
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        return [str(v) for v in values]  # int64
+    if kinds <= {int, float, _NONE} and kinds & {int, float}:
+        return ["" if v is None or v != v else repr(float(v)) for v in values]  # float64: a gap makes ints floats
+    if kinds <= {str, _NONE}:
+        return ["" if v is None else v for v in values]
+    if kinds <= {bool, _NONE}:
+        return ["" if v is None else str(v) for v in values]
     present = [v for v in values if not _missing(v)]
     numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present)
     if present and numeric:
         if len(present) == len(values) and all(isinstance(v, numbers.Integral) for v in present):
             return [str(int(v)) for v in values]  # int64
-        return ["" if _missing(v) else repr(float(v)) for v in values]  # float64: a gap makes ints floats
+        return ["" if _missing(v) else repr(float(v)) for v in values]  # float64
     return ["" if _missing(v) else _text(v) for v in values]  # bool or object
 
 
