@@ -76,12 +76,6 @@ class Metrics:
         if self.trace is not None:
             self.trace.append((message.arrival, message.id, "accepted", message.stats.domain))
 
-    def entered_queue(self, now: float) -> None:
-        self.depth += 1
-        if self.depth > self.peak_depth:
-            self.peak_depth = self.depth
-            self.peak_time = now
-
     def delivered_message(self, message: Message, channel: Channel, now: float) -> None:
         self.depth -= 1
         message.done = True

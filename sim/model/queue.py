@@ -192,7 +192,10 @@ class DeliveryQueue:
     def submit(self, message: Message) -> None:
         self.submitted += 1
         metrics = self.metrics
-        metrics.entered_queue(self.env.now)
+        metrics.depth += 1  # the depth of all queues, and its peak
+        if metrics.depth > metrics.peak_depth:
+            metrics.peak_depth = metrics.depth
+            metrics.peak_time = self.env.now
         if not self.listed:
             # Mail enters a queue only here: a queue not listed since the sampler last
             # found it empty is listed again, so the sampler visits no other queue.
@@ -456,9 +459,11 @@ class QueueRetry(DeliveryQueue):
         ``accept`` then ``_pump`` would, without queueing it first. It is queued only if
         the try fails, and watched for its delay notice only if its transfer could outlast
         the notice deadline."""
-        now = self.env.now
+        env = self.env
+        now = env.now
         link, outcome, _ = self._connect(message, now)
-        self._trace_attempt(message, link)
+        if self.metrics.trace is not None:
+            self._trace_attempt(message, link)
         if link is None:
             self._enqueue(message)
             self._fail(outcome)
@@ -468,10 +473,12 @@ class QueueRetry(DeliveryQueue):
         if channel is None:
             self._deliver(message, link, outcome)  # a 5xx: bounced at once
             return
-        transfer = link.endpoint.transfer_time(message.size)
+        endpoint = link.endpoint
+        transfer = endpoint.session_setup + message.size * endpoint.seconds_per_byte  # Endpoint.transfer_time
         if self._notice is not None and now + transfer >= message.arrival + self._notice - EPSILON:
             self._watch(message)
-        self._start_transfer(message, channel, transfer)
+        self.busy += 1  # _start_transfer, written out: the common case runs once a message
+        Timeout(env, transfer, (message, channel)).callbacks.append(self._transfer_done)
 
     def _delivered(self) -> None:
         if self.pending:  # most deliveries leave nothing waiting: no pump

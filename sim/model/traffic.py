@@ -63,7 +63,11 @@ class PoissonSource:
 
     def _arrive(self, _event: Any) -> None:
         self.emit()
-        self.start()  # the next arrival
+        # The next arrival (``start``, written out: this runs once a message).
+        gap = self.gap()
+        env = self.env
+        if env.now + gap < self.stop:
+            Timeout(env, gap).callbacks.append(self._arrive)
 
 
 def outbound_source(

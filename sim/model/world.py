@@ -149,7 +149,7 @@ class World:
             status = requiretls.UNSUPPORTED
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
             return
-        dispatch = self.dispatch(source_server, stats.domain)
+        dispatch = self._dispatch.get((source_server, stats.domain)) or self._new_dispatch(source_server, stats.domain)
         label = dispatch.route.label
         if stats.route != label:
             _note_route(stats, label, dispatch)
