@@ -264,18 +264,24 @@ def _write_run(
 
             if any(will_not_arrive(result)):  # its what-ifs run in workers while the rest is written
                 packet = start_packet(result, scenario, scenario_file, folder)
-        written = result.write(folder)
-        if report:
-            from sim.report.page import write_report  # matplotlib only when a report is wanted
+        try:
+            written = result.write(folder)
+            if report:
+                from sim.report.page import write_report  # matplotlib only when a report is wanted
 
-            def later() -> list[Section]:
-                if packet is None:
-                    return []
-                files, section = packet.finish()
-                written.extend(files)
-                return [section]
+                def later() -> list[Section]:
+                    if packet is None:
+                        return []
+                    files, section = packet.finish()
+                    written.extend(files)
+                    return [section]
 
-            written += write_report(result, folder, later)
+                # The figures share the second core unless the packet's what-ifs hold it.
+                written += write_report(result, folder, later, helpers=0 if packet is not None else 1)
+        except BaseException:
+            if packet is not None:
+                packet.abandon()
+            raise
         if comparison is not None:
             from sim.report.compare import write_comparison
 

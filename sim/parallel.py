@@ -44,6 +44,7 @@ class Background:
         done.set_result(call(*args))
         return done
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Cancel what has not started; with ``wait``, wait for what has."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)

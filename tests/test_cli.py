@@ -154,6 +154,7 @@ def test_missing_scenario_file():
     assert "no/such/file.yaml" in line and "file not found" in line
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_run_writes_all_tables_and_manifest(tmp_path):
     out = tmp_path / "out"
     result = invoke("run", str(ROOT / "scenarios/article-force-tls.yaml"), "--out", str(out), "--quiet", "--seed", "3")

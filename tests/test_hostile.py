@@ -115,7 +115,7 @@ def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypat
     assert _run(out, "--no-report").exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def disk_full(result, folder, extra=()):
+    def disk_full(result, folder, extra=(), helpers=0):
         (folder / "report.md").write_text("half")
 
         def fill(path):
@@ -132,6 +132,7 @@ def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_a_second_run_replaces_the_whole_folder(tmp_path):
     out = tmp_path / "out"
     assert _run(out).exit_code == 0
@@ -141,6 +142,7 @@ def test_a_second_run_replaces_the_whole_folder(tmp_path):
     assert (out / "manifest.json").exists()
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_a_folder_that_is_not_a_result_is_refused_and_untouched(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()

@@ -319,6 +319,7 @@ class FaultyResolver(FakeResolver):
         return await super().sts_policy(domain)
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_one_domain_failing_never_stops_the_others_and_each_has_its_record(servers):
     ports, _ = servers
     ports = {**ports, "mx.stalled.example": ports["mx.good.example"], "mx.badpolicy.example": ports["mx.good.example"]}
@@ -358,6 +359,7 @@ def test_one_domain_failing_never_stops_the_others_and_each_has_its_record(serve
     Remotes.model_validate(result.document)
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_the_policy_fetch_is_cancellable_and_its_body_capped(tmp_path):
     from sim.probe.dns import fetch_policy
 

@@ -125,6 +125,7 @@ def test_per_domain_explains_outcomes(report):
     assert rows["fabrikam.com"]["last_status"] == ""
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_compare_tells_the_articles_story_on_one_page(tmp_path):
     args = ["compare", str(ROOT / "scenarios/article-baseline.yaml"), str(ROOT / "scenarios/article-force-tls.yaml")]
     result = runner.invoke(app, [*args, "--out", str(tmp_path)])

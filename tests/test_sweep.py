@@ -54,6 +54,7 @@ def comparable(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop(columns=["wall_s"]).reset_index(drop=True)
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_grid_design_points_and_common_random_numbers(tmp_path):
     experiment = load_experiment(write_small(tmp_path))
     assert [p.key for p in experiment.points] == [
@@ -264,6 +265,7 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypat
     assert result.manifest["failed_runs"] == 4
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_summary_statistics_are_student_t_and_differences_are_paired(tmp_path):
     result = sweep(write_small(tmp_path), out=tmp_path / "out", workers=1)
     runs, summary = result.runs, result.summary.set_index("point")
@@ -322,6 +324,7 @@ def test_bundled_sweep_shows_the_articles_conclusion(tmp_path):
     assert again.exit_code == 0 and (out / "summary.md").exists()
 
 
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
 def test_python_api_returns_dataframes(tmp_path):
     result = sim.sweep(write_small(tmp_path), out=tmp_path / "out", workers=1, replications=1)
     assert isinstance(result.runs, pd.DataFrame) and isinstance(result.summary, pd.DataFrame)

@@ -79,9 +79,10 @@ def write_packet(
 
 
 def start_packet(result: RunResult, scenario: Scenario, scenario_file: Path, folder: Path) -> PendingPacket:
-    """Start the packet's what-ifs in worker processes (the rollback and the first round
-    of exceptions do not depend on each other); :meth:`PendingPacket.finish` writes it.
-    The caller writes its tables and figures meanwhile."""
+    """Start the packet's what-ifs (the first round of exceptions and the rollback, which
+    do not depend on each other) on a forked worker, one after the other, while the
+    caller writes its tables and figures; :meth:`PendingPacket.finish` writes the packet.
+    One worker, not two: the caller's figures hold the other core."""
     return PendingPacket(result, scenario, scenario_file, folder)
 
 
@@ -100,7 +101,7 @@ class PendingPacket:
             at, document = self._rollback
             self._rolled_back = self._workers.submit(run, _write_variant(document, self.target / "rollback.yaml", at))
 
-    def _exceptions_round(self) -> tuple[dict[str, Any], Future[RunResult]] | None:
+    def _exceptions_round(self) -> Future[RunResult] | None:
         """The what-if with the chosen exceptions, written and started; ``None`` when none is left."""
         changes = ex.overrides(self.scenario, self.chosen)
         if not changes:
@@ -110,7 +111,7 @@ class PendingPacket:
         document["name"] = f"{raw['name']}-with-exceptions"
         document["overrides"] = {**(raw.get("overrides") or {}), **changes}
         scenario = _write_variant(document, target / "with-exceptions.yaml", None)
-        return changes, self._workers.submit(run, scenario)
+        return self._workers.submit(run, scenario)
 
     def finish(self) -> tuple[list[Path], Section]:
         try:
@@ -118,13 +119,17 @@ class PendingPacket:
         finally:
             self._workers.close()
 
+    def abandon(self) -> None:
+        """Stop waiting for the what-ifs (the folder is not being written after all)."""
+        self._workers.close(wait=False)
+
     def _finish(self) -> tuple[list[Path], Section]:
         target, written, variants = self.target, [], []
         texts: list[tuple[str, str]] = []
         running = self._first_round
         # An exception that does not help is dropped and the rest run again: each round drops one or more.
         while running is not None:
-            variant = Variant("with-exceptions.yaml", "with the exceptions", running[1].result())
+            variant = Variant("with-exceptions.yaml", "with the exceptions", running.result())
             useless = ex.still_losing(variant.result, self.chosen)
             if not useless:
                 break
