@@ -11,7 +11,6 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from operator import attrgetter
 from typing import Any
 
 import simpy
@@ -25,7 +24,6 @@ from sim.results import RunResult
 from sim.scenario.loader import scenario_hash
 from sim.scenario.model import Scenario
 
-TOTAL_QUEUE = "(total)"
 PROGRESS_STEPS = 100  # env.run in chunks costs a few percent (des-practice s.3)
 
 ProgressCallback = Callable[[float], None]
@@ -47,7 +45,7 @@ class Simulation:
             outbound_source(self.env, self.world, flow, index, duration, self._ids).start()
         for index, inbound in enumerate(scenario.traffic.inbound):
             inbound_source(self.env, self.world, inbound, index, duration, self._ids).start()
-        self._start_sampler(scenario.run.sample_interval, duration)
+        self.world.sampler.start(self.env, self.metrics, scenario.run.sample_interval, duration)
 
     def inject(self, at: float, domain: str, size_kb: float = 10.0, from_server: str | None = None) -> int:
         """Schedule one message to ``domain`` at time ``at``; return its id."""
@@ -75,34 +73,6 @@ class Simulation:
                     progress(step / PROGRESS_STEPS)
         wall = time.perf_counter() - started
         return RunResult.collect(self.scenario, scenario_hash(self.scenario), self.replication, self.world, wall)
-
-    def _start_sampler(self, interval: float, duration: float) -> None:
-        env, metrics, samples = self.env, self.metrics, self.metrics.samples
-
-        def sample(_event: Any) -> None:
-            # One "(total)" row per instant, then the queues that hold mail, in the order
-            # the world made them. Only the queues listed since the last sample can (see
-            # DeliveryQueue.submit): thousands of idle destinations cost nothing.
-            now = env.now
-            holding = []
-            for queue in metrics.holding:
-                if queue.depth:
-                    holding.append(queue)
-                else:
-                    queue.listed = False
-            holding.sort(key=_made_order)
-            metrics.holding = holding
-            rows = [(now, queue.name, queue.depth, queue.in_retry) for queue in holding]
-            samples.append((now, TOTAL_QUEUE, sum(row[2] for row in rows), any(row[3] for row in rows)))
-            samples.extend(rows)
-            metrics.events.append((now, metrics.delivered, metrics.bounced, metrics.expired, metrics.delay_notices))
-            if now + interval <= duration:
-                Timeout(env, interval).callbacks.append(sample)
-
-        Timeout(env, 0).callbacks.append(sample)
-
-
-_made_order = attrgetter("order")
 
 
 # Python's cyclic collector while a run lasts: a young-generation collection every

@@ -91,7 +91,7 @@ def test_a_queue_that_never_queues_shares_the_empty_lists_and_one_that_queues_ge
 
 
 def test_every_queue_holding_mail_is_listed_for_the_sampler_and_none_twice():
-    # The sampler visits only metrics.holding (issue 13); its rows equal a visit of every
+    # The sampler visits only its holding list (issue 13); its rows equal a visit of every
     # queue only if a queue that holds mail is always listed. Checked at 300 instants of a
     # world with idle, busy, retrying and backed-off queues (Exchange and Postfix).
     from worlds import host
@@ -109,7 +109,7 @@ def test_every_queue_holding_mail_is_listed_for_the_sampler_and_none_twice():
         queues = simulation.world.queues
         for step in range(1, 301):
             simulation.env.run(until=step * 144.0)
-            holding = simulation.metrics.holding
+            holding = simulation.world.sampler.holding
             listed = {id(q) for q in holding}
             assert len(listed) == len(holding) and all(q.listed for q in holding)
             assert all(id(q) in listed for q in queues.values() if q.depth), profile

@@ -16,8 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
 
 from sim.experiment.design import DesignPoint
+from sim.model.sampler import TOTAL_QUEUE
 from sim.results import SUMMARY_COLUMNS
-from sim.simulate import TOTAL_QUEUE, run
+from sim.simulate import run
 
 Task = tuple[str, int]  # (point key, replication)
 Record = tuple[dict[str, Any], dict[str, Any]]  # (run row, queue series)

@@ -7,28 +7,12 @@ with the number of messages.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Protocol
+from typing import Any
 
 from sim.model.message import DomainStats, Message
 from sim.model.sketch import LatencySketch
 from sim.model.tlsrpt_tally import TlsRptLog
 from sim.vocabulary import Channel, Status
-
-
-class Sampled(Protocol):
-    """A queue as the depth sampler sees it (sim/simulate.py): the metrics name no queue
-    type, so the model's modules import one way (queue -> metrics)."""
-
-    name: str
-    order: int  # the order the world made it in: rows are written in that order
-    listed: bool  # in ``Metrics.holding``
-
-    @property
-    def depth(self) -> int: ...
-
-    @property
-    def in_retry(self) -> bool: ...
-
 
 TraceRecord = tuple[float, int, str, str]
 """(time in seconds, message id, event, detail): the exact timeline, when tracing."""
@@ -55,9 +39,6 @@ class Metrics:
         self.tlsrpt = TlsRptLog()
         self.depth = 0
         self.peak_depth = 0
-        # The queues that got mail since the sampler last found them empty: only these can
-        # hold mail now (a world of 100,000 domains has as many queues, nearly all idle).
-        self.holding: list[Sampled] = []
         self.peak_time = 0.0
         self.samples: list[tuple[float, str, int, bool]] = []
         # Cumulative (time, delivered, NDRs, expired, delay notices) at each sample instant.

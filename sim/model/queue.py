@@ -26,6 +26,7 @@ from sim.model.cohort import Cohort
 from sim.model.endpoint import HostLink
 from sim.model.message import Message
 from sim.model.metrics import Metrics
+from sim.model.sampler import Sampled
 from sim.model.sts import StsCache
 from sim.model.tlsrpt_tally import Reporting, result_of
 from sim.mta.profiles import MtaProfile
@@ -72,6 +73,7 @@ class DeliveryQueue:
         "_notice",
         "_relink",
         "_report_testing",
+        "_sampled",
         "busy",
         "env",
         "failed_attempts",
@@ -109,6 +111,7 @@ class DeliveryQueue:
         sts_testing_reported: bool = False,
         sts_cache: StsCacheRules = STS_CACHE_RULES["rfc8461"],
         relink: Callable[[tuple[str, ...]], list[HostLink]] | None = None,
+        sampled: list[Sampled] | None = None,
     ) -> None:
         self.env = env
         self.name = name
@@ -130,7 +133,8 @@ class DeliveryQueue:
         self.submitted = 0
         self.failed_attempts = 0  # attempts the hosts deferred or refused (inbound: "refused")
         self.order = 0  # its place among the world's queues (the sampler lists them so)
-        self.listed = False  # in metrics.holding, the queues the sampler visits
+        self.listed = False  # in ``sampled``: the depth sampler's list of queues it visits
+        self._sampled: list[Sampled] = [] if sampled is None else sampled
         self.in_retry = False
         self.timer_armed = False
         self.last_failure: Status | None = None
@@ -200,7 +204,7 @@ class DeliveryQueue:
             # Mail enters a queue only here: a queue not listed since the sampler last
             # found it empty is listed again, so the sampler visits no other queue.
             self.listed = True
-            metrics.holding.append(self)
+            self._sampled.append(self)
         self.accept(message)
 
     def accept(self, message: Message) -> None:

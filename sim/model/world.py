@@ -22,6 +22,7 @@ from sim.model.fate import QueuedFates, queued_fates
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue, QueueRetry
+from sim.model.sampler import DepthSampler, Sampled
 from sim.model.tlsrpt_tally import Reporting
 from sim.plan.build import Plan, build_plan
 from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
@@ -40,7 +41,12 @@ class Dispatch:
 
 
 def make_queue(
-    env: simpy.Environment, planned: QueuePlan, links: list[HostLink], metrics: Metrics, relink: Relink | None = None
+    env: simpy.Environment,
+    planned: QueuePlan,
+    links: list[HostLink],
+    metrics: Metrics,
+    relink: Relink | None = None,
+    sampled: list[Sampled] | None = None,
 ) -> DeliveryQueue:
     """The queue discipline of the planned queue's profile: whole-queue retry, or per-message backoff."""
     kind = BackoffQueue if planned.profile.retry.discipline == "message" else QueueRetry
@@ -57,6 +63,7 @@ def make_queue(
         sts_testing_reported=planned.policies.sts_testing_reported,
         sts_cache=planned.policies.sts_cache,
         relink=relink,
+        sampled=sampled,
     )
 
 
@@ -112,6 +119,7 @@ class World:
         self.inbound_metrics = inbound_metrics or Metrics()
         self.replication = replication
         self.plan = plan or build_plan(scenario)
+        self.sampler = DepthSampler()  # our queues' depth (the remote senders' are not sampled)
         self.virtual_servers = self.plan.virtual_servers
         self._endpoints: dict[str, Endpoint] = {}
         self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
@@ -199,7 +207,7 @@ class World:
         found = self.queues.get(key)
         if found is None:
             links, relink = self._linked(planned)
-            found = make_queue(self.env, planned, links, self.metrics, relink)
+            found = make_queue(self.env, planned, links, self.metrics, relink, self.sampler.holding)
             found.order = len(self.queues)
             self.queues[key] = found
         return found
