@@ -15,7 +15,7 @@ import numpy as np
 
 from sim.scenario.model import Outages, Population, RemoteDomain, RemoteHost
 from sim.scenario.published import MtaStsPolicy, PopulationPolicies
-from sim.streams import BlockDraws, cumulative_shares
+from sim.streams import Draws, block_draws, cumulative_shares
 from sim.vocabulary import NO_TLS, Dnssec, PolicyHost, ServerTls, StsMode, Tlsa
 
 # The fields a generated host or domain was given, one set shared by all of them (a set
@@ -126,7 +126,7 @@ def domain_name(population: Population, rank: int) -> str:
     return f"{population.name}-{rank:06d}.example"
 
 
-def _requires_tls(population: Population, tls: ServerTls, uniform: BlockDraws[float]) -> bool:
+def _requires_tls(population: Population, tls: ServerTls, uniform: Draws[float]) -> bool:
     """Whether a generated host refuses plaintext; a host without STARTTLS draws only
     when its share is set, so populations without it keep their draws."""
     if tls is not ServerTls.NONE:
@@ -199,7 +199,7 @@ def _generate(spec: str) -> GeneratedPopulation:
     # One uniform a host for its TLS capability, exactly as rng.choice(p=...) would draw
     # it, then its other draws: the hosts of earlier versions, at a fraction of the cost.
     tls_cdf = cumulative_shares(list(population.tls.values())).tolist()
-    uniform: BlockDraws[float] = BlockDraws(rng.random)
+    uniform: Draws[float] = block_draws(rng.random)
     first_host = [0]
     hosts: list[tuple[ServerTls, bool, Outages | None, float | None]] = []
     for rank in range(count):

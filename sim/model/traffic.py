@@ -18,12 +18,12 @@ from sim.model.metrics import Metrics
 from sim.model.world import World
 from sim.population import generate
 from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
-from sim.streams import BlockDraws, Stream, generator, weighted_picks
+from sim.streams import Draws, Stream, block_draws, generator, weighted_picks
 
 
-def size_sampler(size: MessageSize, rng: np.random.Generator) -> BlockDraws[float]:
+def size_sampler(size: MessageSize, rng: np.random.Generator) -> Draws[float]:
     """Message sizes in bytes, with the requested mean."""
-    return BlockDraws(size_blocks(size, rng))
+    return block_draws(size_blocks(size, rng))
 
 
 def size_blocks(size: MessageSize, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
@@ -54,7 +54,7 @@ class PoissonSource:
         self.stop = stop
         self.emit = emit
         mean_gap = 3600.0 / rate_per_hour
-        self.gap: BlockDraws[float] = BlockDraws(lambda n: rng.exponential(mean_gap, n))
+        self.gap: Draws[float] = block_draws(lambda n: rng.exponential(mean_gap, n))
 
     def start(self) -> None:
         gap = self.gap()
@@ -96,12 +96,12 @@ def outbound_source(
     def pairs(n: int) -> np.ndarray:
         return np.column_stack((picks(n), sizes(n)))
 
-    draw: BlockDraws[list[float]] = BlockDraws(pairs)
+    draw: Draws[list[float]] = block_draws(pairs)
     source = flow.from_server or world.scenario.organisation.servers[0].name
     share = flow.requiretls
-    marks: BlockDraws[float] | None = None
+    marks: Draws[float] | None = None
     if share > 0:
-        marks = BlockDraws(generator(seed, replication, Stream.REQUIRETLS, index).random)
+        marks = block_draws(generator(seed, replication, Stream.REQUIRETLS, index).random)
     submit = world.submit
 
     def emit() -> None:
@@ -134,7 +134,7 @@ def inbound_source(
         # stream of its own picks one per message (so no other draw changes).
         parts = [world.sender_queue(flow, n) for n in range(1, len(flow.observed_failures) + 1)]
         bounds = np.cumsum([f.share for f in flow.observed_failures]).tolist()
-        pick: BlockDraws[float] = BlockDraws(generator(seed, replication, Stream.INBOUND_PARTS, index).random)
+        pick: Draws[float] = block_draws(generator(seed, replication, Stream.INBOUND_PARTS, index).random)
 
         def emit() -> None:
             message = Message(next(ids), env.now, size(), stats)

@@ -29,7 +29,7 @@ from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
 from sim.policy import requiretls
 from sim.scenario.calendar import record_changes, scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
-from sim.streams import BlockDraws, Stream, generator
+from sim.streams import Draws, Stream, block_draws, generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,7 @@ class World:
         self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
         self.sender_queues: dict[str, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
-        self._share: BlockDraws[float] = BlockDraws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
+        self._share: Draws[float] = block_draws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
         # TLS-RPT days are UTC days: seconds from the midnight before the start to t = 0.
         start = scenario.run.start
         offset = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
