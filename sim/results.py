@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sim.model.metrics import TraceRecord
-    from sim.model.world import Snapshot, World
+    from sim.model.world import Snapshot
     from sim.plan.build import Plan
 
 SUMMARY_COLUMNS = tuple(
@@ -152,8 +152,8 @@ class RunResult:
     timers: dict[str, float] = field(default_factory=dict)  # the sending profile's notice and expiry
 
     @classmethod
-    def collect(cls, scenario: Scenario, digest: str, replication: int, world: World, wall: float) -> RunResult:
-        ended = world.snapshot()
+    def collect(cls, scenario: Scenario, digest: str, replication: int, ended: Snapshot, wall: float) -> RunResult:
+        """The run's tables from what its world handed over at the end (``World.snapshot``)."""
         metrics, inbound = ended.metrics, ended.inbound
         trace = metrics.trace
         if trace is not None and inbound.trace:

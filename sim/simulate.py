@@ -72,7 +72,8 @@ class Simulation:
                     self.env.run(until=duration * step / PROGRESS_STEPS)
                     progress(step / PROGRESS_STEPS)
         wall = time.perf_counter() - started
-        return RunResult.collect(self.scenario, scenario_hash(self.scenario), self.replication, self.world, wall)
+        ended = self.world.snapshot()
+        return RunResult.collect(self.scenario, scenario_hash(self.scenario), self.replication, ended, wall)
 
 
 # Python's cyclic collector while a run lasts: a young-generation collection every
