@@ -41,7 +41,10 @@ class Background:
         if self._pool is not None:
             return self._pool.submit(call, *args)
         done: Future[T] = Future()
-        done.set_result(call(*args))
+        try:
+            done.set_result(call(*args))
+        except Exception as exc:  # raised where a worker's would be: at result()
+            done.set_exception(exc)
         return done
 
     def close(self, *, wait: bool = True) -> None:
