@@ -256,7 +256,21 @@ def test_help_and_validate_do_not_load_pandas_matplotlib_or_the_simulation(args)
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "sim", *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
-    assert not {"pandas", "matplotlib", "sim.simulate", "sim.model.world", "simpy"} & loaded
+    assert not {"pandas", "matplotlib", "sim.simulate", "sim.model.world", "simpy", "numpy", "networkx"} & loaded
+
+
+@pytest.mark.slow  # over a second: runs in CI (.ci/run)
+def test_a_run_without_report_loads_neither_pandas_nor_matplotlib_nor_networkx(tmp_path):
+    # Its tables are written from its rows (sim/csvtable.py); the routing-group graph
+    # needs networkx only for links between routing groups, which this world has none of.
+    import subprocess
+    import sys
+
+    args = ["run", "article-baseline", "--out", str(tmp_path / "out"), "-q", "--no-report"]
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "sim", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "simpy" in loaded and not {"pandas", "matplotlib", "networkx", "scipy"} & loaded
 
 
 @pytest.mark.slow
