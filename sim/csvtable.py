@@ -28,8 +28,6 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any] | Sequence[Any]], col
 
 
 def _cells(row: Mapping[str, Any] | Sequence[Any], columns: Sequence[str]) -> list[Any]:
-    if isinstance(row, dict):
-        return [row.get(column) for column in columns]
     if isinstance(row, Mapping):
         return [row.get(column) for column in columns]
     cells = list(row)

@@ -163,14 +163,13 @@ FIGURES = (
 
 
 def _draw_figures(
-    folder: Path, experiment: Experiment, summary: pd.DataFrame, series: pd.DataFrame, workers: int
+    folder: Path, experiment: Experiment, summary: pd.DataFrame, series: pd.DataFrame, pool: Background
 ) -> Callable[[], None]:
-    """Start drawing the sweep's figures, grouped by axis, on ``workers`` processes (here
-    and at once with one); the call returned waits for them and writes summary.html."""
+    """Start drawing the sweep's figures, grouped by axis, on ``pool``; the call returned
+    waits for them and writes summary.html."""
     axes = list(experiment.axis_names)
     replications = int(summary["runs"].max())
     named = f"{experiment.spec.name} ({replications} replication{'s' if replications != 1 else ''} per point)"
-    pool = Background(workers if workers > 1 else 0)
     drawn = [
         pool.submit(plots.outcomes, summary, axes, f"What became of the mail: {named}", folder / "outcomes.png"),
         pool.submit(
@@ -209,11 +208,8 @@ def _draw_figures(
         )
 
     def finish() -> None:
-        try:
-            for figure in drawn:
-                figure.result()
-        finally:
-            pool.close()
+        for figure in drawn:
+            figure.result()
         images = "".join(image(folder / name, caption) for name, caption in FIGURES if (folder / name).exists())
         header, rows, intro = summary_table(experiment, summary)
         table = worded_table(
@@ -253,15 +249,19 @@ def report(
     store.recognise(experiment.digest, experiment.run_keys)
     runs = _runs_frame(experiment, store.rows())
     summary = summarise(experiment, runs)
-    figures = None
-    if len(summary) and summary["runs"].sum() > 0:  # drawn on the workers while the tables are written
-        figures = _draw_figures(folder, experiment, summary, _series_frame(experiment, store.series()), workers)
-    write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
-    write_atomic(folder / "runs.csv", lambda p: runs.to_csv(p, index=False))
-    write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    write_text_atomic(folder / "summary.md", markdown(experiment, summary))
-    if figures is not None:
-        figures()
+    pool = Background(workers if workers > 1 else 0)  # one worker: drawn here, at once
+    try:
+        figures = None
+        if len(summary) and summary["runs"].sum() > 0:  # drawn on the workers while the tables are written
+            figures = _draw_figures(folder, experiment, summary, _series_frame(experiment, store.series()), pool)
+        write_atomic(folder / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
+        write_atomic(folder / "runs.csv", lambda p: runs.to_csv(p, index=False))
+        write_atomic(folder / "summary.csv", lambda p: summary.to_csv(p, index=False))
+        write_text_atomic(folder / "summary.md", markdown(experiment, summary))
+        if figures is not None:
+            figures()
+    finally:
+        pool.close()
     from sim.version import __version__
 
     manifest = {

@@ -157,6 +157,7 @@ class World:
             status = requiretls.UNSUPPORTED
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
             return
+        # ``dispatch``, written out: this runs once a message.
         dispatch = self._dispatch.get((source_server, stats.domain)) or self._new_dispatch(source_server, stats.domain)
         label = dispatch.route.label
         if stats.route != label:
@@ -265,8 +266,9 @@ class World:
         fate of every message still queued, and the plan in force."""
         end = self.env.now
         refused: dict[str, int] = {}
-        for key, queue in self.sender_queues.items():
-            refused[sender_of(key)] = refused.get(sender_of(key), 0) + queue.failed_attempts
+        for key, queue in self.sender_queues.items():  # one sender may have several (its shares)
+            sender = sender_of(key)
+            refused[sender] = refused.get(sender, 0) + queue.failed_attempts
         profile = self.plan.profile_of(next(iter(self.plan.virtual_servers)))  # the first server's first
         timers = {"expiry": profile.expiration_timeout}
         if profile.delay_notification:

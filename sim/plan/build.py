@@ -50,11 +50,6 @@ class Plan:
     def certificates(self) -> dict[str, ServerCertificate]:
         return self.parties.certificates
 
-    @property
-    def queues(self) -> list[QueuePlan]:
-        """The outbound queues planned so far (those some route has needed)."""
-        return self.outbound.queues
-
     def sender_queue(self, flow: InboundFlow, part: int = 0) -> QueuePlan:
         """The queue at a remote sender that holds its mail for us (``inbound``)."""
         return sender_queue(self.parties, flow, part)

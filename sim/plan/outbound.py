@@ -24,11 +24,6 @@ class Outbound:
         self._queues: dict[tuple[str, str, str], QueuePlan] = {}
         self._reporter = (organisation.organisation, _our_contact(organisation))
 
-    @property
-    def queues(self) -> list[QueuePlan]:
-        """The queues planned so far (those some route has needed)."""
-        return list(self._queues.values())
-
     def route(self, source_server: str, domain: str) -> RoutePlan:
         """The route of mail from ``source_server`` to ``domain``, with its queues."""
         key = (source_server, domain)
