@@ -48,6 +48,8 @@ dispatch = world.dispatch
 for name in names:
     dispatch(source, name)
 queued = time.perf_counter()
+import sim
+assert sim.__file__.startswith({tree!r}), sim.__file__  # the tree measured, not the installed one
 print(json.dumps({{"generate": generated - started, "plan": planned - built, "queues": queued - planned}}))
 """
 
@@ -55,9 +57,11 @@ PHASES = ("generate", "plan", "queues")
 
 
 def _phases(tree: Path, domains: int) -> dict[str, float]:
-    code = _CHILD.format(benchmarks=str(tree / "benchmarks"), domains=domains)
+    code = _CHILD.format(benchmarks=str(tree / "benchmarks"), domains=domains, tree=str(tree))
     environment = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=environment)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=environment, cwd=tree
+    )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

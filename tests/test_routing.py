@@ -182,6 +182,26 @@ def test_most_specific_address_space_always_wins(domain, suffix_labels, costs, r
     assert decision.routes
 
 
+@given(
+    recipients=st.lists(domains, min_size=2, max_size=8),
+    spaces=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["", "*."]), st.integers(1, 9)), max_size=6),
+    rules=st.sampled_from(["exchange2003", "exchange2016"]),
+)
+def test_a_selector_reused_over_domains_decides_each_as_a_fresh_one(recipients, spaces, rules):
+    """The selector decides once per set of best matches and hands the decision to every
+    domain matched alike: each domain's decision (its name, routes, candidates and
+    verdicts) is the one a selector that never saw another domain makes."""
+    patterns = [("*", 5)]
+    for pick, wildcard, cost in spaces:  # suffixes of the recipients: matches that differ between them
+        labels = recipients[pick % len(recipients)].split(".")
+        patterns.append((wildcard + ".".join(labels[len(labels) // 2 :]), cost))
+    connectors = [connector(f"c{i}", pattern) for i, pattern in enumerate(patterns)]
+    model = Organisation.model_validate(organisation(connectors=connectors, profile=rules))
+    shared = RouteSelector(model, get_profile(rules))
+    for domain in recipients * 2:
+        assert shared.select("EX1", domain) == RouteSelector(model, get_profile(rules)).select("EX1", domain)
+
+
 @pytest.mark.parametrize("bad", ["*.exa mple", "exa*mple.com", "abc.*.contoso.com", "", "-x.com", "*.*"])
 def test_bad_patterns_are_rejected(bad):
     with pytest.raises(ValueError, match="not a domain pattern"):
