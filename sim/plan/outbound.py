@@ -8,6 +8,7 @@ from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of,
 from sim.plan.parties import Parties
 from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan
 from sim.plan.remote import RemoteWorld
+from sim.policy.rules import SenderPolicies
 from sim.policy.tls_level import TlsPolicy, entry_dane, level_in_force, policy_entry
 from sim.routing.selector import Route, RouteSelector, RouteState
 from sim.scenario.model import Organisation, RemoteHost
@@ -22,6 +23,7 @@ class Outbound:
         self.selector = RouteSelector(organisation, get_profile(organisation.profile))
         self._routes: dict[tuple[str, str], RoutePlan] = {}
         self._queues: dict[tuple[str, str, str], QueuePlan] = {}
+        self._policies: dict[tuple[str, str | None, str | None], SenderPolicies] = {}
         self._reporter = (organisation.organisation, _our_contact(organisation))
 
     def route(self, source_server: str, domain: str) -> RoutePlan:
@@ -73,12 +75,15 @@ class Outbound:
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
             slots = min(slots, profile.concurrency.limit)
-        policies = sender_policies(
-            profile,
-            connector.mta_sts or vs.mta_sts,
-            connector.dane or dane or vs.dane,  # type: ignore[arg-type]
-            vs.mta_sts_plugin,
-        )
+        applied = (route.virtual_server, connector.mta_sts or vs.mta_sts, connector.dane or dane or vs.dane)
+        policies = self._policies.get(applied)
+        if policies is None:  # the same few for every queue of a virtual server
+            policies = self._policies[applied] = sender_policies(
+                profile,
+                applied[1],
+                applied[2],  # type: ignore[arg-type]
+                vs.mta_sts_plugin,
+            )
         # The recipient domain's policies apply to MX delivery; through a smart host
         # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
         published = self.remote.domain(domain) if next_hop == domain else None

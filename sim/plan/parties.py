@@ -33,7 +33,7 @@ class Parties:
         self._profiles: dict[str, MtaProfile] = {}
         self._senders: dict[tuple[str, TlsLevel], Sender] = {}
         self._trusted: dict[tuple[str, ...], tuple[x509.Certificate, ...]] = {}
-        self._shared_sessions: dict[tuple[object, ...], SessionPlan] = {}
+        self._shared_sessions: dict[tuple[object, ...], tuple[SessionPlan, object, object]] = {}
 
     @cached_property
     def roots(self) -> Roots:
@@ -154,20 +154,28 @@ class Parties:
         hosts described alike share one plan."""
         if sender.level is TlsLevel.VERIFY or receiver.certificate is not None:
             return plan(sender, receiver, self.start, self.horizon)
+        # The trust anchors are keyed by identity: hashing a certificate hashes its DER
+        # (1-2 us a tuple, more than the rest of the lookup), and ``trusted_roots``
+        # hands out one tuple per trust list. The entry keeps both tuples alive, so
+        # their identities are not reused while it lasts.
         key = (
             sender.level,
             sender.versions,
             sender.certificate,  # ours: one object per virtual server
             sender.needs_certificate,
-            sender.roots,
+            id(sender.roots),
             receiver.tls,
             receiver.requires_tls,
             receiver.versions,
             receiver.client_certificates,
-            receiver.roots,
+            id(receiver.roots),
             receiver.certificate_expires_in,
         )
         found = self._shared_sessions.get(key)
         if found is None:
-            found = self._shared_sessions[key] = plan(sender, receiver, self.start, self.horizon)
-        return found
+            found = self._shared_sessions[key] = (
+                plan(sender, receiver, self.start, self.horizon),
+                sender.roots,
+                receiver.roots,
+            )
+        return found[0]

@@ -15,23 +15,30 @@ class RemoteWorld:
         population = scenario.remotes.population
         self.population = generate(population) if population is not None else None
         self._named: dict[str, RemoteDomain] = {d.name: d for d in scenario.remotes.domains}
-        self._mx: dict[str, list[RemoteHost]] = {}
+        self._seen: dict[str, tuple[RemoteDomain | None, list[RemoteHost]]] = {}
         self.relays: dict[str, RemoteHost] = {h.host: h for h in scenario.remotes.hosts}
 
     def domain(self, name: str) -> RemoteDomain | None:
         """The remote domain called ``name``: generated (made now, if it was not), or named."""
-        if self.population is not None:
-            index = self.population.index_of(name)
-            if index is not None:
-                return self.population.domain(index)
-        return self._named.get(name)
+        return self._known(name)[0]
 
     def mx(self, name: str) -> list[RemoteHost]:
         """The domain's MX hosts in preference order; none for a domain outside the remote world."""
-        found = self._mx.get(name)
+        return self._known(name)[1]
+
+    def _known(self, name: str) -> tuple[RemoteDomain | None, list[RemoteHost]]:
+        """The domain and its sorted MX hosts, looked up once (a queue asks for both)."""
+        found = self._seen.get(name)
         if found is None:
-            domain = self.domain(name)
-            found = self._mx[name] = sorted(domain.mx, key=lambda h: h.preference) if domain is not None else []
+            domain = None
+            if self.population is not None:
+                index = self.population.index_of(name)
+                if index is not None:
+                    domain = self.population.domain(index)
+            if domain is None:
+                domain = self._named.get(name)
+            mx = sorted(domain.mx, key=lambda h: h.preference) if domain is not None else []
+            found = self._seen[name] = (domain, mx)
         return found
 
 
