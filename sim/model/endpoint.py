@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,9 @@ class Endpoint:
         self.session_setup = session_setup
         self.seconds_per_byte = 8.0 / (bandwidth_mbps * 1e6)
         merged = _merge(down)
-        self._starts = [start for start, _ in merged]
-        self._ends = [end for _, end in merged]
+        # A host that is never down (most of a large population) shares the empty tuple.
+        self._starts: Sequence[float] = [start for start, _ in merged] if merged else ()
+        self._ends: Sequence[float] = [end for _, end in merged] if merged else ()
         self.greylist = greylist
 
     @classmethod

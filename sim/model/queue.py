@@ -41,6 +41,7 @@ EPSILON = 1e-9  # float slack when a timer lands on its own deadline
 
 HOST_DOWN = Negotiation(None, Failure.HOST_DOWN)
 GREYLISTED = Negotiation(None, Failure.GREYLISTED)
+NO_HOSTS = Negotiation(None, Failure.UNREACHABLE)
 OPPORTUNISTIC = TlsPolicy(TlsLevel.OPPORTUNISTIC)
 
 
@@ -62,6 +63,7 @@ NONE_YET: deque[Any] = _NoneYet()
 
 class DeliveryQueue:
     uses_watch = True  # keep a deque of messages that may still need a delay notice
+    learns_from_delivery = True  # ``_delivered`` runs after every delivery, not only when mail waits
     # Slots: a world of 100,000 domains holds as many queues (issue 13).
     __slots__ = (
         "_by_patterns",
@@ -69,7 +71,6 @@ class DeliveryQueue:
         "_direct",
         "_expiration",
         "_greylist_seen",
-        "_no_hosts",
         "_notice",
         "_relink",
         "_report_testing",
@@ -119,7 +120,7 @@ class DeliveryQueue:
         # The destination's MTA-STS policy as this sender caches it, and who reports.
         self.sts_cache = sts_cache
         self._relink = relink
-        self._by_patterns: dict[tuple[str, ...], list[HostLink]] = {}
+        self._by_patterns: dict[tuple[str, ...], list[HostLink]] | None = None  # made when first needed
         self.sts = StsCache(sts, sts_cache) if sts is not None else None
         self.reporting = reporting
         self._report_testing = sts_testing_reported
@@ -142,8 +143,7 @@ class DeliveryQueue:
         self._notice = profile.delay_notification
         self._deadline_timers = profile.timers == "deadline"
         # Without hosts this is an unreachable queue (no usable route): every try fails so.
-        self._no_hosts = Negotiation(None, Failure.UNREACHABLE)
-        self._greylist_seen: dict[str, float] = {}
+        self._greylist_seen: dict[str, float] | None = None  # made when a greylisting host is met
         self._direct = _direct_outcome(hosts, self.sts, reporting)
 
     def links_under(self, sts: MtaStsPolicy | None) -> list[HostLink]:
@@ -152,6 +152,8 @@ class DeliveryQueue:
         if sts is None or self._relink is None or self.sts is None or sts.mx == self.sts.published.mx:
             return self.hosts
         key = tuple(sts.mx)
+        if self._by_patterns is None:
+            self._by_patterns = {}
         found = self._by_patterns.get(key)
         if found is None:
             found = self._by_patterns[key] = self._relink(key)
@@ -183,7 +185,7 @@ class DeliveryQueue:
         self.policy = policy
         self.hosts = hosts
         self._relink = relink
-        self._by_patterns = {}
+        self._by_patterns = None
         if sts is None:
             self.sts = None
         elif self.sts is None:
@@ -254,7 +256,7 @@ class DeliveryQueue:
             metrics.connections += 1
             stats.connections += 1
             return link, outcome, 0.0
-        last = HOST_DOWN if self.hosts else self._no_hosts
+        last = HOST_DOWN if self.hosts else NO_HOSTS
         spent = 0.0
         sts = self.sts.in_effect(now) if self.sts is not None else None
         enforced = sts is not None and sts.mode is StsMode.ENFORCE
@@ -326,6 +328,8 @@ class DeliveryQueue:
         return status.with_detail(outcome.detail)
 
     def _passes_greylist(self, host: str, delay: float, now: float) -> bool:
+        if self._greylist_seen is None:
+            self._greylist_seen = {}
         first = self._greylist_seen.get(host)
         if first is None:
             self._greylist_seen[host] = now
@@ -355,7 +359,8 @@ class DeliveryQueue:
         watch = self.watch
         while watch and watch[0].done:
             watch.popleft()
-        self._delivered()
+        if self.pending or self.learns_from_delivery:  # most deliveries leave nothing waiting
+            self._delivered()
 
     def _delivered(self) -> None:
         """What a discipline does after a success: try what waits (Postfix also learns
@@ -432,6 +437,7 @@ class QueueRetry(DeliveryQueue):
     """
 
     __slots__ = ("_try_new_at_once", "failures")
+    learns_from_delivery = False  # a success changes nothing: the queue only tries what waits
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -442,14 +448,46 @@ class QueueRetry(DeliveryQueue):
 
     def accept(self, message: Message) -> None:
         if not self.in_retry and not self.pending and self.busy < self.slots:
-            self._try_at_once(message)
+            # The common case, written out (it runs once a message): an idle queue with
+            # a free slot tries a new message at once, as ``_enqueue`` then ``_pump``
+            # would, without queueing it first. It is queued only if the try fails, and
+            # watched for its delay notice only if its transfer could outlast the
+            # notice deadline.
+            env = self.env
+            now = env.now
+            direct = self._direct
+            if direct is not None and not message.requiretls:  # ``_connect``'s first case
+                link, outcome = direct
+                self.metrics.connections += 1
+                message.stats.connections += 1
+            else:
+                found, outcome, _ = self._connect(message, now)
+                if found is None:
+                    self._trace_attempt(message, None)
+                    self._enqueue(message)
+                    self._fail(outcome)
+                    return
+                link = found
+            if self.metrics.trace is not None:
+                self._trace_attempt(message, link)
+            self.failures = 0
+            channel = outcome.channel
+            if channel is None:
+                self._deliver(message, link, outcome)  # a 5xx: bounced at once
+                return
+            endpoint = link.endpoint
+            transfer = endpoint.session_setup + message.size * endpoint.seconds_per_byte  # Endpoint.transfer_time
+            if self._notice is not None and now + transfer >= message.arrival + self._notice - EPSILON:
+                self._watch(message)
+            self.busy += 1  # ``_start_transfer``, written out
+            Timeout(env, transfer, (message, channel)).callbacks.append(self._transfer_done)
             return
         if self.in_retry and self._try_new_at_once and self.busy < self.slots:
             now = self.env.now
-            link, outcome, _ = self._connect(message, now)
-            self._trace_attempt(message, link)
-            if link is not None:
-                self._deliver(message, link, outcome)
+            tried, outcome, _ = self._connect(message, now)
+            self._trace_attempt(message, tried)
+            if tried is not None:
+                self._deliver(message, tried, outcome)
                 return
             self.metrics.deferrals += 1
             self.failed_attempts += 1
@@ -457,36 +495,6 @@ class QueueRetry(DeliveryQueue):
             message.stats.last, message.stats.last_failure = status, (outcome.failure or Failure.HOST_DOWN).value
             self._trace(message, "deferred", str(status))
         super().accept(message)
-
-    def _try_at_once(self, message: Message) -> None:
-        """The common case: an idle queue with a free slot tries a new message at once, as
-        ``accept`` then ``_pump`` would, without queueing it first. It is queued only if
-        the try fails, and watched for its delay notice only if its transfer could outlast
-        the notice deadline."""
-        env = self.env
-        now = env.now
-        link, outcome, _ = self._connect(message, now)
-        if self.metrics.trace is not None:
-            self._trace_attempt(message, link)
-        if link is None:
-            self._enqueue(message)
-            self._fail(outcome)
-            return
-        self.failures = 0
-        channel = outcome.channel
-        if channel is None:
-            self._deliver(message, link, outcome)  # a 5xx: bounced at once
-            return
-        endpoint = link.endpoint
-        transfer = endpoint.session_setup + message.size * endpoint.seconds_per_byte  # Endpoint.transfer_time
-        if self._notice is not None and now + transfer >= message.arrival + self._notice - EPSILON:
-            self._watch(message)
-        self.busy += 1  # _start_transfer, written out: the common case runs once a message
-        Timeout(env, transfer, (message, channel)).callbacks.append(self._transfer_done)
-
-    def _delivered(self) -> None:
-        if self.pending:  # most deliveries leave nothing waiting: no pump
-            self._pump()
 
     def _pump(self) -> None:
         env, pending = self.env, self.pending

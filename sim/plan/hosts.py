@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from sim.mta.profiles import MtaProfile
 from sim.plan.parties import Parties
@@ -112,4 +113,10 @@ def sender_policies(
 def policy_of(level: TlsLevel, profile: MtaProfile) -> TlsPolicy:
     """The TLS policy of a queue at ``level`` under ``profile``."""
     fallback = profile.retry.minimal_backoff if profile.handshake_fallback == "after_min_backoff" else None
+    return _tls_policy(level, fallback)
+
+
+@lru_cache(maxsize=64)
+def _tls_policy(level: TlsLevel, fallback: float | None) -> TlsPolicy:
+    """One immutable policy per value, shared by every queue that has it."""
     return TlsPolicy(level, fallback)

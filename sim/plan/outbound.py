@@ -71,7 +71,7 @@ class Outbound:
         dane = entry_dane(policy_entry(vs.tls_policy, lookup))
         profile = parties.profile_of(route.virtual_server)
         sender = parties.sender_of(route.virtual_server, level)
-        host_limit = max((h.max_connections for h in hosts), default=1)
+        host_limit = max([h.max_connections for h in hosts], default=1)
         slots = min(vs.max_connections_per_domain, vs.max_connections, host_limit)
         if profile.concurrency is not None:
             slots = min(slots, profile.concurrency.limit)

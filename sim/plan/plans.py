@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from sim.mta.profiles import MtaProfile
 from sim.policy.rules import NONE as NO_POLICIES
@@ -33,7 +32,7 @@ class HostPlan:
     enforced_rule: HostRule | None = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)  # slots: a world of 100,000 domains holds as many
 class QueuePlan:
     """One queue: (virtual server, connector, next hop), or an unreachable queue."""
 
@@ -56,25 +55,27 @@ class QueuePlan:
     under_patterns: Callable[[tuple[str, ...]], tuple[HostPlan, ...]] | None = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class RoutePlan:
     """Where mail from one server to one domain goes, and why."""
 
     decision: RouteDecision
     queues: tuple[QueuePlan, ...]  # several: equal-cost routes share the load
     bounce: bool = False  # no match under a profile that returns such mail at once
+    # The per-domain ``route`` column: the connector(s), or the state (made once: every
+    # message of the route compares against it).
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.decision.routes:
+            label = "+".join(route.connector.name for route in self.decision.routes)
+        else:
+            label = "(no route)" if self.bounce else UNREACHABLE
+        object.__setattr__(self, "label", label)  # frozen: set once, here
 
     @property
     def state(self) -> RouteState:
         return self.decision.state
-
-    @cached_property
-    def label(self) -> str:
-        """The per-domain ``route`` column: the connector(s), or the state (made once: every
-        message of the route compares against it)."""
-        if self.decision.routes:
-            return "+".join(route.connector.name for route in self.decision.routes)
-        return "(no route)" if self.bounce else UNREACHABLE
 
 
 def sender_key(sender: str, part: int = 0) -> str:

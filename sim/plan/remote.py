@@ -38,6 +38,8 @@ class RemoteWorld:
             if domain is None:
                 domain = self._named.get(name)
             mx = sorted(domain.mx, key=lambda h: h.preference) if domain is not None else []
+            if domain is not None and mx == domain.mx:
+                mx = domain.mx  # already in order (a generated domain): no second list
             found = self._seen[name] = (domain, mx)
         return found
 

@@ -111,7 +111,8 @@ class RouteSelector:
         domain matched alike under its own name (a population of 100,000 domains behind
         ``*`` is decided once, not 100,000 times).
         """
-        domain = domain.lower()
+        if not domain.islower():  # lower() makes a new string even when nothing changes
+            domain = domain.lower()
         rules = self.profile.match_rules
         matches = tuple(self._best_match(connector, domain, rules) for connector in self.organisation.connectors)
         key = (source_server, matches)
