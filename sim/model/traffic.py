@@ -15,6 +15,7 @@ from simpy.events import Timeout
 
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
+from sim.model.queue import DeliveryQueue
 from sim.model.world import World
 from sim.population import generate
 from sim.scenario.model import InboundFlow, MessageSize, OutboundFlow
@@ -103,6 +104,10 @@ def outbound_source(
     if share > 0:
         marks = block_draws(generator(seed, replication, Stream.REQUIRETLS, index).random)
     submit = world.submit
+    # Per domain, the one queue its mail goes to under the plan in force (``only_queue``),
+    # looked up by the domain's number: no (server, domain) key to hash a message.
+    routed: list[DeliveryQueue | None] = [None] * len(names)
+    plan_count = [world.plan_count]
 
     def emit() -> None:
         pick, size = draw()
@@ -114,7 +119,15 @@ def outbound_source(
         if marks is not None and marks() < share:
             message.requiretls = True
         metrics.accepted(message)
+        queue = routed[index]
+        if queue is not None and plan_count[0] == world.plan_count and not message.requiretls:
+            queue.submit(message)
+            return
+        if plan_count[0] != world.plan_count:  # a change replanned the world: forget every route
+            routed[:] = [None] * len(names)
+            plan_count[0] = world.plan_count
         submit(source, message)
+        routed[index] = world.only_queue(source, domain.domain)
 
     return PoissonSource(env, flow.rate_per_hour, generator(seed, replication, Stream.ARRIVALS, index), stop, emit)
 

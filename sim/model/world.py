@@ -125,6 +125,9 @@ class World:
         self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
         self.sender_queues: dict[str, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
+        # Counts the plans in force: a route a flow kept (``only_queue``) holds while
+        # this is unchanged.
+        self.plan_count = 0
         self._share: Draws[float] = block_draws(generator(scenario.run.seed, replication, Stream.LOAD_SHARE).random)
         # TLS-RPT days are UTC days: seconds from the midnight before the start to t = 0.
         start = scenario.run.start
@@ -172,6 +175,15 @@ class World:
         else:
             status = self.plan.server_profile[source_server].no_route
             self.metrics.bounced_message(message, status.code, status.text, self.env.now, queued=False)
+
+    def only_queue(self, source_server: str, domain: str) -> DeliveryQueue | None:
+        """The one queue mail from ``source_server`` to ``domain`` goes to once it has been
+        submitted here, while ``plan_count`` is unchanged; ``None`` when several queues
+        share the load, the mail bounces, or none has been submitted. A flow may hand
+        its messages straight to that queue: ``submit`` would do nothing else with them
+        (its route is noted; a message with REQUIRETLS still goes through ``submit``)."""
+        found = self._dispatch.get((source_server, domain))
+        return found.queues[0] if found is not None and len(found.queues) == 1 else None
 
     # -- remote hosts and queues -----------------------------------------------------------
 
@@ -239,6 +251,7 @@ class World:
                     links, relink = self._linked(planned)
                     queue.replan(planned.policy, links, planned.sts, reporting_of(planned), relink)
         self._dispatch.clear()
+        self.plan_count += 1
         for key, queue in self.sender_queues.items():
             sender, _, part = key.partition("#")
             planned = plan.sender_queue(self._flows[sender], int(part or 0))
