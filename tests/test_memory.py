@@ -114,3 +114,34 @@ def test_every_queue_holding_mail_is_listed_for_the_sampler_and_none_twice():
             assert len(listed) == len(holding) and all(q.listed for q in holding)
             assert all(id(q) in listed for q in queues.values() if q.depth), profile
         assert len(queues) > 20  # most queues idle most of the time, some never empty
+
+
+def test_queues_made_ahead_join_the_world_only_with_their_first_mail(monkeypatch):
+    """A run makes the queues of the domains likely to get mail before it starts, the
+    most popular first (``World.prepare``), only for where they lie in memory: its
+    tables, and the world's queues and their order, are those of a run that makes each
+    queue when mail first reaches it; a queue made for a domain that gets none never
+    joins the world."""
+    from sim.model.world import World
+
+    population = {"name": "p", "domains": 300, "seed": 3, "zipf_exponent": 1.0, "tls": {"trusted": 0.8, "none": 0.2}}
+    traffic = {"outbound": {"rate_per_hour": 120, "population_weight": 1.0}}
+    world = scenario(organisation("required"), {"population": population}, traffic=traffic, duration="1d")
+
+    def tables(simulation: Simulation) -> tuple[object, ...]:
+        result = simulation.run()
+        summary = {k: v for k, v in result.summary_row.items() if k != "wall_s"}
+        names = [queue.name for queue in simulation.world.queues.values()]
+        orders = [queue.order for queue in simulation.world.queues.values()]
+        return summary, result.per_domain_rows, result.queue_samples, result.ndr_rows, names, orders
+
+    ahead = Simulation(world)
+    made = len(ahead.world._made)
+    assert made > 100  # the likely domains (2,880 messages over 300 domains), made before the run
+    got_ahead = tables(ahead)
+    unused = set(ahead.world._made)
+    assert unused and not unused & set(ahead.world.queues)  # made for domains that got no mail
+    monkeypatch.setattr(World, "prepare", lambda self, source, domains: None)
+    assert got_ahead == tables(Simulation(world))
+    reached = len(got_ahead[1])
+    assert len(got_ahead[4]) == reached < 300  # a queue per domain that got mail, and only those

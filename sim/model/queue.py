@@ -41,7 +41,7 @@ EPSILON = 1e-9  # float slack when a timer lands on its own deadline
 
 HOST_DOWN = Negotiation(None, Failure.HOST_DOWN)
 GREYLISTED = Negotiation(None, Failure.GREYLISTED)
-NO_HOSTS = Negotiation(None, Failure.UNREACHABLE)
+NO_HOSTS = Negotiation(None, Failure.UNREACHABLE)  # a queue without hosts: no usable route
 OPPORTUNISTIC = TlsPolicy(TlsLevel.OPPORTUNISTIC)
 
 
@@ -142,7 +142,6 @@ class DeliveryQueue:
         self._expiration = profile.expiration_timeout
         self._notice = profile.delay_notification
         self._deadline_timers = profile.timers == "deadline"
-        # Without hosts this is an unreachable queue (no usable route): every try fails so.
         self._greylist_seen: dict[str, float] | None = None  # made when a greylisting host is met
         self._direct = _direct_outcome(hosts, self.sts, reporting)
 

@@ -85,6 +85,12 @@ def outbound_source(
         weights += [flow.population_weight * p for p in generated.popularity]
     probabilities = np.array(weights, dtype=float)
     probabilities /= probabilities.sum()
+    source = flow.from_server or world.scenario.organisation.servers[0].name
+    # The domains expected to get mail (one message or more, on average) have their
+    # routes planned and queues made now, the most popular first (``World.prepare``).
+    expected = probabilities * (flow.rate_per_hour * stop / 3600.0)
+    likely = np.argsort(-probabilities, kind="stable")[: int(np.count_nonzero(expected >= 1.0))]
+    world.prepare(source, [names[i] for i in likely.tolist()])
     metrics = world.metrics
     # A domain's tallies are made when it gets its first message (most of a large
     # population may get none; the tables list only domains that got mail).
@@ -98,7 +104,6 @@ def outbound_source(
         return np.column_stack((picks(n), sizes(n)))
 
     draw: Draws[list[float]] = block_draws(pairs)
-    source = flow.from_server or world.scenario.organisation.servers[0].name
     share = flow.requiretls
     marks: Draws[float] | None = None
     if share > 0:
