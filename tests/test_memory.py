@@ -141,7 +141,7 @@ def test_queues_made_ahead_join_the_world_only_with_their_first_mail(monkeypatch
     got_ahead = tables(ahead)
     unused = set(ahead.world._made)
     assert unused and not unused & set(ahead.world.queues)  # made for domains that got no mail
-    monkeypatch.setattr(World, "prepare", lambda self, source, domains: None)
+    monkeypatch.setattr(World, "prepare", lambda self, source, domain: None)
     assert got_ahead == tables(Simulation(world))
     reached = len(got_ahead[1])
     assert len(got_ahead[4]) == reached < 300  # a queue per domain that got mail, and only those

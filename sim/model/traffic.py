@@ -86,15 +86,17 @@ def outbound_source(
     probabilities = np.array(weights, dtype=float)
     probabilities /= probabilities.sum()
     source = flow.from_server or world.scenario.organisation.servers[0].name
-    # The domains expected to get mail (one message or more, on average) have their
-    # routes planned and queues made now, the most popular first (``World.prepare``).
-    expected = probabilities * (flow.rate_per_hour * stop / 3600.0)
-    likely = np.argsort(-probabilities, kind="stable")[: int(np.count_nonzero(expected >= 1.0))]
-    world.prepare(source, [names[i] for i in likely.tolist()])
     metrics = world.metrics
     # A domain's tallies are made when it gets its first message (most of a large
-    # population may get none; the tables list only domains that got mail).
+    # population may get none; the tables list only domains that got mail)...
     stats: list[DomainStats | None] = [None] * len(names)
+    # ... or now, with its route and queues (``World.prepare``), when it is expected to
+    # get mail (a message or more, on average): the most popular first, each domain's
+    # objects side by side in memory.
+    expected = probabilities * (flow.rate_per_hour * stop / 3600.0)
+    for likely in np.argsort(-probabilities, kind="stable")[: int(np.count_nonzero(expected >= 1.0))].tolist():
+        stats[likely] = metrics.domain(names[likely])
+        world.prepare(source, names[likely])
     picks = weighted_picks(generator(seed, replication, Stream.DOMAINS, index), probabilities)
     sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
 

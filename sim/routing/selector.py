@@ -198,6 +198,8 @@ class RouteSelector:
         connector with thousands of listed domains costs a few dictionary lookups.
         """
         literal, wild = self._index.get(connector.name) or self._index_connector(connector)
+        if not literal:  # only wildcards (``*``): nothing to look up
+            return wild
         labels = domain.split(".")
         found = [space for i in range(len(labels)) for space in literal.get(".".join(labels[i:]), ())]
         return found + wild
