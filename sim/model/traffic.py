@@ -90,13 +90,17 @@ def outbound_source(
     # A domain's tallies are made when it gets its first message (most of a large
     # population may get none; the tables list only domains that got mail)...
     stats: list[DomainStats | None] = [None] * len(names)
-    # ... or now, with its route and queues (``World.prepare``), when it is expected to
-    # get mail (a message or more, on average): the most popular first, each domain's
-    # objects side by side in memory.
+    # ... or now, with its queues (``World.prepare``), when it is expected to get mail
+    # (a message or more, on average): the most popular first. Their routes are planned
+    # first, so that what a message touches (tallies, queue, host) lies together in
+    # memory, apart from what only planning reads.
     expected = probabilities * (flow.rate_per_hour * stop / 3600.0)
-    for likely in np.argsort(-probabilities, kind="stable")[: int(np.count_nonzero(expected >= 1.0))].tolist():
-        stats[likely] = metrics.domain(names[likely])
-        world.prepare(source, names[likely])
+    likely = np.argsort(-probabilities, kind="stable")[: int(np.count_nonzero(expected >= 1.0))].tolist()
+    for i in likely:
+        world.plan.route(source, names[i])
+    for i in likely:
+        stats[i] = metrics.domain(names[i])
+        world.prepare(source, names[i])
     picks = weighted_picks(generator(seed, replication, Stream.DOMAINS, index), probabilities)
     sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
 
