@@ -19,12 +19,18 @@ from typing import Any
 
 def write_csv(path: Path, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str]) -> None:
     """``rows`` (mappings by column name, or sequences in column order) as CSV at ``path``."""
-    table = [_cells(row, columns) for row in rows]
-    texts = [_column_texts([row[i] for row in table]) for i in range(len(columns))]
+    rows = list(rows)
+    width = len(columns)
+    if rows and all(type(row) is tuple and len(row) == width for row in rows):
+        cells: list[Sequence[Any]] = list(zip(*rows, strict=True))  # tuples (the queue samples): columns at once
+    else:
+        table = [_cells(row, columns) for row in rows]
+        cells = [[row[i] for row in table] for i in range(width)]
+    texts = [_column_texts(list(column)) for column in cells]
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(zip(*texts, strict=True) if texts and table else ())
+        writer.writerows(zip(*texts, strict=True) if texts and rows else ())
 
 
 def _cells(row: Mapping[str, Any] | Sequence[Any], columns: Sequence[str]) -> list[Any]:

@@ -54,8 +54,14 @@ _cell = st.one_of(
 )
 
 
-@given(st.lists(st.fixed_dictionaries({column: _cell for column in COLUMNS}), max_size=6))
+@given(
+    st.one_of(
+        st.lists(st.fixed_dictionaries({column: _cell for column in COLUMNS}), max_size=6),
+        st.lists(st.tuples(_cell, _cell, _cell), max_size=6),
+    )
+)
 def test_any_table_the_same_bytes_as_pandas(rows: list) -> None:
+    """Rows as mappings, or as tuples in column order (the queue samples)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
