@@ -118,9 +118,10 @@ def outbound_source(
     # Per domain, the one queue its mail goes to under the plan in force (``only_queue``),
     # looked up by the domain's number: no (server, domain) key to hash a message.
     routed: list[DeliveryQueue | None] = [None] * len(names)
-    plan_count = [world.plan_count]
+    plan_count = world.plan_count
 
     def emit() -> None:
+        nonlocal plan_count
         pick, size = draw()
         index = int(pick)
         domain = stats[index]
@@ -131,12 +132,12 @@ def outbound_source(
             message.requiretls = True
         metrics.accepted(message)
         queue = routed[index]
-        if queue is not None and plan_count[0] == world.plan_count and not message.requiretls:
+        if queue is not None and plan_count == world.plan_count and not message.requiretls:
             queue.submit(message)
             return
-        if plan_count[0] != world.plan_count:  # a change replanned the world: forget every route
+        if plan_count != world.plan_count:  # a change replanned the world: forget every route
             routed[:] = [None] * len(names)
-            plan_count[0] = world.plan_count
+            plan_count = world.plan_count
         submit(source, message)
         routed[index] = world.only_queue(source, domain.domain)
 
