@@ -117,12 +117,12 @@ def test_every_queue_holding_mail_is_listed_for_the_sampler_and_none_twice():
 
 
 def test_queues_made_ahead_join_the_world_only_with_their_first_mail(monkeypatch):
-    """A run makes the queues of the domains likely to get mail before it starts, the
-    most popular first (``World.prepare``), only for where they lie in memory: its
-    tables, and the world's queues and their order, are those of a run that makes each
-    queue when mail first reaches it; a queue made for a domain that gets none never
+    """A run makes the tallies and queues of the domains likely to get mail before it
+    starts, the most popular first (``make_ahead``), only for where they lie in memory:
+    its tables, and the world's queues and their order, are those of a run that makes
+    each when mail first reaches it; a queue made for a domain that gets none never
     joins the world."""
-    from sim.model.world import World
+    import sim.model.traffic
 
     population = {"name": "p", "domains": 300, "seed": 3, "zipf_exponent": 1.0, "tls": {"trusted": 0.8, "none": 0.2}}
     traffic = {"outbound": {"rate_per_hour": 120, "population_weight": 1.0}}
@@ -141,7 +141,7 @@ def test_queues_made_ahead_join_the_world_only_with_their_first_mail(monkeypatch
     got_ahead = tables(ahead)
     unused = set(ahead.world._made)
     assert unused and not unused & set(ahead.world.queues)  # made for domains that got no mail
-    monkeypatch.setattr(World, "prepare", lambda self, source, domain: None)
+    monkeypatch.setattr(sim.model.traffic, "make_ahead", lambda *_args: None)
     assert got_ahead == tables(Simulation(world))
     reached = len(got_ahead[1])
     assert len(got_ahead[4]) == reached < 300  # a queue per domain that got mail, and only those

@@ -71,6 +71,23 @@ class PoissonSource:
             Timeout(env, gap).callbacks.append(self._arrive)
 
 
+def make_ahead(
+    world: World, source: str, names: list[str], expected: np.ndarray, stats: list[DomainStats | None]
+) -> None:
+    """Make now, before the run, the tallies and queues of the domains expected to get
+    mail (``expected``: messages on average, a message or more), the most popular first
+    (``World.prepare``). Their routes are planned first, so that what a message touches
+    (tallies, queue, host) lies together in memory, apart from what only planning reads.
+    Nothing shows in the results: a queue joins the world with its first mail, and the
+    tables list only domains that got mail (tests/test_memory.py)."""
+    likely = np.argsort(-expected, kind="stable")[: int(np.count_nonzero(expected >= 1.0))].tolist()
+    for i in likely:
+        world.plan.route(source, names[i])
+    for i in likely:
+        stats[i] = world.metrics.domain(names[i])
+        world.prepare(source, names[i])
+
+
 def outbound_source(
     env: simpy.Environment, world: World, flow: OutboundFlow, index: int, stop: float, ids: Iterator[int]
 ) -> PoissonSource:
@@ -88,19 +105,9 @@ def outbound_source(
     source = flow.from_server or world.scenario.organisation.servers[0].name
     metrics = world.metrics
     # A domain's tallies are made when it gets its first message (most of a large
-    # population may get none; the tables list only domains that got mail)...
+    # population may get none; the tables list only domains that got mail), or ahead.
     stats: list[DomainStats | None] = [None] * len(names)
-    # ... or now, with its queues (``World.prepare``), when it is expected to get mail
-    # (a message or more, on average): the most popular first. Their routes are planned
-    # first, so that what a message touches (tallies, queue, host) lies together in
-    # memory, apart from what only planning reads.
-    expected = probabilities * (flow.rate_per_hour * stop / 3600.0)
-    likely = np.argsort(-probabilities, kind="stable")[: int(np.count_nonzero(expected >= 1.0))].tolist()
-    for i in likely:
-        world.plan.route(source, names[i])
-    for i in likely:
-        stats[i] = metrics.domain(names[i])
-        world.prepare(source, names[i])
+    make_ahead(world, source, names, probabilities * (flow.rate_per_hour * stop / 3600.0), stats)
     picks = weighted_picks(generator(seed, replication, Stream.DOMAINS, index), probabilities)
     sizes = size_blocks(flow.size, generator(seed, replication, Stream.SIZES, index))
 

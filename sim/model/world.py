@@ -222,8 +222,8 @@ class World:
         the world (``queues``, its order) only when mail first reaches it, as it would
         have been made then, and one for a domain that gets none is never seen. Made in
         one go, in popularity order, a large world's queues lie together instead of
-        among the messages in flight when each got its first mail (3M messages among
-        100,000 domains: 7.4-7.7 against 10.2 us a message, planning aside)."""
+        among the messages in flight when each got its first mail (docs/benchmarks.md,
+        "Issue 22, second pass")."""
         for planned in self.plan.route(source_server, domain).queues:
             key = (planned.virtual_server, planned.connector, planned.next_hop)
             if key not in self.queues and key not in self._made:
