@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from sim.mta.profiles import get_profile
 from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of, sender_policies
+from sim.plan.kinds import domain_kind, renamed, shareable
 from sim.plan.parties import Parties
 from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan
 from sim.plan.remote import RemoteWorld
 from sim.policy.rules import SenderPolicies
 from sim.policy.tls_level import TlsPolicy, entry_dane, level_in_force, policy_entry
 from sim.routing.selector import Route, RouteSelector, RouteState
-from sim.scenario.model import Organisation, RemoteHost
+from sim.scenario.model import Organisation, RemoteDomain, RemoteHost
 from sim.vocabulary import Dnssec, TlsLevel, server_of
 
 
@@ -24,6 +27,8 @@ class Outbound:
         self._routes: dict[tuple[str, str], RoutePlan] = {}
         self._queues: dict[tuple[str, str, str], QueuePlan] = {}
         self._policies: dict[tuple[str, str | None, str | None], SenderPolicies] = {}
+        # A queue planned for one domain, by what it depends on besides names (kinds.py).
+        self._kinds: dict[tuple[str, str, int, Hashable], QueuePlan] = {}
         self._reporter = (organisation.organisation, _our_contact(organisation))
 
     def route(self, source_server: str, domain: str) -> RoutePlan:
@@ -60,11 +65,34 @@ class Outbound:
         found = self._queues.get(key)
         if found is not None:
             return found
-        parties = self.parties
-        vs = parties.virtual_servers[route.virtual_server]
+        vs = self.parties.virtual_servers[route.virtual_server]
         # Postfix looks the policy map up by the next hop: the recipient domain, or the
         # relay as a bracketed next hop ([relay]: a smart host gets no MX lookup).
         lookup = next_hop if next_hop == domain or not hosts else f"[{hosts[0].host}]"
+        entry = policy_entry(vs.tls_policy, lookup)
+        # The recipient domain's policies apply to MX delivery; through a smart host
+        # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
+        published = self.remote.domain(domain) if next_hop == domain else None
+        kind = domain_kind(published, hosts) if published is not None else None
+        if kind is not None:
+            # The entry is one object of the virtual server's map, alive with the plan.
+            shared = (route.virtual_server, connector.name, id(entry), kind)
+            template = self._kinds.get(shared)
+            if template is not None:
+                found = self._queues[key] = renamed(template, next_hop, hosts)
+                return found
+        found = self._queues[key] = self._new_queue(route, next_hop, hosts, lookup, published)
+        if kind is not None and shareable(found):
+            self._kinds[shared] = found
+        return found
+
+    def _new_queue(
+        self, route: Route, next_hop: str, hosts: list[RemoteHost], lookup: str, published: RemoteDomain | None
+    ) -> QueuePlan:
+        """The queue of ``route`` to ``next_hop``, planned from its settings and hosts."""
+        connector = route.connector
+        parties = self.parties
+        vs = parties.virtual_servers[route.virtual_server]
         level = level_in_force(
             vs.outbound_tls, vs.tls_policy, lookup, connector.tls_level, ignore_starttls=connector.ignore_starttls
         )
@@ -84,14 +112,11 @@ class Outbound:
                 applied[2],  # type: ignore[arg-type]
                 vs.mta_sts_plugin,
             )
-        # The recipient domain's policies apply to MX delivery; through a smart host
-        # they would be the smart host's domain's (RFC 8461 s.3.4), not modelled.
-        published = self.remote.domain(domain) if next_hop == domain else None
         dnssec = published.dnssec if published is not None else Dnssec.INSECURE
         sts = published.mta_sts if published is not None and policies.sts else None
         receivers = [(host, parties.receiver_of(host), host.tlsa, host.tls) for host in hosts]
         destination = Destination(sender, receivers, policies, dnssec, next_hop)
-        found = self._queues[key] = QueuePlan(
+        return QueuePlan(
             f"{route.virtual_server}|{connector.name}|{next_hop}",
             route.virtual_server,
             connector.name,
@@ -107,7 +132,6 @@ class Outbound:
             self._reporter,
             patterns_planner(parties, destination, sts),
         )
-        return found
 
     def _unreachable_queue(self, source_server: str) -> QueuePlan:
         """The source server's queue of mail with no usable route (6d): it is retried on
