@@ -71,6 +71,7 @@ class GeneratedPopulation:
         self._made: dict[int, RemoteDomain] = {}
         self._prefix = f"{population.name}-"
         self._defaults = RemoteHost(host="x.example").model_dump()
+        self._bases: dict[tuple[ServerTls, bool, Outages | None, float | None], dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return len(self.popularity)
@@ -85,6 +86,17 @@ class GeneratedPopulation:
 
     def names(self) -> list[str]:
         return [self.name(i) for i in range(len(self))]
+
+    def _base(self, described: tuple[ServerTls, bool, Outages | None, float | None]) -> dict[str, Any]:
+        """The fields of a host so described, but its name and place (one dict a kind)."""
+        tls, requires, outages, greylist = described
+        return self._defaults | {
+            "tls": tls,
+            "requires_tls": requires,
+            "max_connections": self.population.max_connections,
+            "outages": outages,
+            "greylist": greylist,
+        }
 
     def index_of(self, name: str) -> int | None:
         """The index of the domain called ``name``, or None: not one of these."""
@@ -117,19 +129,16 @@ class GeneratedPopulation:
         population, name = self.population, self.name(index)
         hosts = []
         for j, h in enumerate(range(self._first_host[index], self._first_host[index + 1])):
-            tls, requires, outages, greylist = self._hosts[h]
+            described = self._hosts[h]
+            base = self._bases.get(described)
+            if base is None:
+                base = self._bases[described] = self._base(described)
             # Built without validation: every value comes from a validated population.
-            fields = self._defaults | {
-                "host": f"mx{j + 1}.{name}",
-                "preference": 10 * (j + 1),
-                "tls": tls,
-                "requires_tls": requires,
-                "max_connections": population.max_connections,
-                "outages": outages,
-                "greylist": greylist,
-                "trust": ["public"],
-                "down": [],
-            }
+            fields = base.copy()
+            fields["host"] = f"mx{j + 1}.{name}"
+            fields["preference"] = 10 * (j + 1)
+            fields["trust"] = ["public"]  # lists of its own: a model's lists are never shared
+            fields["down"] = []
             hosts.append(_unvalidated(RemoteHost, fields, _HOST_FIELDS))
         domain = _unvalidated(
             RemoteDomain,
