@@ -61,6 +61,48 @@ def test_the_collector_is_spaced_out_while_the_model_runs_and_as_before_after():
     assert gc.get_threshold() == before
 
 
+def _population_world(domains: int = 300) -> sim.Scenario:
+    population = {
+        "name": "p",
+        "domains": domains,
+        "seed": 3,
+        "zipf_exponent": 1.0,
+        "tls": {"trusted": 0.8, "none": 0.2},
+    }
+    traffic = {"outbound": {"rate_per_hour": 120 * domains / 300, "population_weight": 1.0}}
+    return scenario(organisation("required"), {"population": population}, traffic=traffic, duration="1d")
+
+
+def test_building_a_world_makes_no_collection_and_leaves_the_collector_as_it_was():
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    world = _population_world(3000)  # made first: validating it may collect
+    gc.callbacks.append(count)
+    try:
+        Simulation(world)  # thousands of queues made ahead: hundreds of collections, were it on
+        assert len(collections) <= 1 and gc.isenabled()  # at most one, as the collector comes back
+        gc.disable()
+        Simulation(world)
+        assert not gc.isenabled()  # a caller's choice stands
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+
+
+def test_the_built_world_is_left_out_of_collections_while_the_model_runs_and_only_then():
+    simulation = Simulation(_population_world())
+    frozen: list[int] = []
+    Timeout(simulation.env, 3600).callbacks.append(lambda _event: frozen.append(gc.get_freeze_count()))
+    assert gc.get_freeze_count() == 0
+    simulation.run()
+    assert frozen and frozen[0] > 1000  # the world's queues, plans and hosts, among others
+    assert gc.get_freeze_count() == 0
+
+
 def test_the_collector_settings_come_back_when_a_run_fails():
     before = gc.get_threshold()
     with pytest.raises(RuntimeError), collector_spaced_out():
@@ -124,9 +166,7 @@ def test_queues_made_ahead_join_the_world_only_with_their_first_mail(monkeypatch
     joins the world."""
     import sim.model.traffic
 
-    population = {"name": "p", "domains": 300, "seed": 3, "zipf_exponent": 1.0, "tls": {"trusted": 0.8, "none": 0.2}}
-    traffic = {"outbound": {"rate_per_hour": 120, "population_weight": 1.0}}
-    world = scenario(organisation("required"), {"population": population}, traffic=traffic, duration="1d")
+    world = _population_world()
 
     def tables(simulation: Simulation) -> tuple[object, ...]:
         result = simulation.run()
