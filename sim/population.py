@@ -127,31 +127,29 @@ class GeneratedPopulation:
 
     def _make(self, index: int) -> RemoteDomain:
         population, name = self.population, self.name(index)
+        first, last = self._first_host[index], self._first_host[index + 1]
         hosts = []
-        for j, h in enumerate(range(self._first_host[index], self._first_host[index + 1])):
+        for j, h in enumerate(range(first, last)):
             described = self._hosts[h]
             base = self._bases.get(described)
             if base is None:
                 base = self._bases[described] = self._base(described)
-            # Built without validation: every value comes from a validated population.
             fields = base.copy()
             fields["host"] = f"mx{j + 1}.{name}"
             fields["preference"] = 10 * (j + 1)
             fields["trust"] = ["public"]  # lists of its own: a model's lists are never shared
             fields["down"] = []
-            hosts.append(_unvalidated(RemoteHost, fields, _HOST_FIELDS))
-        domain = _unvalidated(
-            RemoteDomain,
-            {"name": name, "mx": hosts, "mta_sts": None, "dnssec": Dnssec.INSECURE, "tls_rpt": None},
-            _DOMAIN_FIELDS,
-        )
-        if self._policy_draws is None or population.policies is None:
-            return domain
-        per_domain, per_host = self._policy_draws
-        first, last = self._first_host[index], self._first_host[index + 1]
-        return _with_policy(
-            domain, index, per_domain[index].tolist(), per_host[first:last].tolist(), population.policies
-        )
+            hosts.append(fields)
+        # In the order of the model's fields, as validation would set them (repr follows it).
+        domain: dict[str, Any] = {"name": name, "mx": [], "mta_sts": None, "dnssec": Dnssec.INSECURE, "tls_rpt": None}
+        if self._policy_draws is not None and population.policies is not None:
+            per_domain, per_host = self._policy_draws
+            _add_policies(
+                domain, hosts, index, per_domain[index].tolist(), per_host[first:last].tolist(), population.policies
+            )
+        # Built without validation: every value comes from a validated population.
+        domain["mx"] = [_unvalidated(RemoteHost, fields, _HOST_FIELDS) for fields in hosts]
+        return _unvalidated(RemoteDomain, domain, _DOMAIN_FIELDS)
 
 
 def domain_name(population: Population, rank: int) -> str:
@@ -167,10 +165,16 @@ def _requires_tls(population: Population, tls: ServerTls, uniform: Draws[float])
     return share > 0 and uniform() < share
 
 
-def _with_policy(
-    domain: RemoteDomain, rank: int, draws: list[float], host_draws: list[list[float]], shares: PopulationPolicies
-) -> RemoteDomain:
-    """The domain with transport policies from its own draws (``_PolicyDraws``)."""
+def _add_policies(
+    domain: dict[str, Any],
+    hosts: list[dict[str, Any]],
+    rank: int,
+    draws: list[float],
+    host_draws: list[list[float]],
+    shares: PopulationPolicies,
+) -> None:
+    """Transport policies from the domain's own draws (``_PolicyDraws``), set in the
+    fields of the domain and its hosts."""
     modes = list(shares.mta_sts.items())
     mode = StsMode.ENFORCE if rank < shares.mta_sts_top else _pick(modes, draws[0])
     zone = draws[3]
@@ -183,26 +187,26 @@ def _with_policy(
     )
     has_dane = dnssec is Dnssec.SECURE and draws[4] < shares.dane
     mismatch = mode is not None and rank >= shares.mta_sts_top and draws[1] < shares.mta_sts_mismatch
-    hosts = []
-    for host, (tlsa_draw, requiretls_draw) in zip(domain.mx, host_draws, strict=True):
+    for host, (tlsa_draw, requiretls_draw) in zip(hosts, host_draws, strict=True):
         tlsa = Tlsa.NONE
         if has_dane:
             tlsa = Tlsa.MISMATCH if tlsa_draw < shares.tlsa_mismatch else Tlsa.MATCH
-        update: dict[str, object] = {"tlsa": tlsa, "requiretls": requiretls_draw < shares.requiretls}
+        host["tlsa"] = tlsa
+        host["requiretls"] = requiretls_draw < shares.requiretls
         if mode is not None and not mismatch:
             # A domain that publishes MTA-STS serves certificates that validate
             # (assumption); the measured failing share is ``mta_sts_mismatch``.
-            update.update(tls=ServerTls.TRUSTED, requires_tls=False)
-        hosts.append(host.model_copy(update=update))
-    sts = None
+            host["tls"] = ServerTls.TRUSTED
+            host["requires_tls"] = False
+    name = domain["name"]
     if mode is not None:
         unreachable = rank >= shares.mta_sts_top and draws[2] < shares.mta_sts_unreachable
-        pattern = f"*.mail.{domain.name}" if mismatch else f"*.{domain.name}"
-        sts = MtaStsPolicy(
+        pattern = f"*.mail.{name}" if mismatch else f"*.{name}"
+        domain["mta_sts"] = MtaStsPolicy(
             mode=mode, mx=[pattern], policy_host=PolicyHost.UNREACHABLE if unreachable else PolicyHost.OK
         )
-    rua = f"mailto:tlsrpt@{domain.name}" if draws[5] < shares.tls_rpt else None
-    return domain.model_copy(update={"mx": hosts, "mta_sts": sts, "dnssec": dnssec, "tls_rpt": rua})
+    domain["dnssec"] = dnssec
+    domain["tls_rpt"] = f"mailto:tlsrpt@{name}" if draws[5] < shares.tls_rpt else None
 
 
 def _pick(modes: list[tuple[StsMode, float]], draw: float) -> StsMode | None:

@@ -102,7 +102,22 @@ def test_a_domain_made_on_demand_is_the_one_made_with_all_the_others():
     assert any(d.mta_sts is not None for d in every) and any(d.dnssec.value == "secure" for d in every)
 
 
-@pytest.mark.parametrize("policies", [None, {"mta_sts": {"enforce": 0.2}, "dnssec_signed": 0.3, "dane": 0.5}])
+EVERY_POLICY = {
+    "mta_sts": {"enforce": 0.2, "testing": 0.1},
+    "mta_sts_mismatch": 0.3,
+    "mta_sts_unreachable": 0.3,
+    "dnssec_signed": 0.3,
+    "dnssec_bogus": 0.1,
+    "dane": 0.5,
+    "tlsa_mismatch": 0.3,
+    "tls_rpt": 0.3,
+    "requiretls": 0.3,
+}
+
+
+@pytest.mark.parametrize(
+    "policies", [None, {"mta_sts": {"enforce": 0.2}, "dnssec_signed": 0.3, "dane": 0.5}, EVERY_POLICY]
+)
 def test_a_generated_domain_is_the_validated_model_of_its_own_fields(policies):
     """Generated domains and hosts are built without validation: each equals, field by
     field and in the fields it was given, what validating its own dump makes."""
@@ -111,6 +126,7 @@ def test_a_generated_domain_is_the_validated_model_of_its_own_fields(policies):
     ).domains:
         validated = RemoteDomain.model_validate(domain.model_dump())
         assert domain == validated
+        assert repr(domain) == repr(validated)  # fields in the model's order
         assert domain.model_dump() == validated.model_dump()
         assert domain.model_fields_set == set(RemoteDomain.model_fields)
         for host in domain.mx:
