@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL, Timeout
 
+from sim.model.clock import Due, call_in
 from sim.model.cohort import Cohort
 from sim.model.endpoint import HostLink
 from sim.model.message import Message
@@ -349,12 +350,12 @@ class DeliveryQueue:
 
     def _start_transfer(self, message: Message, channel: Channel, duration: float) -> None:
         self.busy += 1
-        Timeout(self.env, duration, (message, channel)).callbacks.append(self._transfer_done)
+        call_in(self.env, duration, self._transfer_done, (message, channel))
 
-    def _transfer_done(self, event: Any) -> None:
-        message, channel = event.value
+    def _transfer_done(self, due: Due) -> None:
+        message, channel = due.value
         self.busy -= 1
-        self.metrics.delivered_message(message, channel, self.env.now)
+        self.metrics.delivered_message(message, channel, due.at)
         watch = self.watch
         while watch and watch[0].done:
             watch.popleft()
@@ -479,7 +480,7 @@ class QueueRetry(DeliveryQueue):
             if self._notice is not None and now + transfer >= message.arrival + self._notice - EPSILON:
                 self._watch(message)
             self.busy += 1  # ``_start_transfer``, written out
-            Timeout(env, transfer, (message, channel)).callbacks.append(self._transfer_done)
+            env.schedule(Due(now + transfer, self._transfer_done, (message, channel)), NORMAL, transfer)  # type: ignore[arg-type]
             return
         if self.in_retry and self._try_new_at_once and self.busy < self.slots:
             now = self.env.now

@@ -7,12 +7,12 @@ random number drawn in numpy blocks from the flow's own streams.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL
 
+from sim.model.clock import Due, call_in
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue
@@ -41,7 +41,8 @@ def size_blocks(size: MessageSize, rng: np.random.Generator) -> Callable[[int], 
 
 
 class PoissonSource:
-    """Messages at Poisson times until ``stop``; each one built and handed on by ``emit``."""
+    """Messages at Poisson times until ``stop``; each one built and handed on by ``emit``
+    (given the instant: reading the clock is a property call)."""
 
     def __init__(
         self,
@@ -49,7 +50,7 @@ class PoissonSource:
         rate_per_hour: float,
         rng: np.random.Generator,
         stop: float,
-        emit: Callable[[], None],
+        emit: Callable[[float], None],
     ) -> None:
         self.env = env
         self.stop = stop
@@ -60,15 +61,15 @@ class PoissonSource:
     def start(self) -> None:
         gap = self.gap()
         if self.env.now + gap < self.stop:
-            Timeout(self.env, gap).callbacks.append(self._arrive)
+            call_in(self.env, gap, self._arrive)
 
-    def _arrive(self, _event: Any) -> None:
-        self.emit()
+    def _arrive(self, due: Due) -> None:
+        self.emit(due.at)
         # The next arrival (``start``, written out: this runs once a message).
         gap = self.gap()
-        env = self.env
-        if env.now + gap < self.stop:
-            Timeout(env, gap).callbacks.append(self._arrive)
+        at = due.at + gap  # due.at: now
+        if at < self.stop:
+            self.env.schedule(Due(at, self._arrive), NORMAL, gap)  # type: ignore[arg-type]
 
 
 def make_ahead(
@@ -127,14 +128,14 @@ def outbound_source(
     routed: list[DeliveryQueue | None] = [None] * len(names)
     plan_count = world.plan_count
 
-    def emit() -> None:
+    def emit(now: float) -> None:
         nonlocal plan_count
         pick, size = draw()
         index = int(pick)
         domain = stats[index]
         if domain is None:
             domain = stats[index] = metrics.domain(names[index])
-        message = Message(next(ids), env.now, size, domain)
+        message = Message(next(ids), now, size, domain)
         if marks is not None and marks() < share:
             message.requiretls = True
         metrics.accepted(message)
@@ -168,16 +169,16 @@ def inbound_source(
         bounds = np.cumsum([f.share for f in flow.observed_failures]).tolist()
         pick: Draws[float] = block_draws(generator(seed, replication, Stream.INBOUND_PARTS, index).random)
 
-        def emit() -> None:
-            message = Message(next(ids), env.now, size(), stats)
+        def emit(now: float) -> None:
+            message = Message(next(ids), now, size(), stats)
             metrics.accepted(message)
             draw = pick()
             target = next((parts[n] for n, bound in enumerate(bounds) if draw < bound), queue)
             target.submit(message)
     else:
 
-        def emit() -> None:
-            message = Message(next(ids), env.now, size(), stats)
+        def emit(now: float) -> None:
+            message = Message(next(ids), now, size(), stats)
             metrics.accepted(message)
             queue.submit(message)
 
