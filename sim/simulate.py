@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
 
+from sim.model.clock import call_in
 from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.traffic import inbound_source, outbound_source
@@ -62,7 +62,7 @@ class Simulation:
             self.metrics.accepted(message)
             self.world.submit(source, message)
 
-        Timeout(self.env, at - self.env.now).callbacks.append(arrive)
+        call_in(self.env, at - self.env.now, arrive)
         return ident
 
     def run(self, progress: ProgressCallback | None = None) -> RunResult:

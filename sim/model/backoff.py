@@ -41,8 +41,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from simpy.events import Timeout
-
+from sim.model.clock import call_in
 from sim.model.cohort import Cohort, arrival_bound
 from sim.model.message import DomainStats, Message
 from sim.model.queue import NONE_YET, DeliveryQueue
@@ -143,8 +142,7 @@ class BackoffQueue(DeliveryQueue):
             # The session takes its set-up time before the failure is known; meanwhile
             # its slot is busy, so a first batch of ``window`` sessions runs in parallel.
             self.busy += 1
-            session = Timeout(self.env, spent, (message, outcome))
-            session.callbacks.append(self._session_failed)
+            call_in(self.env, spent, self._session_failed, (message, outcome))
         self._discard_if_idle()
 
     def _session_failed(self, event: Any) -> None:
@@ -175,7 +173,7 @@ class BackoffQueue(DeliveryQueue):
             # event_present + delay" after time(&event_present)).
             now = self.env.now
             self._dead_until = math.floor(now + 1e-9) + self.profile.retry.minimal_backoff
-            Timeout(self.env, self._dead_until - now).callbacks.append(self._unthrottle)
+            call_in(self.env, self._dead_until - now, self._unthrottle)
             return
         # Negative feedback of 1 with hysteresis 1, as the loop in qmgr_queue_throttle
         # runs it: the first failure after a reset lowers the window by 2, later ones by 1.
@@ -352,7 +350,7 @@ class BackoffQueue(DeliveryQueue):
         if self.scan_armed or not self._runs:
             return
         self.scan_armed = True
-        Timeout(self.env, max(0.0, self._runs[0] - self.env.now)).callbacks.append(self._scan)
+        call_in(self.env, max(0.0, self._runs[0] - self.env.now), self._scan)
 
     def _scan(self, _event: Any) -> None:
         self.scan_armed = False

@@ -6,10 +6,10 @@ delay notices. Its subclasses hold one hook each, ``_pump``, which decides when 
 try: ``QueueRetry`` (this module) retries the queue as a whole, as Exchange and
 Sendmail do; ``BackoffQueue`` (``backoff.py``) backs off per message, as Postfix does.
 
-No SimPy process per message: a transfer in flight is one Timeout, a queue waiting
-to retry is one Timeout, and the expiry/notice deadlines of all its messages share
-one Timeout armed for the earliest (messages leave in arrival order, so those
-deadlines are in order too).
+No SimPy process per message: a transfer in flight is one scheduled call (a ``Due``,
+sim/model/clock.py), a queue waiting to retry is one, and the expiry/notice deadlines
+of all its messages share one armed for the earliest (messages leave in arrival
+order, so those deadlines are in order too).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL, Timeout
+from simpy.events import NORMAL
 
 from sim.model.clock import Due, call_in
 from sim.model.cohort import Cohort
@@ -230,7 +230,7 @@ class DeliveryQueue:
         self._keep_time()
 
     def _keep_time(self) -> None:
-        """With deadline timers, one Timeout stays armed for the earliest expiry or notice."""
+        """With deadline timers, one call stays armed for the earliest expiry or notice."""
         if self._deadline_timers and not self.timer_armed:
             self._arm_timer()
 
@@ -420,7 +420,7 @@ class DeliveryQueue:
         if due == math.inf:
             return
         self.timer_armed = True
-        Timeout(self.env, max(0.0, due - self.env.now)).callbacks.append(self._timer_due)
+        call_in(self.env, max(0.0, due - self.env.now), self._timer_due)
 
     def _timer_due(self, _event: Any) -> None:
         self.timer_armed = False
@@ -523,7 +523,7 @@ class QueueRetry(DeliveryQueue):
             self._expire_and_notify_due(now)
         retry = self.profile.retry
         wait = retry.after_failures(self.failures) if retry.queue_run_delay is None else retry.run_after(now) - now
-        Timeout(self.env, wait).callbacks.append(self._retry_due)
+        call_in(self.env, wait, self._retry_due)
 
     def _retry_due(self, _event: Any) -> None:
         self.in_retry = False

@@ -12,8 +12,8 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 import simpy
-from simpy.events import Timeout
 
+from sim.model.clock import call_in
 from sim.model.metrics import Metrics
 
 TOTAL_QUEUE = "(total)"
@@ -64,6 +64,6 @@ class DepthSampler:
             samples.extend(rows)
             metrics.events.append((now, metrics.delivered, metrics.bounced, metrics.expired, metrics.delay_notices))
             if now + interval <= duration:
-                Timeout(env, interval).callbacks.append(sample)
+                call_in(env, interval, sample)
 
-        Timeout(env, 0).callbacks.append(sample)
+        call_in(env, 0, sample)

@@ -14,9 +14,9 @@ from functools import partial
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
 
 from sim.model.backoff import BackoffQueue
+from sim.model.clock import call_in
 from sim.model.endpoint import Endpoint, HostLink
 from sim.model.fate import QueuedFates, queued_fates
 from sim.model.message import DomainStats, Message
@@ -138,10 +138,10 @@ class World:
         self._count = 0  # changes in force
         for count, change in enumerate(scenario.changes, start=1):
             if change.at < scenario.run.duration:
-                Timeout(env, change.at).callbacks.append(partial(self._change, count))
+                call_in(env, change.at, partial(self._change, count))
         for instant in record_changes(scenario):  # an edited DNS record reaches senders
             if instant < scenario.run.duration:
-                Timeout(env, instant).callbacks.append(self._records_seen)
+                call_in(env, instant, self._records_seen)
 
     # -- routing -----------------------------------------------------------------------
 
