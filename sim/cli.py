@@ -39,6 +39,7 @@ from sim.vocabulary import is_domain
 if TYPE_CHECKING:
     from sim.budget import Estimate
     from sim.report.compare import Comparison
+    from sim.report.painter import Painter
     from sim.report.sections import Section
     from sim.results import RunResult
     from sim.scenario.model import Scenario
@@ -189,14 +190,21 @@ def run(
     # A long run shows its progress on a terminal even under --quiet (not with --json).
     quiet = (quiet and not (err.is_terminal and cost.seconds > 5)) or as_json
     target = out_dir if out_dir is not None else Path("results") / scenario.name
-    result = _simulate(scenario, quiet)
-    result.manifest_extra.update(_provenance(scenario_file))
-    comparison = None
-    if baseline is not None:
-        from sim.report.compare import Comparison
+    painter = _painter() if report else None  # forked before the progress bar's thread starts
+    try:
+        result = _simulate(scenario, quiet)
+        result.manifest_extra.update(_provenance(scenario_file))
+        comparison = None
+        if baseline is not None:
+            from sim.report.compare import Comparison
 
-        comparison = Comparison([run_scenario(_load(baseline, seed))], [result])
-    written = _write_run(target, result, scenario, scenario_file, comparison, report=report, exceptions=exceptions)
+            comparison = Comparison([run_scenario(_load(baseline, seed))], [result])
+        written = _write_run(
+            target, result, scenario, scenario_file, comparison, report=report, exceptions=exceptions, painter=painter
+        )
+    finally:
+        if painter is not None:
+            painter.close()
     if as_json:
         row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.summary_row.items()}
         sys.stdout.write(json.dumps(row) + "\n")
@@ -211,6 +219,13 @@ def run(
     also = f", {reports} TLS-RPT report(s) in tls-rpt/" if reports else ""
     also += f", the decision packet ({packet} files) in exceptions/" if packet else ""
     (err if as_json else out).print(f"wrote {', '.join(tables)}{also} to {target}", highlight=False)
+
+
+def _painter() -> Painter:
+    """The report's painter: it imports matplotlib while the run is simulated."""
+    from sim.report.painter import Painter
+
+    return Painter()
 
 
 def _simulate(scenario: Scenario, quiet: bool) -> RunResult:
@@ -254,6 +269,7 @@ def _write_run(
     *,
     report: bool,
     exceptions: bool,
+    painter: Painter | None = None,
 ) -> list[Path]:
     """The run's folder, whole or not at all: tables, report, decision packet, comparison."""
 
@@ -277,7 +293,7 @@ def _write_run(
                     return [section]
 
                 # The figures share the second core unless the packet's what-ifs hold it.
-                written += write_report(result, folder, later, helpers=0 if packet is not None else 1)
+                written += write_report(result, folder, later, helpers=0 if packet is not None else 1, painter=painter)
         except BaseException:
             if packet is not None:
                 packet.abandon()

@@ -115,7 +115,7 @@ def test_a_failure_part_way_leaves_the_previous_result_whole(tmp_path, monkeypat
     assert _run(out, "--no-report").exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def disk_full(result, folder, extra=(), helpers=0):
+    def disk_full(result, folder, extra=(), helpers=0, painter=None):
         (folder / "report.md").write_text("half")
 
         def fill(path):

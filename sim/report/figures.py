@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +21,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend
 from matplotlib.ticker import FuncFormatter
 
+from sim.files import write_atomic
 from sim.model.sketch import BIN_RATIO
 from sim.report.facts import by_day, losing_domains
+from sim.report.sections import Drawing
 from sim.wording import duration
 
 # Labels come from users' files (axis values, sender names): a "$" is a dollar sign,
@@ -251,6 +255,27 @@ def tlsrpt_figure(result: RunResult) -> Figure:
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return figure
+
+
+# The function that draws each figure a report names (sim.report.sections.Drawing).
+DRAWERS: dict[Drawing, Callable[[RunResult], Figure]] = {
+    Drawing.QUEUES: queue_figure,
+    Drawing.EVENTS: events_figure,
+    Drawing.DOMAINS: domains_figure,
+    Drawing.DELAYS: delay_figure,
+    Drawing.INBOUND: inbound_figure,
+    Drawing.TLSRPT: tlsrpt_figure,
+}
+
+
+def draw(drawing: Drawing, result: RunResult, path: Path) -> Path:
+    """Draw ``drawing`` of ``result`` and save it as ``path``."""
+    return save(DRAWERS[drawing](result), path)
+
+
+def write_figure(drawing: Drawing, result: RunResult, path: Path) -> Path:
+    """Draw ``drawing`` of ``result`` into ``path``, whole or not at all."""
+    return write_atomic(path, partial(draw, drawing, result))
 
 
 def save(figure: Figure, path: Path) -> Path:

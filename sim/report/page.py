@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from functools import partial
 from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.files import write_atomic, write_text_atomic
+from sim.files import write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
 from sim.parallel import Background
-from sim.report import figures
 from sim.report.sections import Chart, Section, Table, headline, sections
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
+    from sim.report.painter import Painter
     from sim.results import RunResult
 
 __all__ = ["headline", "write_report"]
-
-
-def _draw(draw: Callable[[RunResult], Figure], result: RunResult, path: Path) -> None:
-    figures.save(draw(result), path)
 
 
 def write_report(
@@ -38,32 +31,49 @@ def write_report(
     extra: Sequence[Section] | Callable[[], Sequence[Section]] = (),
     *,
     helpers: int = 0,
+    painter: Painter | None = None,
 ) -> list[Path]:
     """The figures as PNGs, report.md and report.html in ``folder``; ``extra`` sections
     (the decision packet) follow the run's own. Given as a call, ``extra`` is asked for
-    once the run's own figures are drawn (its what-ifs run meanwhile). With ``helpers``,
-    every other figure is drawn on that many forked workers while this process draws
-    the rest (a figure takes 0.15-0.25 s, mostly rendering)."""
+    once the run's own figures are under way (its what-ifs run meanwhile).
+
+    The figures are drawn by ``painter`` (a process that imported matplotlib while the
+    run was simulated) when there is one; else here, every other one on ``helpers``
+    forked workers (a figure takes 0.1-0.2 s, mostly rendering)."""
     chosen = sections(result)
     charts = _charts(chosen)
-    pool = Background(helpers)
-    try:
-        elsewhere = [
-            pool.submit(write_atomic, folder / chart.name, partial(_draw, chart.draw, result)) for chart in charts[1::2]
-        ]
-        here = [write_atomic(folder / chart.name, partial(_draw, chart.draw, result)) for chart in charts[::2]]
-        there = [drawn.result() for drawn in elsewhere]
-        written = [path for pair in zip_longest(here, there) for path in pair if path is not None]  # chart order
-    finally:
-        pool.close()
-    later = list(extra() if callable(extra) else extra)
-    written += [write_atomic(folder / chart.name, partial(_draw, chart.draw, result)) for chart in _charts(later)]
+    if painter is not None and painter.available:
+        painter.start(result, [(chart.drawing, folder / chart.name) for chart in charts])
+        later = list(extra() if callable(extra) else extra)
+        if _charts(later):
+            painter.start(result, [(chart.drawing, folder / chart.name) for chart in _charts(later)])
+        written = painter.finish()
+    else:
+        written = _draw_here(result, folder, charts, helpers)
+        later = list(extra() if callable(extra) else extra)
+        written += _draw_here(result, folder, _charts(later), 0)
     chosen += later
     title = f"tlssim: {result.scenario_name}"
     lines = headline(result)
     written.append(write_text_atomic(folder / "report.md", markdown(title, lines, chosen)))
     written.append(write_text_atomic(folder / "report.html", page(title, lines, chosen, folder)))
     return written
+
+
+def _draw_here(result: RunResult, folder: Path, charts: list[Chart], helpers: int) -> list[Path]:
+    """Draw ``charts`` in this process, every other one on ``helpers`` forked workers."""
+    if not charts:
+        return []
+    from sim.report.figures import write_figure  # matplotlib: only when drawn here
+
+    pool = Background(helpers)
+    try:
+        elsewhere = [pool.submit(write_figure, c.drawing, result, folder / c.name) for c in charts[1::2]]
+        here = [write_figure(c.drawing, result, folder / c.name) for c in charts[::2]]
+        there = [drawn.result() for drawn in elsewhere]
+        return [path for pair in zip_longest(here, there) for path in pair if path is not None]  # chart order
+    finally:
+        pool.close()
 
 
 def _charts(chosen: Sequence[Section]) -> list[Chart]:

@@ -9,27 +9,38 @@ module turns sections into Markdown and HTML.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sim.report.facts import domain_lost, losing_domains, sender_lost, status_codes, tlsrpt_days
 from sim.wording import count, duration, fate_sentence, inbound_fate_sentence, share_of
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure as Drawing
-
     from sim.results import RunResult
+
+
+class Drawing(Enum):
+    """The figures a report holds, each drawn by one function of ``sim.report.figures``
+    (``figures.DRAWERS``). Named here, not imported: the sections are worded without
+    matplotlib, which a painter process imports while the run is simulated."""
+
+    QUEUES = "queues"
+    EVENTS = "events"
+    DOMAINS = "domains"
+    DELAYS = "delays"
+    INBOUND = "inbound"
+    TLSRPT = "tlsrpt"
 
 
 @dataclass(frozen=True)
 class Chart:
     """One figure: its file name, a caption that says what it shows *in this run*, and
-    the function that draws it."""
+    which figure it is."""
 
     name: str
     caption: str
-    draw: Callable[[RunResult], Drawing]
+    drawing: Drawing
 
 
 @dataclass(frozen=True)
@@ -120,8 +131,6 @@ def sections(result: RunResult) -> list[Section]:
 
 
 def _outbound(result: RunResult) -> Section:
-    from sim.report import figures
-
     row = result.summary_row
     losing = losing_domains(result)
     if losing:
@@ -134,25 +143,25 @@ def _outbound(result: RunResult) -> Section:
             f"Queue depth over time: the queues peak at {count(row['peak_queue_depth'])} messages "
             f"{duration(row['peak_queue_time_s'])} into the run"
         )
-        section.charts.append(Chart("queues.png", caption, figures.queue_figure))
+        section.charts.append(Chart("queues.png", caption, Drawing.QUEUES))
     if row["out_ndr"] or row["out_delay_dsn"]:
         caption = (
             f"NDRs and delay notices so far: {count(row['out_ndr'])} NDRs and "
             f"{count(row['out_delay_dsn'])} delay notices by the end of the run"
         )
-        section.charts.append(Chart("events.png", caption, figures.events_figure))
+        section.charts.append(Chart("events.png", caption, Drawing.EVENTS))
     if losing:
         names = ", ".join(f"{r['domain']} ({count(domain_lost(r))})" for r in losing[:3])
         caption = f"Domains whose mail will not arrive, most lost first: {names}"
     else:
         caption = "Outcome per recipient domain: the busiest domains; none loses mail"
-    section.charts.append(Chart("domains.png", caption, figures.domains_figure))
+    section.charts.append(Chart("domains.png", caption, Drawing.DOMAINS))
     if row["out_delivered"] or row["out_ndr"] or row.get("out_doomed"):
         caption = f"Time to delivery (median {duration(row['delay_p50_s'])})"
         if row["out_ndr"] or row.get("out_doomed"):
             last = duration(row["out_returned_by_s"])
             caption += f", and to the NDR of mail that will not arrive (the last {last} into the run)"
-        section.charts.append(Chart("delays.png", caption, figures.delay_figure))
+        section.charts.append(Chart("delays.png", caption, Drawing.DELAYS))
     if losing:
         section.tables.append(_domain_table("Domains whose mail will not arrive", losing, len(losing)))
     else:
@@ -206,8 +215,6 @@ def _domain_table(title: str, rows: list[dict[str, Any]], total: int) -> Table:
 
 
 def _inbound(result: RunResult) -> Section:
-    from sim.report import figures
-
     row = result.summary_row
     sentences = [inbound_fate(result)]
     if row["in_rejected_attempts"]:
@@ -245,7 +252,7 @@ def _inbound(result: RunResult) -> Section:
     )
     if sender_lost(worst):
         caption += f"; {worst['sender']} loses most ({count(sender_lost(worst))})"
-    chart = Chart("inbound.png", caption, figures.inbound_figure)
+    chart = Chart("inbound.png", caption, Drawing.INBOUND)
     return Section("inbound", "Inbound mail", sentences, [chart], [table])
 
 
@@ -265,8 +272,6 @@ def _tlsrpt_sentence(result: RunResult) -> str:
 
 
 def _policies(result: RunResult) -> Section:
-    from sim.report import figures
-
     days = tlsrpt_days(result)
     rows = [
         {
@@ -285,7 +290,7 @@ def _policies(result: RunResult) -> Section:
                   frozenset({"sessions", "failed", "failed share"}))  # fmt: skip
     failing = sum(d["failed"] for d in days)
     caption = f"Sessions with our published policies per day, as reported: {count(failing)} failed"
-    chart = Chart("tlsrpt.png", caption, figures.tlsrpt_figure)
+    chart = Chart("tlsrpt.png", caption, Drawing.TLSRPT)
     return Section("policies", "Our published policies (TLS-RPT)", [_tlsrpt_sentence(result)], [chart], [table])
 
 

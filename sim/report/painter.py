@@ -1,0 +1,117 @@
+"""A painter: a process forked before the run that imports matplotlib while this one
+simulates, then draws the report's figures while this one writes the tables.
+
+Importing matplotlib takes about 0.25 s and drawing a figure 0.1-0.2 s, all on the
+critical path of ``tlssim run`` when done after the run (issue 22: the run of
+force-tls-2024 spent 0.25 s importing and 0.6 s drawing after the simulation ended,
+while the second core was idle during the simulation). The painter is forked while
+this process runs one thread (``sim.parallel.start_method``); where forking is not
+safe it is not started and the report draws its figures itself.
+
+It talks over a pipe: a job is the run's result and the figures to draw, each to its
+path; the answer is the paths written, or the exception a figure raised.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim.parallel import start_method
+
+if TYPE_CHECKING:
+    from sim.report.sections import Drawing
+    from sim.results import RunResult
+
+Job = tuple["RunResult", list[tuple["Drawing", Path]]]
+
+
+class Painter:
+    def __init__(self) -> None:
+        self._connection: Connection | None = None
+        self._process: Any = None
+        self._pending = 0
+        if start_method() != "fork":
+            return
+        context = multiprocessing.get_context("fork")
+        ours, theirs = context.Pipe()
+        self._process = context.Process(target=_paint, args=(theirs,), name="tlssim-painter", daemon=True)
+        self._process.start()
+        theirs.close()
+        self._connection = ours
+
+    @property
+    def available(self) -> bool:
+        return self._connection is not None
+
+    def start(self, result: RunResult, drawings: list[tuple[Drawing, Path]]) -> None:
+        """Hand over figures to draw; ``finish`` waits for them."""
+        if self._connection is None:
+            raise RuntimeError("no painter process")
+        self._connection.send((result, drawings))
+        self._pending += 1
+
+    def finish(self) -> list[Path]:
+        """The paths of every figure handed over, in order; a figure's exception is raised here."""
+        if self._connection is None:
+            return []
+        written: list[Path] = []
+        while self._pending:
+            self._pending -= 1
+            try:
+                paths, error = self._connection.recv()
+            except EOFError:
+                raise RuntimeError("the painter process ended before drawing the report's figures") from None
+            if error is not None:
+                raise error
+            written += paths
+        return written
+
+    def close(self) -> None:
+        """Let the process end (at once, if it is still drawing: the report is abandoned)."""
+        if self._connection is None:
+            return
+        try:
+            if self._pending:
+                self._process.terminate()
+            else:
+                self._connection.send(None)
+        except (OSError, ValueError):  # the process or the pipe is already gone
+            pass
+        self._connection.close()
+        self._connection = None
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _paint(connection: Connection) -> None:
+    """The painter's life: import the figures (the slow part, while the run runs), then
+    draw each job's figures until told to stop or the other end closes."""
+    try:
+        from sim.report import figures
+
+        while True:
+            job: Job | None = connection.recv()
+            if job is None:
+                return
+            result, drawings = job
+            try:
+                paths = [figures.write_figure(drawing, result, path) for drawing, path in drawings]
+            except Exception as exc:  # raised in the parent, where the report is written
+                _send(connection, ([], exc))
+            else:
+                _send(connection, (paths, None))
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        return  # the parent is gone, or interrupted: nothing to answer
+
+
+def _send(connection: Connection, answer: tuple[list[Path], BaseException | None]) -> None:
+    try:
+        connection.send(answer)
+    except Exception:  # an exception that does not pickle: say what it was
+        paths, error = answer
+        connection.send((paths, RuntimeError(f"{type(error).__name__}: {error}")))

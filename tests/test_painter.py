@@ -1,0 +1,106 @@
+"""The report's painter (sim/report/painter.py): a process forked before the run draws
+the figures, byte for byte as this process would; a figure's error reaches the caller;
+an abandoned report leaves no process; where forking is not safe the report is drawn
+here; and ``tlssim run`` then never imports matplotlib itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from worlds import organisation, remotes, scenario
+
+from sim.report import figures
+from sim.report.page import write_report
+from sim.report.painter import Painter
+from sim.report.sections import Drawing
+from sim.simulate import run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def result():
+    world = scenario(
+        organisation("required"),
+        remotes(good_example="trusted", plain_example="none"),
+        traffic={"outbound": {"rate_per_hour": 30, "domains": {"good.example": 1, "plain.example": 1}}},
+        duration="3d",
+    )
+    return run(world)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_the_painter_draws_what_this_process_would(result, tmp_path):
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    write_report(result, here)
+    painter = Painter()
+    try:
+        assert painter.available
+        written = write_report(result, there, painter=painter)
+    finally:
+        painter.close()
+    drawn = _files(here)
+    assert len([n for n in drawn if n.endswith(".png")]) >= 3
+    assert _files(there) == drawn
+    assert sorted(p.name for p in written) == list(drawn)
+    assert [p.name for p in written][-2:] == ["report.md", "report.html"]
+
+
+def test_a_figure_that_fails_in_the_painter_fails_the_report(result, tmp_path, monkeypatch):
+    def broken(_result):
+        raise ValueError("no axes for you")
+
+    monkeypatch.setitem(figures.DRAWERS, Drawing.QUEUES, broken)  # before the fork: the painter has it too
+    painter = Painter()
+    try:
+        with pytest.raises(ValueError, match="no axes for you"):
+            write_report(result, tmp_path, painter=painter)
+    finally:
+        painter.close()
+    assert not painter.available and not painter._process.is_alive()
+
+
+def test_an_abandoned_report_leaves_no_painter_behind(result, tmp_path):
+    painter = Painter()
+    process = painter._process
+    painter.start(result, [(Drawing.QUEUES, tmp_path / "queues.png")] * 20)  # still drawing at close
+    painter.close()
+    assert not process.is_alive()
+    painter.close()  # twice: nothing left to do
+
+
+def test_with_another_thread_running_there_is_no_painter_and_the_report_is_drawn_here(result, tmp_path):
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        painter = Painter()  # a fork now could hang on the other thread's locks
+        assert not painter.available
+        write_report(result, tmp_path, painter=painter)
+    finally:
+        stop.set()
+        thread.join()
+    assert (tmp_path / "queues.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow  # a whole tlssim run in a fresh process
+def test_tlssim_run_leaves_matplotlib_to_the_painter(tmp_path):
+    code = (
+        "import sys\n"
+        "from sim.cli import main\n"
+        f"sys.argv = ['tlssim', 'run', 'article-baseline', '--out', {str(tmp_path / 'out')!r}, '-q']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "out" / "queues.png").exists() or (tmp_path / "out" / "events.png").exists()
