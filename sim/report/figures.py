@@ -19,7 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import NullLocator
 
 from sim.files import write_atomic
 from sim.model.sketch import BIN_RATIO
@@ -201,7 +201,10 @@ def delay_figure(result: RunResult) -> Figure:
         choice = SPARSE_TICKS if highest / lowest > 1e4 else READABLE_TICKS
         ticks = [t for t in choice if lowest / 3 <= t <= highest * 3]
         ax.set_xticks(ticks, [duration(t) for t in ticks])
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+        # No minor ticks: they fall at 2-9 x 10^k s, between none of the durations
+        # labelled, and drawing their ~50 tick objects took half the figure's time
+        # (0.21 -> 0.09 s to save it, force-tls-2024; issue 22).
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.legend(loc="upper center", fontsize=8)
     ax.set_xlabel("time from arrival (log scale)")
     ax.set_ylabel("messages")
