@@ -129,6 +129,8 @@ def test_a_generated_domain_is_the_validated_model_of_its_own_fields(policies):
         assert repr(domain) == repr(validated)  # fields in the model's order
         assert domain.model_dump() == validated.model_dump()
         assert domain.model_fields_set == set(RemoteDomain.model_fields)
+        preferences = [host.preference for host in domain.mx]
+        assert preferences == sorted(set(preferences))  # in preference order: the plan takes them as they are
         for host in domain.mx:
             assert host == RemoteHost.model_validate(host.model_dump())
             assert host.model_fields_set == set(RemoteHost.model_fields)

@@ -35,11 +35,11 @@ class RemoteWorld:
                 index = self.population.index_of(name)
                 if index is not None:
                     domain = self.population.domain(index)
-            if domain is None:
-                domain = self._named.get(name)
+            if domain is not None:  # generated: its hosts are made in preference order
+                found = self._seen[name] = (domain, domain.mx)
+                return found
+            domain = self._named.get(name)
             mx = sorted(domain.mx, key=lambda h: h.preference) if domain is not None else []
-            if domain is not None and mx == domain.mx:
-                mx = domain.mx  # already in order (a generated domain): no second list
             found = self._seen[name] = (domain, mx)
         return found
 
