@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,33 @@ def test_tlssim_run_leaves_matplotlib_to_the_painter(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "out" / "queues.png").exists() or (tmp_path / "out" / "events.png").exists()
+
+
+def test_a_painter_ends_when_its_parent_is_killed(tmp_path):
+    code = (
+        "import sys, time\n"
+        "from sim.report.painter import Painter\n"
+        "painter = Painter()\n"
+        "print(painter._process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        painter = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    for _ in range(100):  # its pipe ends with the parent: it stops waiting and exits
+        if not _alive(painter):
+            break
+        time.sleep(0.05)
+    assert not _alive(painter)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited child of a killed parent is reaped by init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -37,7 +37,7 @@ class Painter:
             return
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
-        self._process = context.Process(target=_paint, args=(theirs,), name="tlssim-painter", daemon=True)
+        self._process = context.Process(target=_paint, args=(theirs, ours), name="tlssim-painter", daemon=True)
         self._process.start()
         theirs.close()
         self._connection = ours
@@ -88,9 +88,11 @@ class Painter:
             self._process.join()
 
 
-def _paint(connection: Connection) -> None:
+def _paint(connection: Connection, parents_end: Connection) -> None:
     """The painter's life: import the figures (the slow part, while the run runs), then
-    draw each job's figures until told to stop or the other end closes."""
+    draw each job's figures until told to stop or the other end closes: the parent's end
+    is closed here, so that the pipe ends when the parent does, killed or not."""
+    parents_end.close()
     try:
         from sim.report import figures
 
