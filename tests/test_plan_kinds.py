@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from worlds import organisation, scenario
+from worlds import EVERY_POLICY, organisation, scenario
 
 import sim.plan.outbound
 from sim.plan.build import build_plan
@@ -35,15 +35,6 @@ POPULATION = {
     "outage_share": 0.2,
     "outages": {"mean_up": "6h", "mean_down": "1h"},
     "greylist_share": 0.2,
-}
-POLICIES = {
-    "mta_sts": {"enforce": 0.1, "testing": 0.1},
-    "dnssec_signed": 0.4,
-    "dnssec_bogus": 0.05,
-    "dane": 0.6,
-    "tlsa_mismatch": 0.2,
-    "tls_rpt": 0.1,
-    "requiretls": 0.2,
 }
 SETTINGS: dict[str, dict[str, Any]] = {
     "opportunistic": {"outbound_tls": "opportunistic"},
@@ -77,7 +68,7 @@ def test_the_planned_and_unplanned_fields_are_every_field_of_a_remote_host_once(
     assert set(PLANNED_FIELDS) | set(UNPLANNED_FIELDS) == set(RemoteHost.model_fields)
 
 
-@pytest.mark.parametrize("policies", [None, POLICIES], ids=["plain", "policies"])
+@pytest.mark.parametrize("policies", [None, EVERY_POLICY], ids=["plain", "policies"])
 @pytest.mark.parametrize("setting", list(SETTINGS))
 def test_a_plan_by_kind_is_the_plan_made_from_scratch(setting, policies, monkeypatch):
     profile = "postfix" if "postfix" in setting else "exchange2016"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from worlds import organisation, scenario
+from worlds import EVERY_POLICY, organisation, scenario
 
 import sim
 from sim.population import generate
@@ -100,19 +100,6 @@ def test_a_domain_made_on_demand_is_the_one_made_with_all_the_others():
     every = generate(spec).domains
     assert picked == [every[2999], every[17], every[0]]
     assert any(d.mta_sts is not None for d in every) and any(d.dnssec.value == "secure" for d in every)
-
-
-EVERY_POLICY = {
-    "mta_sts": {"enforce": 0.2, "testing": 0.1},
-    "mta_sts_mismatch": 0.3,
-    "mta_sts_unreachable": 0.3,
-    "dnssec_signed": 0.3,
-    "dnssec_bogus": 0.1,
-    "dane": 0.5,
-    "tlsa_mismatch": 0.3,
-    "tls_rpt": 0.3,
-    "requiretls": 0.3,
-}
 
 
 @pytest.mark.parametrize(

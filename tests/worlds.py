@@ -11,6 +11,19 @@ from sim.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, for tests that copy bundled files
 
+# A population's transport policies with every share set, generously: each case occurs.
+EVERY_POLICY = {
+    "mta_sts": {"enforce": 0.2, "testing": 0.1},
+    "mta_sts_mismatch": 0.3,
+    "mta_sts_unreachable": 0.3,
+    "dnssec_signed": 0.3,
+    "dnssec_bogus": 0.1,
+    "dane": 0.5,
+    "tlsa_mismatch": 0.3,
+    "tls_rpt": 0.3,
+    "requiretls": 0.3,
+}
+
 
 def organisation(
     outbound_tls: str = "off",
