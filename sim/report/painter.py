@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import multiprocessing
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sim.parallel import start_method
 
@@ -29,9 +30,12 @@ Job = tuple["RunResult", list[tuple["Drawing", Path]]]
 
 
 class Painter:
+    """The painter process and its end of the pipe; ``available`` only where it could be
+    forked (else the report draws its own figures)."""
+
     def __init__(self) -> None:
         self._connection: Connection | None = None
-        self._process: Any = None
+        self._process: BaseProcess | None = None
         self._pending = 0
         if start_method() != "fork":
             return
@@ -71,7 +75,7 @@ class Painter:
 
     def close(self) -> None:
         """Let the process end (at once, if it is still drawing: the report is abandoned)."""
-        if self._connection is None:
+        if self._connection is None or self._process is None:
             return
         try:
             if self._pending:
