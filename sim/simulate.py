@@ -15,7 +15,7 @@ from typing import Any
 
 import simpy
 
-from sim.model.clock import call_in
+from sim.model.clock import call_in, run_until
 from sim.model.message import Message
 from sim.model.metrics import Metrics
 from sim.model.traffic import inbound_source, outbound_source
@@ -70,10 +70,10 @@ class Simulation:
         duration = self.scenario.run.duration
         with collector_spaced_out():
             if progress is None:
-                self.env.run(until=duration)
+                run_until(self.env, duration)
             else:
                 for step in range(1, PROGRESS_STEPS + 1):
-                    self.env.run(until=duration * step / PROGRESS_STEPS)
+                    run_until(self.env, duration * step / PROGRESS_STEPS)
                     progress(step / PROGRESS_STEPS)
         wall = time.perf_counter() - started
         ended = self.world.snapshot()

@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
+from heapq import heappush
 from typing import Any
 
 import simpy
 from simpy.events import NORMAL
 
-from sim.model.clock import Due, call_in
+from sim.model.clock import Due, call_in, heap_of
 from sim.model.cohort import Cohort
 from sim.model.endpoint import HostLink
 from sim.model.message import Message
@@ -72,6 +73,8 @@ class DeliveryQueue:
         "_direct",
         "_expiration",
         "_greylist_seen",
+        "_heap",
+        "_ids",
         "_notice",
         "_relink",
         "_report_testing",
@@ -116,6 +119,7 @@ class DeliveryQueue:
         sampled: list[Sampled] | None = None,
     ) -> None:
         self.env = env
+        self._heap, self._ids = heap_of(env)  # where a transfer's end is pushed (clock.heap_of)
         self.name = name
         self.policy = policy
         # The destination's MTA-STS policy as this sender caches it, and who reports.
@@ -453,8 +457,7 @@ class QueueRetry(DeliveryQueue):
             # would, without queueing it first. It is queued only if the try fails, and
             # watched for its delay notice only if its transfer could outlast the
             # notice deadline.
-            env = self.env
-            now = env.now
+            now = self.env.now
             direct = self._direct
             if direct is not None and not message.requiretls:  # ``_connect``'s first case
                 link, outcome = direct
@@ -480,7 +483,8 @@ class QueueRetry(DeliveryQueue):
             if self._notice is not None and now + transfer >= message.arrival + self._notice - EPSILON:
                 self._watch(message)
             self.busy += 1  # ``_start_transfer``, written out
-            env.schedule(Due(now + transfer, self._transfer_done, (message, channel)), NORMAL, transfer)  # type: ignore[arg-type]
+            at = now + transfer  # ``call_in``, written out: ``schedule``'s push
+            heappush(self._heap, (at, NORMAL, next(self._ids), Due(at, self._transfer_done, (message, channel))))
             return
         if self.in_retry and self._try_new_at_once and self.busy < self.slots:
             now = self.env.now

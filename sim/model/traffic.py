@@ -7,12 +7,13 @@ random number drawn in numpy blocks from the flow's own streams.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from heapq import heappush
 
 import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-from sim.model.clock import Due, call_in
+from sim.model.clock import Due, call_in, heap_of
 from sim.model.message import DomainStats, Message
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue
@@ -42,7 +43,8 @@ def size_blocks(size: MessageSize, rng: np.random.Generator) -> Callable[[int], 
 
 class PoissonSource:
     """Messages at Poisson times until ``stop``; each one built and handed on by ``emit``
-    (given the instant: reading the clock is a property call)."""
+    (given the instant: reading the clock is a property call). One arrival is pending at
+    a time, so one ``Due`` serves them all: rescheduled as it runs."""
 
     def __init__(
         self,
@@ -57,19 +59,23 @@ class PoissonSource:
         self.emit = emit
         mean_gap = 3600.0 / rate_per_hour
         self.gap: Draws[float] = block_draws(lambda n: rng.exponential(mean_gap, n))
+        self._heap, self._ids = heap_of(env)
 
     def start(self) -> None:
         gap = self.gap()
         if self.env.now + gap < self.stop:
-            call_in(self.env, gap, self._arrive)
+            # The Due's value is its callbacks, to restore as it is rescheduled (held by
+            # the Due, not by this source: no reference cycle).
+            call_in(self.env, gap, self._arrive, (self._arrive,))
 
     def _arrive(self, due: Due) -> None:
         self.emit(due.at)
-        # The next arrival (``start``, written out: this runs once a message).
-        gap = self.gap()
-        at = due.at + gap  # due.at: now
+        # The next arrival (``start``, written out: this runs once a message): the same
+        # Due, its callbacks restored (the loop cleared them), pushed as ``schedule`` would.
+        at = due.at + self.gap()  # due.at: now
         if at < self.stop:
-            self.env.schedule(Due(at, self._arrive), NORMAL, gap)  # type: ignore[arg-type]
+            due.at, due.callbacks = at, due.value
+            heappush(self._heap, (at, NORMAL, next(self._ids), due))
 
 
 def make_ahead(
