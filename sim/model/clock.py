@@ -11,7 +11,8 @@ event, a list of callbacks and a call to append to it (tests/test_clock.py).
 
 The two calls made once a message (an arrival, a transfer's end) push onto SimPy's heap
 themselves (:func:`heap_of`), as ``Environment.schedule`` would: the same entry, one
-Python call fewer each.
+Python call fewer each. A run's loop is :func:`run_until`, SimPy's ``run(until)`` with
+its ``step`` written in.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def call_in(env: simpy.Environment, delay: float, callback: Callable[[Due], None
 def heap_of(env: simpy.Environment) -> tuple[list[Any], Iterator[int]]:
     """SimPy's event heap and its counter of event ids: ``Environment.schedule(event,
     NORMAL, delay)`` is ``heappush(heap, (now + delay, NORMAL, next(ids), event))``.
-    Private to SimPy 4 (pyproject.toml admits no other); tests/test_clock.py holds a push so made to
-    run where a scheduled ``Timeout`` would, and fails if SimPy changes either."""
+    Private to SimPy 4 (pyproject.toml admits no other); tests/test_clock.py holds a push
+    so made to run where a scheduled ``Timeout`` would, and fails if SimPy changes either."""
     return env._queue, env._eid
 
 
