@@ -6,7 +6,10 @@ Builds ``scale.py``'s world (one opportunistic sender, a Zipf population of
 ``--domains`` domains whose hosts all take TLS) and asks, for every domain in turn,
 what a run asks when the domain gets its first message: its route and queue plan
 (``Plan.route``), then the world's queue and host endpoints for it
-(``World.dispatch``). Each round runs in a fresh process; with ``--before`` (a checkout
+(``World.dispatch``). A tree that plans a generated population by kind
+(``sim/plan/generated.py``) decides every domain's route at once instead
+(``GeneratedRoutes.plan_all``), and fills each domain's names in when its queue is
+made: compare "plan+queues" between trees, not "plan" alone. Each round runs in a fresh process; with ``--before`` (a checkout
 of the code before, ``git worktree add /tmp/before <commit>``) the two trees alternate,
 so a busy machine slows both alike. The cyclic collector is as each tree's build has
 it: paused where the tree pauses it while it builds a world, else CPython's defaults.
@@ -47,8 +50,11 @@ simulation = Simulation(scenario)
 world, source = simulation.world, scenario.organisation.servers[0].name
 route = world.plan.route
 built = time.perf_counter()
-for name in names:
-    route(source, name)
+if hasattr(world.plan, "generated"):  # planned by kind, all at once (sim/plan/generated.py)
+    world.plan.generated(source).plan_all()
+else:
+    for name in names:
+        route(source, name)
 planned = time.perf_counter()
 dispatch = world.dispatch
 for name in names:

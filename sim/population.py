@@ -103,9 +103,12 @@ class GeneratedPopulation:
         if not name.startswith(self._prefix) or not name.endswith(".example"):
             return None
         digits = name[len(self._prefix) : -len(".example")]
-        if not digits.isdigit() or not 1 <= int(digits) <= len(self) or self.name(int(digits) - 1) != name:
+        # As ``domain_name`` writes a rank: six digits, zero-padded, or more without a
+        # leading zero (checked, not formatted again and compared: 1 us less a domain).
+        if not (digits.isascii() and digits.isdigit()) or (len(digits) != 6 and (len(digits) < 6 or digits[0] == "0")):
             return None
-        return int(digits) - 1
+        rank = int(digits)
+        return rank - 1 if 1 <= rank <= len(self) else None
 
     def domain(self, index: int) -> RemoteDomain:
         found = self._made.get(index)
@@ -125,11 +128,46 @@ class GeneratedPopulation:
         first, hosts = self._first_host, self._hosts
         return [all(hosts[h][0] in NO_TLS for h in range(first[i], first[i + 1])) for i in range(len(self))]
 
-    def _make(self, index: int) -> RemoteDomain:
-        population, name = self.population, self.name(index)
-        first, last = self._first_host[index], self._first_host[index + 1]
+    def kinds(self) -> np.ndarray | None:
+        """Per domain, a number two domains share exactly when their hosts are alike, host
+        by host in preference order, in every field a queue's plan reads
+        (``sim.plan.kinds.PLANNED_FIELDS``), and neither publishes a policy. Without
+        transport policies only each host's TLS capability and whether it refuses
+        plaintext vary; the rest is the population's or the defaults. ``None`` for a
+        population with transport policies: those are drawn per domain as it is made."""
+        if self._policy_draws is not None:
+            return None
+        code = {tls: 2 * i for i, tls in enumerate(ServerTls)}  # + 1: refuses plaintext
+        codes = np.fromiter((code[h[0]] + h[1] for h in self._hosts), dtype=np.int64, count=len(self._hosts))
+        first = np.asarray(self._first_host, dtype=np.int64)
+        counts = np.diff(first)
+        base, most = 2 * len(ServerTls), int(counts.max(initial=0))
+        if base ** (most + 1) >= 2**62:  # keys past 64 bits: number the hosts' codes as tuples
+            numbers: dict[tuple[int, ...], int] = {}
+            listed = codes.tolist()
+            return np.array(
+                [numbers.setdefault(tuple(listed[first[i] : first[i + 1]]), len(numbers)) for i in range(len(counts))],
+                dtype=np.int64,
+            )
+        # One base-``base`` digit a host by its place, and the host count above them all.
+        owner = np.repeat(np.arange(len(counts)), counts)
+        place = np.arange(len(codes)) - first[:-1][owner]
+        keys_array = counts * base**most
+        np.add.at(keys_array, owner, codes * base**place)
+        return np.unique(keys_array, return_inverse=True)[1]
+
+    def hosts(self, index: int) -> list[RemoteHost]:
+        """The MX hosts of domain ``index``, in preference order: its domain's when that
+        has been made or has drawn policies, else made for the caller alone and kept by
+        nobody (a queue planned by kind reads them once, to make its endpoints)."""
+        if self._policy_draws is not None or index in self._made:
+            return self.domain(index).mx
+        return [_unvalidated(RemoteHost, fields, _HOST_FIELDS) for fields in self._host_fields(index, self.name(index))]
+
+    def _host_fields(self, index: int, name: str) -> list[dict[str, Any]]:
+        """The fields of each host of domain ``index`` (called ``name``), before policies."""
         hosts = []
-        for j, h in enumerate(range(first, last)):
+        for j, h in enumerate(range(self._first_host[index], self._first_host[index + 1])):
             described = self._hosts[h]
             base = self._bases.get(described)
             if base is None:
@@ -140,10 +178,16 @@ class GeneratedPopulation:
             fields["trust"] = ["public"]  # lists of its own: a model's lists are never shared
             fields["down"] = []
             hosts.append(fields)
+        return hosts
+
+    def _make(self, index: int) -> RemoteDomain:
+        population, name = self.population, self.name(index)
+        hosts = self._host_fields(index, name)
         # In the order of the model's fields, as validation would set them (repr follows it).
         domain: dict[str, Any] = {"name": name, "mx": [], "mta_sts": None, "dnssec": Dnssec.INSECURE, "tls_rpt": None}
         if self._policy_draws is not None and population.policies is not None:
             per_domain, per_host = self._policy_draws
+            first, last = self._first_host[index], self._first_host[index + 1]
             _add_policies(
                 domain, hosts, index, per_domain[index].tolist(), per_host[first:last].tolist(), population.policies
             )

@@ -6,11 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from worlds import EVERY_POLICY, organisation, scenario
 
 import sim
-from sim.population import generate
+from sim.population import GeneratedPopulation, generate
 from sim.scenario.loader import read_yaml
 from sim.scenario.model import Population, RemoteDomain, RemoteHost, Remotes
 
@@ -131,6 +133,26 @@ def test_generated_domains_are_found_by_name_and_nothing_else_is():
     assert generated.index_of("p-003000.example") == 2999
     for name in ("p-003001.example", "p-000000.example", "p-1.example", "q-000001.example", "p-00001x.example"):
         assert generated.index_of(name) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    middle=st.one_of(
+        st.integers(0, 1_000_100).map(str),
+        st.integers(0, 1_000_100).map(lambda n: f"{n:06d}"),
+        st.integers(0, 1_000_100).map(lambda n: f"{n:08d}"),
+        st.text(alphabet="0123456789x\u00b2\u0663-.", max_size=9),
+    )
+)
+def test_a_name_is_found_exactly_when_it_is_the_name_of_its_number(middle):
+    # index_of checks the digits instead of writing the name again: the same answers,
+    # past a million domains too (ranks of seven digits are written without padding).
+    generated = generate(population())
+    large = GeneratedPopulation(generated.population, (0.0,) * 1_000_050, [0], [], None)
+    for world in (generated, large):
+        name = f"p-{middle}.example"
+        rank = int(middle) if middle.isascii() and middle.isdigit() else 0
+        assert world.index_of(name) == (rank - 1 if 1 <= rank <= len(world) and world.name(rank - 1) == name else None)
 
 
 def test_cannot_tls_from_the_arrays_agrees_with_the_domains():

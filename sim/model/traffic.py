@@ -89,7 +89,7 @@ def make_ahead(
     tables list only domains that got mail (tests/test_memory.py)."""
     likely = np.argsort(-expected, kind="stable")[: int(np.count_nonzero(expected >= 1.0))].tolist()
     for i in likely:
-        world.plan.route(source, names[i])
+        world.plan_route(source, names[i])
     for i in likely:
         stats[i] = world.metrics.domain(names[i])
         world.prepare(source, names[i])

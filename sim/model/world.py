@@ -25,6 +25,7 @@ from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.sampler import DepthSampler, Sampled
 from sim.model.tlsrpt_tally import Reporting
 from sim.plan.build import Plan, build_plan
+from sim.plan.generated import QueueKey, queue_key
 from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
 from sim.policy import requiretls
 from sim.scenario.calendar import record_changes, scenario_after
@@ -37,6 +38,8 @@ class Dispatch:
     """Where mail from one server to one domain goes: one queue, or several sharing load."""
 
     queues: tuple[DeliveryQueue, ...]
+    # Its label and decision: shared by the generated domains of one kind, whose decision
+    # names the first of them (sim/plan/generated.py).
     route: RoutePlan
 
 
@@ -47,12 +50,15 @@ def make_queue(
     metrics: Metrics,
     relink: Relink | None = None,
     sampled: list[Sampled] | None = None,
+    name: str | None = None,
 ) -> DeliveryQueue:
-    """The queue discipline of the planned queue's profile: whole-queue retry, or per-message backoff."""
+    """The queue discipline of the planned queue's profile: whole-queue retry, or
+    per-message backoff; ``name``: the queue's, when ``planned`` was planned for another
+    domain of its kind."""
     kind = BackoffQueue if planned.profile.retry.discipline == "message" else QueueRetry
     return kind(
         env,
-        planned.name,
+        planned.name if name is None else name,
         links,
         planned.profile,
         planned.slots,
@@ -95,12 +101,15 @@ def _our_endpoint(host: HostPlan) -> Endpoint:
 
 
 Relink = Callable[[tuple[str, ...]], list[HostLink]]
+MakeQueue = Callable[[], DeliveryQueue]  # a queue, made when called
 
 
-def link_to(endpoint: Endpoint, host: HostPlan) -> HostLink:
-    """A queue's view of a planned host."""
+def link_to(endpoint: Endpoint, host: HostPlan, actual: RemoteHost | None = None) -> HostLink:
+    """A queue's view of a planned host; ``actual``: the host it is, when ``host`` was
+    planned for another domain of its kind (``sim/plan/generated.py``)."""
     enforced_type = host.enforced_rule.policy_type if host.enforced_rule is not None else None
-    return HostLink(endpoint, host.sessions, host.enforced, host.rule.policy_type, enforced_type, host.host.requiretls)
+    requires = (actual or host.host).requiretls
+    return HostLink(endpoint, host.sessions, host.enforced, host.rule.policy_type, enforced_type, requires)
 
 
 class World:
@@ -122,8 +131,8 @@ class World:
         self.sampler = DepthSampler()  # our queues' depth (the remote senders' are not sampled)
         self.virtual_servers = self.plan.virtual_servers
         self._endpoints: dict[str, Endpoint] = {}
-        self.queues: dict[tuple[str, str, str], DeliveryQueue] = {}
-        self._made: dict[tuple[str, str, str], DeliveryQueue] = {}  # by ``prepare``, no mail yet
+        self.queues: dict[QueueKey, DeliveryQueue] = {}
+        self._made: dict[QueueKey, DeliveryQueue] = {}  # by ``prepare``, no mail yet
         self.sender_queues: dict[str, DeliveryQueue] = {}
         self._dispatch: dict[tuple[str, str], Dispatch] = {}
         # Counts the plans in force: a route a flow kept (``only_queue``) holds while
@@ -150,9 +159,28 @@ class World:
         return found if found is not None else self._new_dispatch(source_server, domain)
 
     def _new_dispatch(self, source_server: str, domain: str) -> Dispatch:
-        route = self.plan.route(source_server, domain)
-        found = self._dispatch[(source_server, domain)] = Dispatch(tuple(self._queue(q) for q in route.queues), route)
+        route, queues = self._planned(source_server, domain)
+        found = self._dispatch[(source_server, domain)] = Dispatch(
+            tuple(self._queue(key, make) for key, make in queues), route
+        )
         return found
+
+    def _planned(self, source_server: str, domain: str) -> tuple[RoutePlan, list[tuple[QueueKey, MakeQueue]]]:
+        """The route from ``source_server`` to ``domain`` and, per queue, its key and how
+        to make it. A generated domain planned by kind has no plan of its own: its queues
+        are made from its kind's with its names and hosts (``sim/plan/generated.py``)."""
+        generated = self.plan.generated(source_server)
+        found = generated.by_kind(domain) if generated is not None else None
+        if found is None:
+            route = self.plan.route(source_server, domain)
+            return route, [(queue_key(q), partial(self._new_queue, q)) for q in route.queues]
+        kind, index = found
+        return kind.route, [
+            ((q.virtual_server, q.connector, domain), partial(self._kind_queue, q, domain, kind.hosts, index))
+            if own
+            else (queue_key(q), partial(self._new_queue, q))
+            for q, own in zip(kind.route.queues, kind.own, strict=True)
+        ]
 
     def submit(self, source_server: str, message: Message) -> None:
         """Route one accepted message and hand it to its queue (or bounce it: no route)."""
@@ -216,6 +244,11 @@ class World:
             found = self._endpoints[host.host] = Endpoint.from_host(host, self.scenario.run.duration, rng)
         return found
 
+    def plan_route(self, source_server: str, domain: str) -> None:
+        """Plan the route from ``source_server`` to ``domain`` now, as its first mail would
+        (by its kind, or alone)."""
+        self._planned(source_server, domain)
+
     def prepare(self, source_server: str, domain: str) -> None:
         """Plan the route from ``source_server`` to ``domain`` and make its queues now,
         ahead of the mail. Nothing changes but where they lie in memory: a queue joins
@@ -224,16 +257,15 @@ class World:
         one go, in popularity order, a large world's queues lie together instead of
         among the messages in flight when each got its first mail (docs/benchmarks.md,
         "Issue 22, second pass")."""
-        for planned in self.plan.route(source_server, domain).queues:
-            key = (planned.virtual_server, planned.connector, planned.next_hop)
+        for key, make in self._planned(source_server, domain)[1]:
             if key not in self.queues and key not in self._made:
-                self._made[key] = self._new_queue(planned)
+                self._made[key] = make()
 
-    def _queue(self, planned: QueuePlan) -> DeliveryQueue:
-        key = (planned.virtual_server, planned.connector, planned.next_hop)
+    def _queue(self, key: QueueKey, make: MakeQueue) -> DeliveryQueue:
+        """The queue ``key``, made by ``make()`` when mail first reaches it (or before)."""
         found = self.queues.get(key)
         if found is None:
-            found = self._made.pop(key, None) or self._new_queue(planned)
+            found = self._made.pop(key, None) or make()
             found.order = len(self.queues)
             self.queues[key] = found
         return found
@@ -241,6 +273,18 @@ class World:
     def _new_queue(self, planned: QueuePlan) -> DeliveryQueue:
         links, relink = self._linked(planned)
         return make_queue(self.env, planned, links, self.metrics, relink, self.sampler.holding)
+
+    def _kind_queue(
+        self, template: QueuePlan, domain: str, hosts_of: Callable[[int], list[RemoteHost]], index: int
+    ) -> DeliveryQueue:
+        """The queue to generated domain ``domain`` (number ``index``), planned by kind:
+        ``template``, planned for another domain of the kind, with this domain's name and
+        hosts, as ``kinds.renamed`` would plan it (its sessions are the kind's; a
+        shareable plan has no rule, policy or address that names a domain)."""
+        hosts = hosts_of(index)
+        links = [link_to(self.endpoint(host), h, host) for host, h in zip(hosts, template.hosts, strict=True)]
+        name = f"{template.virtual_server}|{template.connector}|{domain}"
+        return make_queue(self.env, template, links, self.metrics, None, self.sampler.holding, name=name)
 
     # -- the policy calendar -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class Plan:
         self.server_profile = self.parties.server_profile
         # The questions a run asks per message are bound once: no extra call on the way.
         self.route = self.outbound.route
+        self.generated = self.outbound.generated
         self.domain = self.remote.domain
         self.mx = self.remote.mx
         self.profile_of = self.parties.profile_of

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from sim.mta.profiles import get_profile
+from sim.plan.generated import GeneratedRoutes
 from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of, sender_policies
 from sim.plan.kinds import domain_kind, renamed, shareable
 from sim.plan.parties import Parties
@@ -13,6 +14,7 @@ from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan
 from sim.plan.remote import RemoteWorld
 from sim.policy.rules import SenderPolicies
 from sim.policy.tls_level import TlsPolicy, entry_dane, level_in_force, policy_entry
+from sim.routing.address_space import AddressSpace
 from sim.routing.selector import Route, RouteSelector, RouteState
 from sim.scenario.model import Organisation, RemoteDomain, RemoteHost
 from sim.vocabulary import Dnssec, TlsLevel, server_of
@@ -30,6 +32,26 @@ class Outbound:
         # A queue planned for one domain, by what it depends on besides names (kinds.py).
         self._kinds: dict[tuple[str, str, int, Hashable], QueuePlan] = {}
         self._reporter = (organisation.organisation, _our_contact(organisation))
+        self._generated: dict[str, GeneratedRoutes | None] = {}
+
+    def generated(self, source_server: str) -> GeneratedRoutes | None:
+        """The routes from ``source_server`` to the generated population by kind
+        (``generated.py``); ``None`` without a population."""
+        if source_server not in self._generated:
+            population = self.remote.population
+            self._generated[source_server] = (
+                None if population is None else GeneratedRoutes(self.route, source_server, population, self._named())
+            )
+        return self._generated[source_server]
+
+    def _named(self) -> set[str]:
+        """Every domain an address space or a policy-map entry names: the literal part of
+        each address space, and each entry's key."""
+        connectors = self.selector.organisation.connectors
+        named = {AddressSpace(space.pattern).suffix for c in connectors for space in c.address_spaces}
+        for vs in self.parties.virtual_servers.values():
+            named.update(vs.tls_policy)
+        return named
 
     def route(self, source_server: str, domain: str) -> RoutePlan:
         """The route of mail from ``source_server`` to ``domain``, with its queues."""
