@@ -170,7 +170,16 @@ def _draw_figures(
     axes = list(experiment.axis_names)
     replications = int(summary["runs"].max())
     named = f"{experiment.spec.name} ({replications} replication{'s' if replications != 1 else ''} per point)"
-    drawn = [
+    # The longest first (queue depth, then outcomes: about 0.12 and 0.09 s against 0.07
+    # for the others), so that two workers finish together.
+    drawn = []
+    if len(series):
+        drawn.append(
+            pool.submit(
+                plots.queue_depth, series, axes, summary, f"Total queue depth: {named}", folder / "queue_depth.png"
+            )
+        )
+    drawn += [
         pool.submit(plots.outcomes, summary, axes, f"What became of the mail: {named}", folder / "outcomes.png"),
         pool.submit(
             plots.bar_with_ci,
@@ -200,12 +209,6 @@ def _draw_figures(
             folder / "lost_rate_difference.png",
         ),
     ]
-    if len(series):
-        drawn.append(
-            pool.submit(
-                plots.queue_depth, series, axes, summary, f"Total queue depth: {named}", folder / "queue_depth.png"
-            )
-        )
 
     def finish() -> None:
         for figure in drawn:
