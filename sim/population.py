@@ -128,33 +128,46 @@ class GeneratedPopulation:
         first, hosts = self._first_host, self._hosts
         return [all(hosts[h][0] in NO_TLS for h in range(first[i], first[i + 1])) for i in range(len(self))]
 
-    def kinds(self) -> np.ndarray | None:
-        """Per domain, a number two domains share exactly when their hosts are alike, host
-        by host in preference order, in every field a queue's plan reads
-        (``sim.plan.kinds.PLANNED_FIELDS``), and neither publishes a policy. Without
-        transport policies only each host's TLS capability and whether it refuses
-        plaintext vary; the rest is the population's or the defaults. ``None`` for a
-        population with transport policies: those are drawn per domain as it is made."""
-        if self._policy_draws is not None:
-            return None
+    def kinds(self) -> np.ndarray:
+        """Per domain, a number two domains share exactly when they are alike in every
+        field a queue's plan reads (``sim.plan.kinds.domain_kind``: the domain's DNSSEC
+        state, and its hosts' fields host by host in preference order); -1 for a domain
+        that publishes a policy naming it (MTA-STS, TLS-RPT). Computed for the whole
+        population from its arrays and draws, as ``_make`` would set the fields: only
+        each host's TLS capability, whether it refuses plaintext and its TLSA record,
+        and the domain's DNSSEC state vary; the rest is the population's or the
+        defaults. tests/test_plan_generated.py holds the numbers to ``domain_kind``."""
+        count = len(self)
         code = {tls: 2 * i for i, tls in enumerate(ServerTls)}  # + 1: refuses plaintext
         codes = np.fromiter((code[h[0]] + h[1] for h in self._hosts), dtype=np.int64, count=len(self._hosts))
         first = np.asarray(self._first_host, dtype=np.int64)
         counts = np.diff(first)
-        base, most = 2 * len(ServerTls), int(counts.max(initial=0))
-        if base ** (most + 1) >= 2**62:  # keys past 64 bits: number the hosts' codes as tuples
+        owner = np.repeat(np.arange(count), counts)
+        zone = np.full(count, 2, dtype=np.int64)  # 2: insecure, 1: bogus, 0: signed
+        publishes = np.zeros(count, dtype=bool)
+        shares = self.population.policies
+        if self._policy_draws is not None and shares is not None:
+            per_domain, per_host = self._policy_draws
+            publishes, zone, tlsa = _drawn_policies(shares, per_domain, per_host[:, 0], owner)
+            codes = codes * 3 + tlsa
+        base = 6 * len(ServerTls)  # every host code is below it
+        most = int(counts.max(initial=0))
+        if 3 * base ** (most + 1) >= 2**62:  # keys past 64 bits: number the hosts' codes as tuples
             numbers: dict[tuple[int, ...], int] = {}
-            listed = codes.tolist()
-            return np.array(
-                [numbers.setdefault(tuple(listed[first[i] : first[i + 1]]), len(numbers)) for i in range(len(counts))],
+            listed, zones = codes.tolist(), zone.tolist()
+            kinds = np.array(
+                [numbers.setdefault((zones[i], *listed[first[i] : first[i + 1]]), len(numbers)) for i in range(count)],
                 dtype=np.int64,
             )
-        # One base-``base`` digit a host by its place, and the host count above them all.
-        owner = np.repeat(np.arange(len(counts)), counts)
-        place = np.arange(len(codes)) - first[:-1][owner]
-        keys_array = counts * base**most
-        np.add.at(keys_array, owner, codes * base**place)
-        return np.unique(keys_array, return_inverse=True)[1]
+        else:
+            # One base-``base`` digit a host by its place, the host count above them all,
+            # and the DNSSEC state above that.
+            place = np.arange(len(codes)) - first[:-1][owner]
+            keys = (zone * base + counts) * base**most
+            np.add.at(keys, owner, codes * base**place)
+            kinds = np.unique(keys, return_inverse=True)[1]
+        kinds[publishes] = -1
+        return kinds
 
     def hosts(self, index: int) -> list[RemoteHost]:
         """The MX hosts of domain ``index``, in preference order: its domain's when that
@@ -251,6 +264,27 @@ def _add_policies(
         )
     domain["dnssec"] = dnssec
     domain["tls_rpt"] = f"mailto:tlsrpt@{name}" if draws[5] < shares.tls_rpt else None
+
+
+def _drawn_policies(
+    shares: PopulationPolicies, per_domain: np.ndarray, tlsa_draws: np.ndarray, owner: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``_add_policies`` draws, for every domain at once: whether it publishes a
+    policy that names it (MTA-STS, TLS-RPT), its DNSSEC state (0 signed, 1 bogus, 2
+    insecure) and per host its TLSA record (0 none, 1 mismatching, 2 matching). The
+    comparisons are ``_add_policies``'s, on the same draws and the same sums."""
+    total = 0.0
+    for share in shares.mta_sts.values():  # _pick's running sum: a mode below it, none past it
+        total += share
+    rank = np.arange(len(per_domain))
+    publishes = (rank < shares.mta_sts_top) | (per_domain[:, 0] < total) | (per_domain[:, 5] < shares.tls_rpt)
+    zone_draw = per_domain[:, 3]
+    zone = np.where(
+        zone_draw < shares.dnssec_signed, 0, np.where(zone_draw < shares.dnssec_signed + shares.dnssec_bogus, 1, 2)
+    )
+    has_dane = (zone == 0) & (per_domain[:, 4] < shares.dane)
+    tlsa = np.where(has_dane[owner], np.where(tlsa_draws < shares.tlsa_mismatch, 1, 2), 0)
+    return publishes, zone.astype(np.int64), tlsa.astype(np.int64)
 
 
 def _pick(modes: list[tuple[StsMode, float]], draw: float) -> StsMode | None:

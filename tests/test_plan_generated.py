@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import simpy
-from worlds import organisation, scenario
+from worlds import EVERY_POLICY, organisation, scenario
 
 import sim.plan.outbound
 from sim.model.metrics import Metrics
 from sim.model.queue import DeliveryQueue
 from sim.model.world import World
+from sim.plan.kinds import domain_kind
 from sim.population import generate
 from sim.simulate import Simulation
 from sim.tls.sessions import SessionPlan
@@ -145,10 +146,31 @@ def _world(what_if: object) -> World:
     return World(what_if, simpy.Environment(), Metrics())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "population",
+    [
+        POPULATION,
+        {**POPULATION, "policies": EVERY_POLICY},
+        # Twelve hosts to a domain: kinds numbered by tuples, past 64-bit keys.
+        {**POPULATION, "mx_per_domain": {1: 0.9, 12: 0.1}, "policies": EVERY_POLICY},
+    ],
+    ids=["plain", "policies", "many hosts"],
+)
+def test_the_kind_numbers_are_the_kinds_of_the_domains_made(population):
+    generated = generate(scenario(organisation(), {"population": population}).remotes.population)
+    numbers = generated.kinds().tolist()
+    kinds = [domain_kind(d, d.mx) for d in generated.domains]
+    assert [n < 0 for n in numbers] == [k is None for k in kinds]  # publishes MTA-STS or TLS-RPT
+    pairs = {(n, k) for n, k in zip(numbers, kinds, strict=True) if n >= 0}
+    assert len(pairs) == len({n for n, _ in pairs}) == len({k for _, k in pairs}) > 5  # one to one
+
+
+@pytest.mark.parametrize("policies", [None, EVERY_POLICY], ids=["plain", "policies"])
 @pytest.mark.parametrize("setting", list(SETTINGS))
-def test_a_domain_planned_by_kind_gets_the_queues_of_one_planned_alone(setting, monkeypatch):
+def test_a_domain_planned_by_kind_gets_the_queues_of_one_planned_alone(setting, policies, monkeypatch):
     org, remotes = SETTINGS[setting]
-    what_if = scenario(org, {"population": POPULATION, **remotes})
+    population = {**POPULATION, "policies": policies} if policies else POPULATION
+    what_if = scenario(org, {"population": population, **remotes})
     names = generate(what_if.remotes.population).names()
     by_kind = _world(what_if)
     for name in names[::7]:  # some queues made ahead, as a run makes the likely ones
@@ -165,10 +187,10 @@ def test_a_domain_planned_by_kind_gets_the_queues_of_one_planned_alone(setting, 
     if setting == "verify names hosts":
         assert planned_alone == len(names)
         return
-    assert planned_alone < len(names) / 2
+    # Half the domains publish MTA-STS or TLS-RPT with every policy drawn: those are alone.
+    assert len(names) - planned_alone > (100 if policies else 150)
     for name in NAMED.get(setting, ()):
         assert generated.by_kind(name) is None
-    assert generated.by_kind("p-000001.example") is not None
 
 
 @pytest.mark.parametrize(

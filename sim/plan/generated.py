@@ -11,9 +11,9 @@ that numpy computes for the whole population (``GeneratedPopulation.kinds``).
 
 So the plan of such a domain is its kind's route, planned once for the first domain
 of the kind, and what remains per domain is its names: filled in when its queue is
-made (``KindRoute.own``), not before. A domain that something names, whose kind plans
-names into its queues (``kinds.shareable``), or of a population with transport
-policies (drawn per domain) is planned alone, as before. ``tests/test_plan_generated.py``
+made (``World``), not before. A domain that something names, that publishes a policy
+naming it (MTA-STS, TLS-RPT), or whose kind plans names into its queues
+(``kinds.shareable``) is planned alone, as before. ``tests/test_plan_generated.py``
 holds every queue so made equal to the one planned alone.
 """
 
@@ -67,8 +67,7 @@ class GeneratedRoutes:
         self.population = population
         kinds = population.kinds()
         name = population.population.name
-        if kinds is None or "." in name or not name.islower():
-            # Drawn policies, or names that could share more than the parent: all alone.
+        if "." in name or not name.islower():  # names that could share more than the parent
             kinds = np.full(len(population), -1, dtype=np.int64)
         alone = [i for i in (population.index_of(n) for n in named) if i is not None]
         kinds[alone] = -1
