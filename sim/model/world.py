@@ -34,6 +34,16 @@ from sim.streams import Draws, Stream, block_draws, generator
 
 
 @dataclass(frozen=True, slots=True)
+class Queued:
+    """One queue of a route as the world makes it: its plan, or for a generated domain
+    planned by kind, its kind's plan and the domain's hosts (its name is ``key``'s)."""
+
+    key: QueueKey
+    planned: QueuePlan
+    hosts: Callable[[], list[RemoteHost]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     """Where mail from one server to one domain goes: one queue, or several sharing load."""
 
@@ -101,7 +111,6 @@ def _our_endpoint(host: HostPlan) -> Endpoint:
 
 
 Relink = Callable[[tuple[str, ...]], list[HostLink]]
-MakeQueue = Callable[[], DeliveryQueue]  # a queue, made when called
 
 
 def link_to(endpoint: Endpoint, host: HostPlan, actual: RemoteHost | None = None) -> HostLink:
@@ -160,25 +169,23 @@ class World:
 
     def _new_dispatch(self, source_server: str, domain: str) -> Dispatch:
         route, queues = self._planned(source_server, domain)
-        found = self._dispatch[(source_server, domain)] = Dispatch(
-            tuple(self._queue(key, make) for key, make in queues), route
-        )
+        found = self._dispatch[(source_server, domain)] = Dispatch(tuple(self._queue(q) for q in queues), route)
         return found
 
-    def _planned(self, source_server: str, domain: str) -> tuple[RoutePlan, list[tuple[QueueKey, MakeQueue]]]:
-        """The route from ``source_server`` to ``domain`` and, per queue, its key and how
-        to make it. A generated domain planned by kind has no plan of its own: its queues
-        are made from its kind's with its names and hosts (``sim/plan/generated.py``)."""
+    def _planned(self, source_server: str, domain: str) -> tuple[RoutePlan, list[Queued]]:
+        """The route from ``source_server`` to ``domain`` and its queues as the world
+        makes them. A generated domain planned by kind has no plan of its own: its
+        queues are made from its kind's with its names and hosts (``sim/plan/generated.py``)."""
         generated = self.plan.generated(source_server)
         found = generated.by_kind(domain) if generated is not None else None
         if found is None:
             route = self.plan.route(source_server, domain)
-            return route, [(queue_key(q), partial(self._new_queue, q)) for q in route.queues]
+            return route, [Queued(queue_key(q), q) for q in route.queues]
         kind, index = found
         return kind.route, [
-            ((q.virtual_server, q.connector, domain), partial(self._kind_queue, q, domain, kind.hosts, index))
+            Queued((q.virtual_server, q.connector, domain), q, partial(kind.hosts, index))
             if own
-            else (queue_key(q), partial(self._new_queue, q))
+            else Queued(queue_key(q), q)
             for q, own in zip(kind.route.queues, kind.own, strict=True)
         ]
 
@@ -257,34 +264,35 @@ class World:
         one go, in popularity order, a large world's queues lie together instead of
         among the messages in flight when each got its first mail (docs/benchmarks.md,
         "Issue 22, second pass")."""
-        for key, make in self._planned(source_server, domain)[1]:
-            if key not in self.queues and key not in self._made:
-                self._made[key] = make()
+        for queued in self._planned(source_server, domain)[1]:
+            if queued.key not in self.queues and queued.key not in self._made:
+                self._made[queued.key] = self._new_queue(queued)
 
-    def _queue(self, key: QueueKey, make: MakeQueue) -> DeliveryQueue:
-        """The queue ``key``, made by ``make()`` when mail first reaches it (or before)."""
-        found = self.queues.get(key)
+    def _queue(self, queued: Queued) -> DeliveryQueue:
+        """The queue ``queued``, made when mail first reaches it (or before: ``prepare``)."""
+        found = self.queues.get(queued.key)
         if found is None:
-            found = self._made.pop(key, None) or make()
+            found = self._made.pop(queued.key, None) or self._new_queue(queued)
             found.order = len(self.queues)
-            self.queues[key] = found
+            self.queues[queued.key] = found
         return found
 
-    def _new_queue(self, planned: QueuePlan) -> DeliveryQueue:
-        links, relink = self._linked(planned)
-        return make_queue(self.env, planned, links, self.metrics, relink, self.sampler.holding)
+    def _new_queue(self, queued: Queued) -> DeliveryQueue:
+        planned = queued.planned
+        links, relink = self._links(queued)
+        name = None if queued.hosts is None else f"{planned.virtual_server}|{planned.connector}|{queued.key[2]}"
+        return make_queue(self.env, planned, links, self.metrics, relink, self.sampler.holding, name=name)
 
-    def _kind_queue(
-        self, template: QueuePlan, domain: str, hosts_of: Callable[[int], list[RemoteHost]], index: int
-    ) -> DeliveryQueue:
-        """The queue to generated domain ``domain`` (number ``index``), planned by kind:
-        ``template``, planned for another domain of the kind, with this domain's name and
-        hosts, as ``kinds.renamed`` would plan it (its sessions are the kind's; a
-        shareable plan has no rule, policy or address that names a domain)."""
-        hosts = hosts_of(index)
-        links = [link_to(self.endpoint(host), h, host) for host, h in zip(hosts, template.hosts, strict=True)]
-        name = f"{template.virtual_server}|{template.connector}|{domain}"
-        return make_queue(self.env, template, links, self.metrics, None, self.sampler.holding, name=name)
+    def _links(self, queued: Queued) -> tuple[list[HostLink], Relink | None]:
+        """The queue's links to its hosts (``_linked``). By kind: the kind's sessions with
+        the domain's own hosts, as ``kinds.renamed`` would plan them (a shareable plan has
+        no rule, policy or address that names a domain, and no other MX patterns)."""
+        if queued.hosts is None:
+            return self._linked(queued.planned)
+        hosts = queued.hosts()
+        return [
+            link_to(self.endpoint(host), h, host) for host, h in zip(hosts, queued.planned.hosts, strict=True)
+        ], None
 
     # -- the policy calendar -------------------------------------------------------------
 
@@ -306,10 +314,11 @@ class World:
         self.plan = plan = build_plan(scenario_after(self.scenario, self._count, self.env.now))
         self.virtual_servers = plan.virtual_servers
         for source, domain in list(self._dispatch):
-            for planned in plan.route(source, domain).queues:
-                queue = self.queues.get((planned.virtual_server, planned.connector, planned.next_hop))
+            for queued in self._planned(source, domain)[1]:
+                queue = self.queues.get(queued.key)
                 if queue is not None:
-                    links, relink = self._linked(planned)
+                    planned = queued.planned
+                    links, relink = self._links(queued)
                     queue.replan(planned.policy, links, planned.sts, reporting_of(planned), relink)
         self._dispatch.clear()
         self._made.clear()  # made under the plan before: made again when mail comes
