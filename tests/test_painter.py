@@ -17,7 +17,7 @@ from worlds import organisation, remotes, scenario
 from sim.report import figures
 from sim.report.page import write_report
 from sim.report.painter import Painter
-from sim.report.sections import Drawing
+from sim.report.sections import Drawing, sections
 from sim.simulate import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,8 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_the_painter_draws_what_this_process_would(result, tmp_path):
+@pytest.mark.parametrize("helpers", [0, 1], ids=["alone", "with a copy of itself"])
+def test_the_painter_draws_what_this_process_would(result, tmp_path, helpers):
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir()
     there.mkdir()
@@ -46,7 +47,7 @@ def test_the_painter_draws_what_this_process_would(result, tmp_path):
     painter = Painter()
     try:
         assert painter.available
-        written = write_report(result, there, painter=painter)
+        written = write_report(result, there, helpers=helpers, painter=painter)
     finally:
         painter.close()
     drawn = _files(here)
@@ -56,26 +57,43 @@ def test_the_painter_draws_what_this_process_would(result, tmp_path):
     assert [p.name for p in written][-2:] == ["report.md", "report.html"]
 
 
-def test_a_figure_that_fails_in_the_painter_fails_the_report(result, tmp_path, monkeypatch):
+@pytest.mark.parametrize("place", [0, 1], ids=["the painter's share", "its copy's share"])
+def test_a_figure_that_fails_in_the_painter_fails_the_report(result, tmp_path, monkeypatch, place):
     def broken(_result):
         raise ValueError("no axes for you")
 
-    monkeypatch.setitem(figures.DRAWERS, Drawing.QUEUES, broken)  # before the fork: the painter has it too
+    failing = [chart.drawing for section in sections(result) for chart in section.charts][place]
+    monkeypatch.setitem(figures.DRAWERS, failing, broken)  # before the fork: the painter has it too
     painter = Painter()
     try:
         with pytest.raises(ValueError, match="no axes for you"):
-            write_report(result, tmp_path, painter=painter)
+            write_report(result, tmp_path, helpers=1, painter=painter)
     finally:
         painter.close()
     assert not painter.available and not painter._process.is_alive()
 
 
-def test_an_abandoned_report_leaves_no_painter_behind(result, tmp_path):
+@pytest.mark.parametrize("helpers", [0, 1], ids=["alone", "with a copy of itself"])
+def test_an_abandoned_report_leaves_no_painter_behind(result, tmp_path, helpers):
     painter = Painter()
     process = painter._process
-    painter.start(result, [(Drawing.QUEUES, tmp_path / "queues.png")] * 20)  # still drawing at close
+    drawings = [(Drawing.QUEUES, tmp_path / f"queues-{n}.png") for n in range(40)]
+    painter.start(result, drawings, helpers)  # still drawing at close
+    copies: list[int] = []
+    for _ in range(200):  # the copy is forked once the painter has imported matplotlib
+        copies = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+        if copies or not helpers:
+            break
+        time.sleep(0.02)
+    assert len(copies) == helpers
     painter.close()
     assert not process.is_alive()
+    for _ in range(20):  # the copy is killed with it (and reaped by init), not left to draw its 20
+        if not any(_alive(pid) for pid in copies):
+            break
+        time.sleep(0.025)
+    assert not any(_alive(pid) for pid in copies)
+    assert len(list(tmp_path.glob("queues-*.png"))) < 10  # stopped, not left to draw its share
     painter.close()  # twice: nothing left to do
 
 

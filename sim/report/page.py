@@ -38,12 +38,12 @@ def write_report(
     once the run's own figures are under way (its what-ifs run meanwhile).
 
     The figures are drawn by ``painter`` (a process that imported matplotlib while the
-    run was simulated) when there is one; else here, every other one on ``helpers``
+    run was simulated) when there is one, else here; every other one on ``helpers``
     forked workers (a figure takes 0.1-0.2 s, mostly rendering)."""
     chosen = sections(result)
     charts = _charts(chosen)
     if painter is not None and painter.available:
-        painter.start(result, [(chart.drawing, folder / chart.name) for chart in charts])
+        painter.start(result, [(chart.drawing, folder / chart.name) for chart in charts], helpers)
         later = list(extra() if callable(extra) else extra)
         if _charts(later):
             painter.start(result, [(chart.drawing, folder / chart.name) for chart in _charts(later)])

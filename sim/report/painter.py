@@ -8,13 +8,18 @@ while the second core was idle during the simulation). The painter is forked whi
 this process runs one thread (``sim.parallel.start_method``); where forking is not
 safe it is not started and the report draws its figures itself.
 
-It talks over a pipe: a job is the run's result and the figures to draw, each to its
-path; the answer is the paths written, or the exception a figure raised.
+It talks over a pipe: a job is the run's result, the figures to draw, each to its
+path, and how many helpers may draw beside it; the answer is the paths written, or the
+exception a figure raised. With a helper, the painter forks itself, matplotlib and all,
+and the copy draws every other figure: the second core is idle while the report waits
+for its figures, unless the decision packet's what-ifs hold it (the caller says).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from sim.report.sections import Drawing
     from sim.results import RunResult
 
-Job = tuple["RunResult", list[tuple["Drawing", Path]]]
+Job = tuple["RunResult", list[tuple["Drawing", Path]], int]
 
 
 class Painter:
@@ -50,11 +55,12 @@ class Painter:
     def available(self) -> bool:
         return self._connection is not None
 
-    def start(self, result: RunResult, drawings: list[tuple[Drawing, Path]]) -> None:
-        """Hand over figures to draw; ``finish`` waits for them."""
+    def start(self, result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int = 0) -> None:
+        """Hand over figures to draw, every other one by a copy of the painter when
+        ``helpers`` is 1; ``finish`` waits for them."""
         if self._connection is None:
             raise RuntimeError("no painter process")
-        self._connection.send((result, drawings))
+        self._connection.send((result, drawings, helpers))
         self._pending += 1
 
     def finish(self) -> list[Path]:
@@ -98,21 +104,64 @@ def _paint(connection: Connection, parents_end: Connection) -> None:
     is closed here, so that the pipe ends when the parent does, killed or not."""
     parents_end.close()
     try:
-        from sim.report import figures
+        from sim.report import figures  # noqa: F401  (imported now: drawn with in _draw)
 
         while True:
             job: Job | None = connection.recv()
             if job is None:
                 return
-            result, drawings = job
+            result, drawings, helpers = job
             try:
-                paths = [figures.write_figure(drawing, result, path) for drawing, path in drawings]
+                paths = _draw(result, drawings, helpers)
             except Exception as exc:  # raised in the parent, where the report is written
                 _send(connection, ([], exc))
             else:
                 _send(connection, (paths, None))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return  # the parent is gone, or interrupted: nothing to answer
+
+
+def _draw(result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int) -> list[Path]:
+    """Draw ``drawings`` in order; with a helper, every other one in a forked copy of this
+    process (one thread: forking is safe), which a terminated painter takes with it."""
+    from sim.report.figures import write_figure
+
+    if helpers < 1 or len(drawings) < 2:
+        return [write_figure(drawing, result, path) for drawing, path in drawings]
+    ours, theirs = multiprocessing.Pipe(duplex=False)
+    child = os.fork()
+    if child == 0:  # the copy: its share, then its answer, and gone without cleaning up the painter's
+        code = 0
+        try:
+            theirs.send(([write_figure(d, result, p) for d, p in drawings[1::2]], None))
+        except BaseException as exc:
+            try:
+                theirs.send(([], exc))
+            except BaseException:
+                code = 1
+        os._exit(code)
+    theirs.close()
+
+    def stop(_signal: int, _frame: object) -> None:
+        # Painter.close terminates a painter still drawing, then waits for it to end: the
+        # copy holds the painter's end of the pipe that tells (its sentinel), so it goes too.
+        os.kill(child, signal.SIGKILL)
+        os._exit(1)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        here = [write_figure(d, result, p) for d, p in drawings[::2]]
+        try:
+            there, error = ours.recv()
+        except EOFError:
+            raise RuntimeError("the painter's helper ended before drawing its figures") from None
+        if error is not None:
+            raise error
+        return [path for pair in zip(here, [*there, None], strict=False) for path in pair if path is not None]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        ours.close()
+        os.waitpid(child, 0)
 
 
 def _send(connection: Connection, answer: tuple[list[Path], BaseException | None]) -> None:
