@@ -72,6 +72,7 @@ class GeneratedPopulation:
         self._prefix = f"{population.name}-"
         self._defaults = RemoteHost(host="x.example").model_dump()
         self._bases: dict[tuple[ServerTls, bool, Outages | None, float | None], dict[str, Any]] = {}
+        self._kinds: np.ndarray | None = None  # kinds(), once asked for
 
     def __len__(self) -> int:
         return len(self.popularity)
@@ -136,7 +137,13 @@ class GeneratedPopulation:
         population from its arrays and draws, as ``_make`` would set the fields: only
         each host's TLS capability, whether it refuses plaintext and its TLSA record,
         and the domain's DNSSEC state vary; the rest is the population's or the
-        defaults. tests/test_plan_generated.py holds the numbers to ``domain_kind``."""
+        defaults. tests/test_plan_generated.py holds the numbers to ``domain_kind``.
+        Computed once (0.2 s for a million domains; a calendar change asks again): a copy."""
+        if self._kinds is None:
+            self._kinds = self._numbered_kinds()
+        return self._kinds.copy()
+
+    def _numbered_kinds(self) -> np.ndarray:
         count = len(self)
         code = {tls: 2 * i for i, tls in enumerate(ServerTls)}  # + 1: refuses plaintext
         codes = np.fromiter((code[h[0]] + h[1] for h in self._hosts), dtype=np.int64, count=len(self._hosts))
