@@ -80,7 +80,7 @@ def test_an_abandoned_report_leaves_no_painter_behind(result, tmp_path, helpers)
     drawings = [(Drawing.QUEUES, tmp_path / f"queues-{n}.png") for n in range(40)]
     painter.start(result, drawings, helpers)  # still drawing at close
     copies: list[int] = []
-    for _ in range(200):  # the copy is forked once the painter has imported matplotlib
+    for _ in range(500):  # the copy is forked once the painter has imported matplotlib
         copies = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
         if copies or not helpers:
             break
