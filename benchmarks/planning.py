@@ -9,12 +9,13 @@ what a run asks when the domain gets its first message: its route and queue plan
 (``World.dispatch``). A tree that plans a generated population by kind
 (``sim/plan/generated.py``) decides every domain's route at once instead
 (``GeneratedRoutes.plan_all``), and fills each domain's names in when its queue is
-made: compare "plan+queues" between trees, not "plan" alone. Each round runs in a fresh process; with ``--before`` (a checkout
-of the code before, ``git worktree add /tmp/before <commit>``) the two trees alternate,
-so a busy machine slows both alike. The cyclic collector is as each tree's build has
-it: paused where the tree pauses it while it builds a world, else CPython's defaults.
-Prints min and median per phase, in seconds and in microseconds a domain. Issue 22's
-goal: 100,000 domains planned in well under a second.
+made: compare "plan+queues" between trees, not "plan" alone. Each round runs in a
+fresh process; with ``--before`` (a checkout of the code before, ``git worktree add
+/tmp/before <commit>``) the two trees alternate, so a busy machine slows both alike.
+The cyclic collector is as each tree's build has it: paused where the tree pauses it
+while it builds a world, else CPython's defaults. Prints min and median per phase, in
+seconds and in microseconds a domain. Issue 22's goal: 100,000 domains planned in well
+under a second.
 """
 
 from __future__ import annotations
