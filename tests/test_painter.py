@@ -5,6 +5,7 @@ here; and ``tlssim run`` then never imports matplotlib itself."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -75,7 +76,13 @@ def test_a_figure_that_fails_in_the_painter_fails_the_report(result, tmp_path, m
 
 @pytest.mark.parametrize("helpers", [0, 1], ids=["alone", "with a copy of itself"])
 def test_an_abandoned_report_leaves_no_painter_behind(result, tmp_path, helpers):
-    painter = Painter()
+    # A parent whose SIGTERM handler only takes note (as a library's might): the painter
+    # still stops when told.
+    previous = signal.signal(signal.SIGTERM, lambda *_args: None)
+    try:
+        painter = Painter()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     process = painter._process
     drawings = [(Drawing.QUEUES, tmp_path / f"queues-{n}.png") for n in range(40)]
     painter.start(result, drawings, helpers)  # still drawing at close

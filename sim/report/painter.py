@@ -103,6 +103,9 @@ def _paint(connection: Connection, parents_end: Connection) -> None:
     draw each job's figures until told to stop or the other end closes: the parent's end
     is closed here, so that the pipe ends when the parent does, killed or not."""
     parents_end.close()
+    # Ended by SIGTERM whatever the parent made of it (a handler that only takes note
+    # would leave Painter.close waiting for the figures, then killing it).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         from sim.report import figures  # noqa: F401  (imported now: drawn with in _draw)
 
