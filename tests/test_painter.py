@@ -76,12 +76,14 @@ def test_a_figure_that_fails_in_the_painter_fails_the_report(result, tmp_path, m
 
 @pytest.mark.parametrize("helpers", [0, 1], ids=["alone", "with a copy of itself"])
 def test_an_abandoned_report_leaves_no_painter_behind(result, tmp_path, helpers):
-    # A parent whose SIGTERM handler only takes note (as a library's might): the painter
-    # still stops when told.
+    # A parent whose SIGTERM handler only takes note, and which blocks it, as a library
+    # might: the painter still stops when told.
     previous = signal.signal(signal.SIGTERM, lambda *_args: None)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         painter = Painter()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         signal.signal(signal.SIGTERM, previous)
     process = painter._process
     drawings = [(Drawing.QUEUES, tmp_path / f"queues-{n}.png") for n in range(40)]

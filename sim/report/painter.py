@@ -103,9 +103,10 @@ def _paint(connection: Connection, parents_end: Connection) -> None:
     draw each job's figures until told to stop or the other end closes: the parent's end
     is closed here, so that the pipe ends when the parent does, killed or not."""
     parents_end.close()
-    # Ended by SIGTERM whatever the parent made of it (a handler that only takes note
-    # would leave Painter.close waiting for the figures, then killing it).
+    # Ended by SIGTERM whatever the parent made of it (a handler that only takes note, or
+    # the signal blocked, would leave Painter.close waiting for the figures, then killing it).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         from sim.report import figures  # noqa: F401  (imported now: drawn with in _draw)
 
