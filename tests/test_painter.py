@@ -5,6 +5,7 @@ here; and ``tlssim run`` then never imports matplotlib itself."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from worlds import organisation, remotes, scenario
 
+import sim.report.painter
 from sim.report import figures
 from sim.report.page import write_report
 from sim.report.painter import Painter
@@ -56,6 +58,30 @@ def test_the_painter_draws_what_this_process_would(result, tmp_path, helpers):
     assert _files(there) == drawn
     assert sorted(p.name for p in written) == list(drawn)
     assert [p.name for p in written][-2:] == ["report.md", "report.html"]
+
+
+def test_a_painter_that_cannot_fork_its_copy_draws_every_figure_itself(result, tmp_path, monkeypatch):
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    write_report(result, here)
+
+    class NoFork:
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def fork() -> int:
+            raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(sim.report.painter, "os", NoFork())  # before the fork: the painter has it too
+    painter = Painter()
+    try:
+        written = write_report(result, there, helpers=1, painter=painter)
+    finally:
+        painter.close()
+    assert _files(there) == _files(here)
+    assert sorted(p.name for p in written) == sorted(_files(here))
 
 
 @pytest.mark.parametrize("place", [0, 1], ids=["the painter's share", "its copy's share"])

@@ -133,7 +133,12 @@ def _draw(result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int)
     if helpers < 1 or len(drawings) < 2:
         return [write_figure(drawing, result, path) for drawing, path in drawings]
     ours, theirs = multiprocessing.Pipe(duplex=False)
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError:  # no process to be had (a limit): the painter draws them all
+        ours.close()
+        theirs.close()
+        return [write_figure(drawing, result, path) for drawing, path in drawings]
     if child == 0:  # the copy: its share, then its answer, and gone without cleaning up the painter's
         code = 0
         try:
