@@ -25,8 +25,7 @@ from sim.model.queue import DeliveryQueue, QueueRetry
 from sim.model.sampler import DepthSampler, Sampled
 from sim.model.tlsrpt_tally import Reporting
 from sim.plan.build import Plan, build_plan
-from sim.plan.generated import QueueKey, queue_key
-from sim.plan.plans import HostPlan, QueuePlan, RoutePlan, sender_key, sender_of
+from sim.plan.plans import HostPlan, QueueKey, QueuePlan, RoutePlan, queue_key, queue_name, sender_key, sender_of
 from sim.policy import requiretls
 from sim.scenario.calendar import record_changes, scenario_after
 from sim.scenario.model import InboundFlow, RemoteHost, Scenario
@@ -178,14 +177,13 @@ class World:
         queues are made from its kind's with its names and hosts (``sim/plan/generated.py``)."""
         generated = self.plan.generated(source_server)
         found = generated.by_kind(domain) if generated is not None else None
-        if found is None:
+        if generated is None or found is None:
             route = self.plan.route(source_server, domain)
             return route, [Queued(queue_key(q), q) for q in route.queues]
         kind, index = found
+        hosts = partial(generated.population.hosts, index)
         return kind.route, [
-            Queued((q.virtual_server, q.connector, domain), q, partial(kind.hosts, index))
-            if own
-            else Queued(queue_key(q), q)
+            Queued((q.virtual_server, q.connector, domain), q, hosts) if own else Queued(queue_key(q), q)
             for q, own in zip(kind.route.queues, kind.own, strict=True)
         ]
 
@@ -280,7 +278,7 @@ class World:
     def _new_queue(self, queued: Queued) -> DeliveryQueue:
         planned = queued.planned
         links, relink = self._links(queued)
-        name = None if queued.hosts is None else f"{planned.virtual_server}|{planned.connector}|{queued.key[2]}"
+        name = None if queued.hosts is None else queue_name(*queued.key)
         return make_queue(self.env, planned, links, self.metrics, relink, self.sampler.holding, name=name)
 
     def _links(self, queued: Queued) -> tuple[list[HostLink], Relink | None]:

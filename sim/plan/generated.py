@@ -25,11 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.plan.kinds import shareable
-from sim.plan.plans import QueuePlan, RoutePlan
+from sim.plan.plans import RoutePlan
 from sim.population import GeneratedPopulation
-from sim.scenario.model import RemoteHost
-
-QueueKey = tuple[str, str, str]  # (virtual server, connector, next hop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +35,6 @@ class KindRoute:
 
     route: RoutePlan  # planned for the kind's first domain: its decision names that domain
     own: tuple[bool, ...]  # per queue: the domain's own (its names filled in), or one all share
-    population: GeneratedPopulation
-
-    def hosts(self, index: int) -> list[RemoteHost]:
-        """The hosts of generated domain number ``index``, in preference order."""
-        return self.population.hosts(index)
-
-
-def queue_key(planned: QueuePlan) -> QueueKey:
-    return (planned.virtual_server, planned.connector, planned.next_hop)
 
 
 class GeneratedRoutes:
@@ -81,8 +69,10 @@ class GeneratedRoutes:
         """The route of ``domain`` by its kind, and its number; ``None``: it is not
         generated, or it is planned alone."""
         index = self.population.index_of(domain)
-        found = self.route_of(index) if index is not None else None
-        return None if found is None or index is None else (found, index)
+        if index is None:
+            return None
+        found = self.route_of(index)
+        return None if found is None else (found, index)
 
     def route_of(self, index: int) -> KindRoute | None:
         """The route of generated domain number ``index`` by its kind, or ``None``: it is
@@ -110,4 +100,4 @@ class GeneratedRoutes:
         own = tuple(q.next_hop == first for q in planned.queues)
         if not all(shareable(q) for q, is_own in zip(planned.queues, own, strict=True) if is_own):
             return None  # its plans name the domain (kinds.shareable): each is planned alone
-        return KindRoute(planned, own, self.population)
+        return KindRoute(planned, own)

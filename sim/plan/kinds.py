@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from sim.plan.plans import HostPlan, QueuePlan
+from sim.plan.plans import HostPlan, QueuePlan, queue_name
 from sim.policy.rules import PLAIN
 from sim.scenario.model import RemoteDomain, RemoteHost
 from sim.vocabulary import TlsLevel
@@ -90,7 +90,7 @@ def renamed(template: QueuePlan, next_hop: str, hosts: list[RemoteHost]) -> Queu
     not ``dataclasses.replace``: that reads every field by name, 2 us more a domain.)"""
     t = template
     return QueuePlan(
-        f"{t.virtual_server}|{t.connector}|{next_hop}",
+        queue_name(t.virtual_server, t.connector, next_hop),
         t.virtual_server,
         t.connector,
         next_hop,

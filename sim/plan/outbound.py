@@ -10,7 +10,7 @@ from sim.plan.generated import GeneratedRoutes
 from sim.plan.hosts import Destination, host_plans, patterns_planner, policy_of, sender_policies
 from sim.plan.kinds import domain_kind, renamed, shareable
 from sim.plan.parties import Parties
-from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan
+from sim.plan.plans import UNREACHABLE, QueuePlan, RoutePlan, queue_name
 from sim.plan.remote import RemoteWorld
 from sim.policy.rules import SenderPolicies
 from sim.policy.tls_level import TlsPolicy, entry_dane, level_in_force, policy_entry
@@ -139,7 +139,7 @@ class Outbound:
         receivers = [(host, parties.receiver_of(host), host.tlsa, host.tls) for host in hosts]
         destination = Destination(sender, receivers, policies, dnssec, next_hop)
         return QueuePlan(
-            f"{route.virtual_server}|{connector.name}|{next_hop}",
+            queue_name(route.virtual_server, connector.name, next_hop),
             route.virtual_server,
             connector.name,
             next_hop,

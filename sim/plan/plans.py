@@ -78,6 +78,19 @@ class RoutePlan:
         return self.decision.state
 
 
+QueueKey = tuple[str, str, str]  # (virtual server, connector, next hop): one queue of ours
+
+
+def queue_key(planned: QueuePlan) -> QueueKey:
+    return (planned.virtual_server, planned.connector, planned.next_hop)
+
+
+def queue_name(virtual_server: str, connector: str, next_hop: str) -> str:
+    """The name of our queue through ``connector`` to ``next_hop`` (tables and figures
+    show it: ``VS|connector|next hop``)."""
+    return f"{virtual_server}|{connector}|{next_hop}"
+
+
 def sender_key(sender: str, part: int = 0) -> str:
     """The name of a remote sender's queue for us: its domain, and ``#n`` for the n-th
     share of its mail with an observed failure."""

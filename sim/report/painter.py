@@ -20,6 +20,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
+from itertools import zip_longest
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -130,26 +132,13 @@ def _draw(result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int)
     process (one thread: forking is safe), which a terminated painter takes with it."""
     from sim.report.figures import write_figure
 
-    if helpers < 1 or len(drawings) < 2:
-        return [write_figure(drawing, result, path) for drawing, path in drawings]
-    ours, theirs = multiprocessing.Pipe(duplex=False)
-    try:
-        child = os.fork()
-    except OSError:  # no process to be had (a limit): the painter draws them all
-        ours.close()
-        theirs.close()
-        return [write_figure(drawing, result, path) for drawing, path in drawings]
-    if child == 0:  # the copy: its share, then its answer, and gone without cleaning up the painter's
-        code = 0
-        try:
-            theirs.send(([write_figure(d, result, p) for d, p in drawings[1::2]], None))
-        except BaseException as exc:
-            try:
-                theirs.send(([], exc))
-            except BaseException:
-                code = 1
-        os._exit(code)
-    theirs.close()
+    def draw(share: list[tuple[Drawing, Path]]) -> list[Path]:
+        return [write_figure(drawing, result, path) for drawing, path in share]
+
+    copy = _copy(draw, drawings[1::2]) if helpers >= 1 and len(drawings) >= 2 else None
+    if copy is None:  # alone, or no process to be had (a limit): the painter draws them all
+        return draw(drawings)
+    child, ours = copy
 
     def stop(_signal: int, _frame: object) -> None:
         # Painter.close terminates a painter still drawing, then waits for it to end: the
@@ -159,18 +148,44 @@ def _draw(result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        here = [write_figure(d, result, p) for d, p in drawings[::2]]
+        here = draw(drawings[::2])
         try:
             there, error = ours.recv()
         except EOFError:
             raise RuntimeError("the painter's helper ended before drawing its figures") from None
         if error is not None:
             raise error
-        return [path for pair in zip(here, [*there, None], strict=False) for path in pair if path is not None]
+        return [path for pair in zip_longest(here, there) for path in pair if path is not None]  # in order
     finally:
         signal.signal(signal.SIGTERM, previous)
         ours.close()
         os.waitpid(child, 0)
+
+
+def _copy(
+    draw: Callable[[list[tuple[Drawing, Path]]], list[Path]], share: list[tuple[Drawing, Path]]
+) -> tuple[int, Connection] | None:
+    """Fork a copy of the painter that draws ``share``, answers on a pipe and ends; its
+    process id and the pipe's end, or ``None`` when no process is to be had."""
+    ours, theirs = multiprocessing.Pipe(duplex=False)
+    try:
+        child = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        return None
+    if child == 0:  # the copy: its share, then its answer, and gone without cleaning up the painter's
+        code = 0
+        try:
+            theirs.send((draw(share), None))
+        except BaseException as exc:
+            try:
+                theirs.send(([], exc))
+            except BaseException:
+                code = 1
+        os._exit(code)
+    theirs.close()
+    return child, ours
 
 
 def _send(connection: Connection, answer: tuple[list[Path], BaseException | None]) -> None:
