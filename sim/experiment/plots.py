@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from sim.experiment.analysis import half_width
 from sim.files import write_atomic
+from sim.png import save_png
 
 # Labels come from users' files (axis values, sender names): a "$" is a dollar sign,
 # never the start of mathtext, which fails on "$x" or typesets "$a$" (issue 21).
@@ -144,6 +145,6 @@ def queue_depth(series: pd.DataFrame, axes: list[str], points: pd.DataFrame, tit
 
 
 def _save(fig: Figure, target: Path) -> Path:
-    write_atomic(target, lambda p: fig.savefig(p, dpi=110, format="png"))
+    write_atomic(target, lambda p: save_png(fig, p, dpi=110))
     plt.close(fig)
     return target

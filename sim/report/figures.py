@@ -23,6 +23,7 @@ from matplotlib.ticker import NullLocator
 
 from sim.files import write_atomic
 from sim.model.sketch import BIN_RATIO
+from sim.png import save_png
 from sim.report.facts import by_day, losing_domains
 from sim.report.sections import Drawing
 from sim.wording import duration
@@ -282,7 +283,7 @@ def write_figure(drawing: Drawing, result: RunResult, path: Path) -> Path:
 
 
 def save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=110, format="png")  # the path may be a temporary name
+    save_png(figure, path, dpi=110)  # the path may be a temporary name
     plt.close(figure)
     return path
 
