@@ -3,10 +3,11 @@
 ``Figure.savefig(path, format="png")`` stores the rendered image as RGBA and lets zlib
 spend its default effort (level 6). Our figures are opaque (a white figure background
 under everything, so every alpha is 255): stored as RGB at zlib level 1, the same
-pixels take 9.3 ms instead of 17.2 ms to encode for a report's queue figure, and the
-files come out 5-10% smaller (the four figures of force-tls-2024's report: 31 ms
-against 60 ms, 207 KB against 220 KB; median of 5, issue 22). tests/test_report.py
-holds the pixels equal to savefig's.
+pixels take 9.3 ms instead of 17.2 ms to encode for a report's queue figure, and no
+file comes out larger (the four figures of force-tls-2024's report: 31 against 60 ms
+to encode, 207 against 220 KB; median of 5). Drawn and saved, the four took 588
+against 704 ms (median of 9, alternating; issue 22). tests/test_png.py holds the
+pixels equal to savefig's.
 
 Imported only by the modules that draw (matplotlib and Pillow, which it ships with).
 """
