@@ -41,7 +41,7 @@ def test_report_html_is_one_self_contained_page_with_every_figure(report):
         "NDRs and delay notices so far: 7,286 NDRs and 12,562 delay notices by the end of the run",
         "Domains whose mail will not arrive, most lost first: oldsendmail.example (8,617), brokentls.example (5,760)",
         "Time to delivery (median 0.54 s), and to the NDR of mail that will not arrive "
-        "(the last 5 d 23 h into the run)",
+        "(the last 5 d 23 h after the start, 1 d 23 h after the run ends)",
     ]
     assert all(len(data) > 5000 for data, _ in images)
     assert "http://" not in page and "https://" not in page and "<script" not in page

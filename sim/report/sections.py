@@ -159,8 +159,10 @@ def _outbound(result: RunResult) -> Section:
     if row["out_delivered"] or row["out_ndr"] or row.get("out_doomed"):
         caption = f"Time to delivery (median {duration(row['delay_p50_s'])})"
         if row["out_ndr"] or row.get("out_doomed"):
-            last = duration(row["out_returned_by_s"])
-            caption += f", and to the NDR of mail that will not arrive (the last {last} into the run)"
+            last, end = row["out_returned_by_s"], row["sim_hours"] * 3600.0
+            # Doomed mail is returned at its expiry, which may come after the run's end.
+            when = "into the run" if last <= end else f"after the start, {duration(last - end)} after the run ends"
+            caption += f", and to the NDR of mail that will not arrive (the last {duration(last)} {when})"
         section.charts.append(Chart("delays.png", caption, Drawing.DELAYS))
     if losing:
         section.tables.append(_domain_table("Domains whose mail will not arrive", losing, len(losing)))
