@@ -285,3 +285,41 @@ def test_run_with_a_baseline_writes_the_comparison_beside_the_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "- NDRs: 0 -> 7,286" in (tmp_path / "compare.md").read_text()
     assert (tmp_path / "report.html").exists()
+
+
+def _troubled(*starts: float):
+    """A result whose queues first sample in Retry at ``starts`` (one queue each)."""
+    from types import SimpleNamespace
+
+    samples = [(start, f"VS|c|host{n}.example", 5, True) for n, start in enumerate(starts)]
+    return SimpleNamespace(queue_samples=samples, timers={"delay notice": 43200.0, "expiry": 172800.0},
+                           manifest_extra={})  # fmt: skip
+
+
+FIRST = ["delay notice (12 h, trouble from 15 min)", "expiry (2 d, trouble from 15 min)"]
+SECOND = ["delay notice (12 h, trouble from 1 d)", "expiry (2 d, trouble from 1 d)"]
+
+
+@pytest.mark.parametrize(
+    ("starts", "labelled"),
+    [
+        ((900.0, 1800.0), FIRST),  # 15 minutes apart on a 4-day axis: one line each, not two over each other
+        ((900.0, 86400.0), FIRST + SECOND),  # a second trouble a day later has lines of its own
+        ((900.0, 86400.0, 129600.0), FIRST + SECOND),  # only the first two troubles are marked
+        ((900.0, 7200.0, 86400.0), FIRST + SECOND),  # the one too close to the first is not counted
+    ],
+)
+def test_timer_lines_mark_each_trouble_once_and_stay_readable(starts, labelled):
+    import matplotlib.pyplot as plt
+
+    from sim.report.figures import _mark_time
+
+    figure, ax = plt.subplots()
+    try:
+        _mark_time(ax, _troubled(*starts), 3600.0, 4 * 86400.0)
+        assert [text.get_text() for text in ax.texts] == labelled
+        for text in ax.texts:  # clear of its line, on a pale ground
+            assert text.get_bbox_patch() is not None
+            assert text.xyann == (-2, 0)
+    finally:
+        plt.close(figure)
