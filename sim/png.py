@@ -29,8 +29,9 @@ SOFTWARE = f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/
 
 
 def save_png(figure: Figure, path: str | Path, dpi: float = 110) -> None:
-    """Render ``figure`` at ``dpi`` (as ``savefig(path, dpi=dpi)`` would) and write it as an
-    RGB PNG; a figure that is not opaque is refused rather than flattened."""
+    """Render ``figure`` at ``dpi`` (as ``savefig(path, dpi=dpi)`` would, but the figure
+    keeps that dpi: callers close it next) and write it as an RGB PNG; a figure that is
+    not opaque is refused rather than flattened."""
     figure.set_dpi(dpi)
     figure.canvas.draw()
     rgba = np.asarray(figure.canvas.buffer_rgba())  # type: ignore[attr-defined]
