@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -24,6 +24,18 @@ def start_method() -> str:
     if forks_by_default and chosen in (None, "fork") and threading.active_count() == 1:
         return "fork"
     return "spawn"
+
+
+def shared_out(items: Sequence[T]) -> tuple[list[T], list[T]]:
+    """``items`` shared between this process and a helper: every other one, the first here
+    (the figures of a report, drawn beside a forked copy or worker)."""
+    return list(items[::2]), list(items[1::2])
+
+
+def in_turn(here: list[T], there: list[T]) -> list[T]:
+    """What became of the two shares of :func:`shared_out`, back in their first order
+    (``here`` holds as many as ``there``, or one more)."""
+    return [item for pair in zip(here, there, strict=False) for item in pair] + here[len(there) :]
 
 
 class Background:

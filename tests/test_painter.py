@@ -188,3 +188,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("count", range(6))
+def test_figures_shared_with_a_helper_come_back_in_their_order(count):
+    from sim.parallel import in_turn, shared_out
+
+    figures_in_order = [f"figure-{n}" for n in range(count)]
+    here, there = shared_out(figures_in_order)
+    assert len(here) - len(there) in (0, 1) and sorted(here + there) == sorted(figures_in_order)
+    assert in_turn(here, there) == figures_in_order

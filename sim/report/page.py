@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.files import write_text_atomic
 from sim.htmlpage import STYLE, image, worded_table
-from sim.parallel import Background
+from sim.parallel import Background, in_turn, shared_out
 from sim.report.sections import Chart, Section, Table, headline, sections
 
 if TYPE_CHECKING:
@@ -68,10 +67,10 @@ def _draw_here(result: RunResult, folder: Path, charts: list[Chart], helpers: in
 
     pool = Background(helpers)
     try:
-        elsewhere = [pool.submit(write_figure, c.drawing, result, folder / c.name) for c in charts[1::2]]
-        here = [write_figure(c.drawing, result, folder / c.name) for c in charts[::2]]
-        there = [drawn.result() for drawn in elsewhere]
-        return [path for pair in zip_longest(here, there) for path in pair if path is not None]  # chart order
+        mine, theirs = shared_out(charts)
+        elsewhere = [pool.submit(write_figure, c.drawing, result, folder / c.name) for c in theirs]
+        here = [write_figure(c.drawing, result, folder / c.name) for c in mine]
+        return in_turn(here, [drawn.result() for drawn in elsewhere])
     finally:
         pool.close()
 

@@ -21,13 +21,12 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from itertools import zip_longest
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.parallel import start_method
+from sim.parallel import in_turn, shared_out, start_method
 
 if TYPE_CHECKING:
     from sim.report.sections import Drawing
@@ -135,7 +134,8 @@ def _draw(result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int)
     def draw(share: list[tuple[Drawing, Path]]) -> list[Path]:
         return [write_figure(drawing, result, path) for drawing, path in share]
 
-    copy = _copy(draw, drawings[1::2]) if helpers >= 1 and len(drawings) >= 2 else None
+    mine, theirs = shared_out(drawings)
+    copy = _copy(draw, theirs) if helpers >= 1 and theirs else None
     if copy is None:  # alone, or no process to be had (a limit): the painter draws them all
         return draw(drawings)
     child, ours = copy
@@ -148,14 +148,14 @@ def _draw(result: RunResult, drawings: list[tuple[Drawing, Path]], helpers: int)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        here = draw(drawings[::2])
+        here = draw(mine)
         try:
             there, error = ours.recv()
         except EOFError:
             raise RuntimeError("the painter's helper ended before drawing its figures") from None
         if error is not None:
             raise error
-        return [path for pair in zip_longest(here, there) for path in pair if path is not None]  # in order
+        return in_turn(here, there)
     finally:
         signal.signal(signal.SIGTERM, previous)
         ours.close()
