@@ -101,12 +101,13 @@ class GeneratedPopulation:
 
     def index_of(self, name: str) -> int | None:
         """The index of the domain called ``name``, or None: not one of these."""
-        if not name.startswith(self._prefix) or not name.endswith(".example"):
+        if not name.startswith(self._prefix) or not name.endswith(SUFFIX):
             return None
-        digits = name[len(self._prefix) : -len(".example")]
-        # As ``domain_name`` writes a rank: six digits, zero-padded, or more without a
-        # leading zero (checked, not formatted again and compared: 1 us less a domain).
-        if not (digits.isascii() and digits.isdigit()) or (len(digits) != 6 and (len(digits) < 6 or digits[0] == "0")):
+        digits = name[len(self._prefix) : -len(SUFFIX)]
+        # As ``domain_name`` writes a rank: RANK_DIGITS digits, zero-padded, or more without
+        # a leading zero (checked, not formatted again and compared: 1 us less a domain).
+        padded = len(digits) == RANK_DIGITS or (len(digits) > RANK_DIGITS and digits[0] != "0")
+        if not (digits.isascii() and digits.isdigit() and padded):
             return None
         rank = int(digits)
         return rank - 1 if 1 <= rank <= len(self) else None
@@ -216,8 +217,12 @@ class GeneratedPopulation:
         return _unvalidated(RemoteDomain, domain, _DOMAIN_FIELDS)
 
 
+RANK_DIGITS = 6  # a generated domain's rank, zero-padded to this many digits
+SUFFIX = ".example"  # every generated domain's parent (RFC 2606: never a real one)
+
+
 def domain_name(population: Population, rank: int) -> str:
-    return f"{population.name}-{rank:06d}.example"
+    return f"{population.name}-{rank:0{RANK_DIGITS}d}{SUFFIX}"
 
 
 def _requires_tls(population: Population, tls: ServerTls, uniform: Draws[float]) -> bool:
